@@ -1,0 +1,98 @@
+/**
+ * Bree job: build one revision in a worker thread. Fetches the commit's source with the
+ * lease's repository-scoped token, runs the configured commands in a fresh folder, and
+ * streams the masked log to the listener's main thread, which ships it to the control
+ * plane. Answers `cancel` by stopping the build's processes.
+ */
+import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import { parentPort, workerData } from "node:worker_threads";
+import { buildEnvironment } from "../src/listener/build/build-environment.js";
+import { createBuildLog } from "../src/listener/build/build-log.js";
+import { fetchSource } from "../src/listener/build/fetch-source.js";
+import { runCommands } from "../src/listener/build/run-commands.js";
+import type { BuildJobData, BuildJobMessage, BuildJobResult } from "../src/listener/job-messages.js";
+
+const data = workerData as BuildJobData;
+const abort = new AbortController();
+parentPort?.on("message", (message) => {
+  if (message === "cancel") abort.abort();
+});
+const post = (message: BuildJobMessage) => parentPort?.postMessage(message);
+
+async function build(): Promise<BuildJobResult> {
+  const log = await createBuildLog({
+    file: data.logFile,
+    secrets: data.secrets,
+    onChunk: (text, offset) => post({ type: "log", text, offset }),
+  });
+  try {
+    const source = path.join(data.workDir, "source");
+    await rm(source, { recursive: true, force: true });
+    try {
+      log.write(`[slipway] fetching ${data.repository}@${data.sha.slice(0, 12)}\n`);
+      const fetched = await fetchSource({ tarballUrl: data.tarballUrl, token: data.token, destination: source, signal: abort.signal });
+      for (const skipped of fetched.skipped) log.write(`[slipway] skipped ${skipped.path}: ${skipped.reason}\n`);
+    } catch (error) {
+      if (abort.signal.aborted) return { outcome: "cancelled", error: "Cancelled while fetching the source" };
+      const message = `Could not fetch the source: ${(error as Error).message}`;
+      log.write(`[slipway] ${message}\n`);
+      return { outcome: "failed", error: message, infrastructureFault: true };
+    }
+    if (data.commands.length === 0) {
+      log.write("[slipway] no build commands configured (build.commands in .github/slipway.yml)\n");
+      return { outcome: "succeeded" };
+    }
+    const env = buildEnvironment({
+      configEnv: data.env,
+      databaseUrl: data.databaseUrl,
+      sha: data.sha,
+      ref: data.ref,
+      environment: data.environment,
+      revisionId: data.revisionId,
+      runMarker: `slipway-${data.revisionId}-${randomUUID()}`,
+    });
+    const result = await runCommands({
+      commands: data.commands,
+      cwd: source,
+      env,
+      timeoutMs: data.timeoutSeconds * 1000,
+      onOutput: (text) => log.write(text),
+      signal: abort.signal,
+    });
+    const seconds = (result.durationMs / 1000).toFixed(1);
+    switch (result.outcome) {
+      case "succeeded":
+        log.write(`[slipway] build succeeded in ${seconds} s\n`);
+        return { outcome: "succeeded" };
+      case "cancelled":
+        log.write(`[slipway] build cancelled after ${seconds} s\n`);
+        return { outcome: "cancelled", error: "Cancelled" };
+      case "timed_out": {
+        const message = `The build took longer than ${data.timeoutSeconds} s (build.timeout) and was stopped during \`${result.failedCommand}\``;
+        log.write(`[slipway] ${message}\n`);
+        return { outcome: "failed", error: message };
+      }
+      default: {
+        const how = result.exitCode !== null ? `exited with code ${result.exitCode}` : `was killed by ${result.signal}`;
+        const message = `\`${result.failedCommand}\` ${how}`;
+        log.write(`[slipway] ${message}\n`);
+        return { outcome: "failed", error: message };
+      }
+    }
+  } finally {
+    await log.close();
+  }
+}
+
+build()
+  .catch((error: unknown): BuildJobResult => ({
+    outcome: "failed",
+    error: `The build job crashed: ${(error as Error).message}`,
+    infrastructureFault: true,
+  }))
+  .then((result) => {
+    post({ type: "result", result });
+    parentPort?.postMessage("done");
+  });

@@ -1,0 +1,29 @@
+/**
+ * Bree job: set up a deployment's database in a worker thread (first revision only).
+ * Idempotent: a database an interrupted attempt created is adopted, not made twice.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import pino from "pino";
+import { createDatabaseBackend, describeDatabaseError } from "../src/listener/database/database-backend.js";
+import type { ProvisionJobData, ProvisionJobMessage, ProvisionJobResult } from "../src/listener/job-messages.js";
+
+const data = workerData as ProvisionJobData;
+const log = pino({ level: process.env.LOG_LEVEL ?? "info" }).child({ component: "provision-database" });
+const post = (message: ProvisionJobMessage) => parentPort?.postMessage(message);
+
+async function provision(): Promise<ProvisionJobResult> {
+  const backend = createDatabaseBackend({ adminUrl: data.adminUrl, dataDir: data.dataDir, log });
+  try {
+    const database = await backend.provision(data.identity);
+    return { ok: true, database: { name: database.name, url: database.url, created: database.created } };
+  } catch (error) {
+    return { ok: false, error: describeDatabaseError(error, data.adminUrl), infrastructureFault: true };
+  } finally {
+    await backend.close().catch(() => undefined);
+  }
+}
+
+void provision().then((result) => {
+  post({ type: "result", result });
+  parentPort?.postMessage("done");
+});

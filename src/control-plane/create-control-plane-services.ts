@@ -1,0 +1,101 @@
+import type { Logger } from "pino";
+import type { ApplicationFunction, Probot, ProbotOctokit } from "probot";
+import type { Settings } from "../settings.js";
+import { openStateStore, type StateStore } from "../store/open-state-store.js";
+import { openSecretBox } from "../store/secret-box.js";
+import { createGitHubReporter, type GitHubReporter } from "./github/github-reporter.js";
+import { createInbox, type Inbox } from "./inbox.js";
+import { createRevisionLogs, type RevisionLogs } from "./revision-logs.js";
+import { onCheckRun } from "./webhooks/on-check-run.js";
+import { onIssueComment } from "./webhooks/on-issue-comment.js";
+import { onPullRequest } from "./webhooks/on-pull-request.js";
+import { onPush } from "./webhooks/on-push.js";
+import { createWorkQueue, type WorkQueue } from "./work-queue.js";
+
+export interface ControlPlaneOptions {
+  settings: Pick<Settings, "dataDir" | "publicUrl" | "listenerToken" | "port" | "host">;
+  probot: Probot;
+  log: Logger;
+  /** The GitHub App's id: check runs of other apps are not ours to act on. */
+  appId: number;
+  /** Base of GitHub's REST API as the listener should use it for tarballs. */
+  apiBaseUrl: string;
+  progressIntervalMs?: number;
+  leaseTtlSeconds?: number;
+  /** How often leases are checked for expiry. */
+  leaseCheckIntervalMs?: number;
+  /** First retry delay after a failed GitHub write or delivery. */
+  retryBaseMs?: number;
+}
+
+export interface ControlPlaneServices {
+  store: StateStore;
+  logs: RevisionLogs;
+  reporter: GitHubReporter;
+  queue: WorkQueue;
+  inbox: Inbox;
+  /** The Probot app: routes events to their handlers. */
+  appFn: ApplicationFunction;
+}
+
+/** Everything of the control plane but its HTTP server (unit tests drive this with probot.receive). */
+export async function createControlPlaneServices(options: ControlPlaneOptions): Promise<ControlPlaneServices> {
+  const { settings, probot, log } = options;
+  const store = await openStateStore({ dataDir: settings.dataDir, log });
+  const secrets = await openSecretBox({ dataDir: settings.dataDir });
+  const logs = createRevisionLogs({ dataDir: settings.dataDir });
+  const getOctokit = (installationId: number) => probot.auth(installationId) as Promise<ProbotOctokit>;
+
+  const reporter = createGitHubReporter({
+    store,
+    logs,
+    getOctokit,
+    publicUrl: settings.publicUrl,
+    log: log.child({ component: "github" }),
+    progressIntervalMs: options.progressIntervalMs,
+    retryBaseMs: options.retryBaseMs,
+  });
+  const queue = createWorkQueue({
+    store,
+    logs,
+    secrets,
+    apiBaseUrl: options.apiBaseUrl,
+    leaseTtlSeconds: options.leaseTtlSeconds,
+    log: log.child({ component: "queue" }),
+    onRevisionChanged: (id) => reporter.notify(id),
+    onDeploymentDeleted: (deploymentId) => {
+      // The newest revision carries the pull request comment: "the preview was removed".
+      const newest = Object.values(store.state.revisions)
+        .filter((r) => r.deploymentId === deploymentId)
+        .sort((a, b) => b.number - a.number)[0];
+      if (newest) reporter.notify(newest.id);
+    },
+    async mintSourceToken(installationId, repositoryName) {
+      // Probot 14's octokit.auth({ repositoryNames }) ignores GHE_HOST: ask through the app client.
+      const app = await probot.auth();
+      const { data } = await app.rest.apps.createInstallationAccessToken({
+        installation_id: installationId,
+        repositories: [repositoryName],
+        permissions: { contents: "read" },
+      });
+      return { token: data.token, expiresAt: data.expires_at };
+    },
+  });
+  const inbox = createInbox({
+    store,
+    getOctokit,
+    reporter,
+    queue,
+    log: log.child({ component: "inbox" }),
+    retryBaseMs: options.retryBaseMs,
+  });
+  // The entry point only routes; each handler decides and enqueues (persist, then acknowledge).
+  const appFn: ApplicationFunction = (app) => {
+    app.on("push", (context) => onPush(context, inbox));
+    app.on("issue_comment.created", (context) => onIssueComment(context, inbox));
+    app.on(["pull_request.synchronize", "pull_request.closed"], (context) => onPullRequest(context, inbox));
+    app.on(["check_run.rerequested", "check_run.requested_action"], (context) => onCheckRun(context, inbox, options.appId));
+  };
+  return { store, logs, reporter, queue, inbox, appFn };
+}
+

@@ -1,0 +1,179 @@
+import { FINAL_STATES, type Deployment, type Phase, type Revision, type RevisionState } from "../../store/model.js";
+
+/** GitHub's limit for check run output fields. */
+export const CHECK_RUN_TEXT_LIMIT = 65_535;
+const DESCRIPTION_LIMIT = 140;
+
+export type CheckRunStatus = "queued" | "in_progress" | "completed";
+export type CheckRunConclusion = "success" | "failure" | "cancelled";
+export type DeploymentStatusState = "queued" | "in_progress" | "success" | "failure" | "error" | "inactive";
+
+export interface CheckRunView {
+  name: string;
+  status: CheckRunStatus;
+  conclusion?: CheckRunConclusion;
+  title: string;
+  summary: string;
+  /** Only for failures: the log tail. Filled in by the caller, which reads the log. */
+  wantsLogTail: boolean;
+  actions: Array<{ label: string; description: string; identifier: string }>;
+}
+
+export interface DeploymentStatusView {
+  state: DeploymentStatusState;
+  description: string;
+}
+
+const CHECK_RUN: Record<RevisionState, { status: CheckRunStatus; conclusion?: CheckRunConclusion }> = {
+  QUEUED: { status: "queued" },
+  CREATING_DATABASE: { status: "in_progress" },
+  BUILDING: { status: "in_progress" },
+  DEPLOYING: { status: "in_progress" },
+  DEPLOYED: { status: "completed", conclusion: "success" },
+  DATABASE_FAILED: { status: "completed", conclusion: "failure" },
+  BUILD_FAILED: { status: "completed", conclusion: "failure" },
+  DEPLOY_FAILED: { status: "completed", conclusion: "failure" },
+  CANCELLED: { status: "completed", conclusion: "cancelled" },
+  SUPERSEDED: { status: "completed", conclusion: "cancelled" },
+  INTERRUPTED: { status: "completed", conclusion: "failure" },
+};
+
+const TITLES: Record<RevisionState, string> = {
+  QUEUED: "Queued",
+  CREATING_DATABASE: "Creating the database",
+  BUILDING: "Building",
+  DEPLOYING: "Deploying",
+  DEPLOYED: "Deployed",
+  DATABASE_FAILED: "Database setup failed",
+  BUILD_FAILED: "Build failed",
+  DEPLOY_FAILED: "Deploy failed",
+  CANCELLED: "Cancelled",
+  SUPERSEDED: "Superseded by a newer revision",
+  INTERRUPTED: "Interrupted: the listener was lost",
+};
+
+/** The check run a revision should show now (ARCHITECTURE.md, "Revision states and what GitHub shows"). */
+export function describeCheckRun(revision: Revision, deployment: Deployment): CheckRunView {
+  const { status, conclusion } = CHECK_RUN[revision.state];
+  return {
+    name: `slipway/${deployment.environment}`,
+    status,
+    conclusion,
+    title: `${TITLES[revision.state]} · ${deployment.environment} · revision ${revision.number}`,
+    summary: summarize(revision, deployment),
+    wantsLogTail: conclusion === "failure",
+    actions: checkRunActions(revision),
+  };
+}
+
+/** The deployment status a revision should show now. `infrastructureFault` turns failure into `error`. */
+export function describeDeploymentStatus(revision: Revision, deployment: Deployment): DeploymentStatusView {
+  const tornDown = deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED";
+  const state: DeploymentStatusState = (() => {
+    if (tornDown && FINAL_STATES.has(revision.state)) return "inactive";
+    switch (revision.state) {
+      case "QUEUED":
+        return "queued";
+      case "CREATING_DATABASE":
+      case "BUILDING":
+      case "DEPLOYING":
+        return "in_progress";
+      case "DEPLOYED":
+        return "success";
+      case "CANCELLED":
+      case "SUPERSEDED":
+        return "inactive";
+      case "INTERRUPTED":
+        return "error";
+      default:
+        return revision.infrastructureFault ? "error" : "failure";
+    }
+  })();
+  const detail = tornDown ? ": the preview was removed" : revision.error ? `: ${revision.error}` : "";
+  return {
+    state,
+    // An inactive deployment needs no second word: keep it from costing another write.
+    description: state === "inactive" ? "Inactive" : clip(`${TITLES[revision.state]} (revision ${revision.number} of ${deployment.environment})${detail}`, DESCRIPTION_LIMIT),
+  };
+}
+
+/** A short signature of what GitHub shows; equal signatures need no update. */
+export function signatureOf(view: { status?: string; conclusion?: string; state?: string; summary?: string; description?: string; actions?: unknown }): string {
+  return JSON.stringify([view.status, view.conclusion, view.state, view.summary, view.description, view.actions]);
+}
+
+function summarize(revision: Revision, deployment: Deployment): string {
+  const lines = [
+    `**${deployment.environment}** · revision ${revision.number} · commit \`${revision.sha.slice(0, 7)}\` · ${triggerText(revision)}`,
+    "",
+  ];
+  const phases = revision.phases;
+  if (!phases.some((p) => p.name === "database") && revision.state !== "QUEUED" && deployment.database) {
+    lines.push("Database: reused (set up by an earlier revision).", "");
+  }
+  if (phases.length > 0) {
+    lines.push("| phase | result | duration |", "| --- | --- | --- |");
+    for (const phase of phases) lines.push(`| ${phase.name} | ${phaseResult(phase)} | ${duration(phase)} |`);
+    lines.push("");
+  }
+  if (revision.error) lines.push(`**What went wrong:** ${revision.error}`, "");
+  return clip(lines.join("\n").trim(), CHECK_RUN_TEXT_LIMIT);
+}
+
+/** Who or what made a revision, in words: "push by @octocat". */
+export function triggerText(revision: Revision): string {
+  const { kind, actor } = revision.trigger;
+  const words: Record<Revision["trigger"]["kind"], string> = {
+    push: "push",
+    deploy_command: "/deploy",
+    rerun: "re-run",
+    redeploy: "redeploy",
+    pr_update: "new commits",
+  };
+  return `${words[kind]} by @${actor}`;
+}
+
+/** The check run's buttons: Cancel while it is queued or runs, Redeploy once it ended. */
+export function checkRunActions(revision: Revision) {
+  return FINAL_STATES.has(revision.state)
+    ? [{ label: "Redeploy", description: "Build and deploy this commit again", identifier: "redeploy" }]
+    : [{ label: "Cancel", description: "Stop this revision", identifier: "cancel" }];
+}
+
+function phaseResult(phase: Phase): string {
+  const outcome = phase.outcome ?? "running";
+  return phase.note ? `${outcome}: ${phase.note}` : outcome;
+}
+
+function duration(phase: Phase): string {
+  if (!phase.finishedAt) return "…";
+  const ms = Date.parse(phase.finishedAt) - Date.parse(phase.startedAt);
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/**
+ * The last `limit` characters of `log`, as a fenced block that fits GitHub's limit, cut at a
+ * code point boundary with a marker saying how much was left out.
+ */
+export function logTailForCheckRun(log: string, limit = CHECK_RUN_TEXT_LIMIT): string {
+  const longestFence = Math.max(2, ...[...log.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = "`".repeat(longestFence + 1);
+  const room = limit - (fence.length * 2 + 2) - 80;
+  let body = log;
+  let marker = "";
+  if (body.length > room) {
+    let start = body.length - room;
+    // Do not start in the middle of a surrogate pair.
+    if (/[\uDC00-\uDFFF]/.test(body[start] ?? "")) start += 1;
+    marker = `[… ${start} earlier characters cut; the whole log is on the status page]\n`;
+    body = body.slice(start);
+  }
+  return `${marker}${fence}\n${body}\n${fence}`;
+}
+
+function clip(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  let cut = limit - 1;
+  if (/[\uDC00-\uDFFF]/.test(text[cut] ?? "")) cut -= 1;
+  return `${text.slice(0, cut)}…`;
+}

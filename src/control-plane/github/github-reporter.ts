@@ -1,0 +1,312 @@
+import type { Logger } from "pino";
+import type { ProbotOctokit } from "probot";
+import { FINAL_STATES, type Deployment, type Revision } from "../../store/model.js";
+import type { StateStore } from "../../store/open-state-store.js";
+import type { RevisionLogs } from "../revision-logs.js";
+import {
+  describeCheckRun,
+  describeDeploymentStatus,
+  logTailForCheckRun,
+  signatureOf,
+} from "./describe-revision.js";
+import { commentSignature, describePullRequestComment, upsertPullRequestComment } from "./pull-request-comment.js";
+import { reactToComment } from "./pull-request-replies.js";
+
+export interface GitHubReporter {
+  /** A revision changed: bring its check run and deployment status up to date soon. */
+  notify(revisionId: string): void;
+  /** Finds every revision whose GitHub view is behind its state and syncs it (start-up). */
+  reconcile(): void;
+  /** Resolves once nothing is owed to GitHub (or only retries after failures are left). */
+  idle(): Promise<void>;
+  close(): void;
+}
+
+export interface GitHubReporterOptions {
+  store: StateStore;
+  logs: RevisionLogs;
+  getOctokit(installationId: number): Promise<ProbotOctokit>;
+  publicUrl: string;
+  log: Logger;
+  /** At most one progress update per run this often; final states go out at once. */
+  progressIntervalMs?: number;
+  /** First retry delay after a failed write; doubles up to a minute. */
+  retryBaseMs?: number;
+}
+
+interface Pending {
+  timer?: NodeJS.Timeout;
+  running?: Promise<void>;
+  again: boolean;
+  failures: number;
+}
+
+/**
+ * Brings GitHub in line with the store: a GitHub deployment, a deployment status and a
+ * check run per revision. The store is the outbox: what GitHub should show is derived from
+ * the revision's state, and what was last sent is recorded beside it, so nothing owed is
+ * lost across restarts, and only the newest state of each object is ever sent.
+ */
+export function createGitHubReporter(options: GitHubReporterOptions): GitHubReporter {
+  const { store, logs, log, publicUrl } = options;
+  const progressIntervalMs = options.progressIntervalMs ?? 3_000;
+  const retryBaseMs = options.retryBaseMs ?? 1_000;
+  const pending = new Map<string, Pending>();
+  const commentChains = new Map<string, Promise<void>>();
+  const idleWaiters: Array<() => void> = [];
+  let closed = false;
+
+  function settleIdle() {
+    const busy = [...pending.values()].some((p) => p.running || (p.timer && p.failures === 0));
+    if (!busy) while (idleWaiters.length) idleWaiters.shift()!();
+  }
+
+  function schedule(revisionId: string, delayMs: number) {
+    if (closed) return;
+    const entry = pending.get(revisionId) ?? { again: false, failures: 0 };
+    pending.set(revisionId, entry);
+    if (entry.running) {
+      entry.again = true;
+      return;
+    }
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => run(revisionId, entry), delayMs);
+  }
+
+  function run(revisionId: string, entry: Pending) {
+    entry.timer = undefined;
+    entry.again = false;
+    entry.running = (async () => {
+      let retryInMs: number | undefined;
+      try {
+        retryInMs = await sync(revisionId);
+        entry.failures = 0;
+      } catch (error) {
+        entry.failures += 1;
+        retryInMs = Math.min(60_000, retryBaseMs * 2 ** (entry.failures - 1));
+        log.warn(
+          { err: redact(error), revision: revisionId, retryInMs, failures: entry.failures },
+          "GitHub update failed; will retry",
+        );
+      }
+      entry.running = undefined;
+      if (entry.again) schedule(revisionId, 0);
+      else if (retryInMs !== undefined) schedule(revisionId, retryInMs);
+      else pending.delete(revisionId);
+      settleIdle();
+    })();
+  }
+
+  /** Returns a delay after which to look again, or undefined when GitHub is up to date. */
+  async function sync(revisionId: string): Promise<number | undefined> {
+    const revision = store.state.revisions[revisionId];
+    if (!revision) return undefined; // archived: only finished, synced revisions are archived
+    const deployment = store.state.deployments[revision.deploymentId];
+    if (!deployment) return undefined;
+
+    const check = describeCheckRun(revision, deployment);
+    const status = describeDeploymentStatus(revision, deployment);
+    const checkSignature = signatureOf(check);
+    const statusSignature = signatureOf(status);
+    const final = FINAL_STATES.has(revision.state);
+    const neverDeployed = (revision.state === "SUPERSEDED" || revision.state === "CANCELLED") && !revision.github.deploymentId;
+    const checkDue = revision.github.checkRunSent !== checkSignature;
+    const statusDue = !neverDeployed && revision.github.deploymentStatusSent !== statusSignature;
+    if (!checkDue && !statusDue && !deployment.pullRequest) return undefined;
+
+    if (!final && revision.github.lastProgressAt) {
+      const wait = Date.parse(revision.github.lastProgressAt) + progressIntervalMs - Date.now();
+      if (wait > 0) return wait;
+    }
+
+    const octokit = await options.getOctokit(deployment.installationId);
+    const repo = { owner: deployment.repository.owner, repo: deployment.repository.name };
+    const revisionUrl = `${publicUrl}/revisions/${revision.id}`;
+    const change = (fn: (r: Revision) => void) =>
+      store.update((s) => {
+        const r = s.revisions[revisionId];
+        if (r) fn(r);
+      });
+
+    if (!neverDeployed && !revision.github.deploymentId) {
+      const created = await octokit.rest.repos.createDeployment({
+        ...repo,
+        ref: revision.sha,
+        environment: deployment.environment,
+        auto_merge: false,
+        required_contexts: [],
+        transient_environment: isPreview(deployment),
+        production_environment: deployment.environment === "production",
+        description: `Slipway revision ${revision.number}`,
+        payload: { slipway_revision: revision.id },
+      });
+      if (!("id" in created.data)) throw new Error(`GitHub did not create the deployment: ${created.data.message}`);
+      const deploymentId = created.data.id;
+      await change((r) => (r.github.deploymentId = deploymentId));
+    }
+
+    // Read the state again: it may have moved on while we waited for GitHub.
+    const current = store.state.revisions[revisionId] ?? revision;
+    const view = describeCheckRun(current, deployment);
+    const output = {
+      title: view.title,
+      summary: view.summary,
+      ...(view.wantsLogTail ? { text: logTailForCheckRun(await logs.tail(revisionId)) } : {}),
+    };
+    const checkBody = {
+      name: view.name,
+      details_url: revisionUrl,
+      external_id: revision.id,
+      status: view.status,
+      ...(view.conclusion ? { conclusion: view.conclusion, completed_at: current.finishedAt } : {}),
+      output,
+      actions: view.actions,
+    };
+
+    if (current.github.checkRunSent !== signatureOf(view) || !current.github.checkRunId) {
+      let checkRunId = current.github.checkRunId;
+      if (!checkRunId && current.github.checkRunCreateAttempted) {
+        checkRunId = await findCheckRun(octokit, repo, current, view.name);
+        if (checkRunId) await change((r) => (r.github.checkRunId = checkRunId));
+      }
+      if (checkRunId) {
+        await octokit.rest.checks.update({ ...repo, check_run_id: checkRunId, ...checkBody });
+      } else {
+        await change((r) => (r.github.checkRunCreateAttempted = true));
+        const created = await octokit.rest.checks.create({ ...repo, head_sha: revision.sha, ...checkBody });
+        checkRunId = created.data.id;
+      }
+      const id = checkRunId;
+      await change((r) => {
+        r.github.checkRunId = id;
+        r.github.checkRunSent = signatureOf(view);
+      });
+    }
+
+    const latest = store.state.revisions[revisionId] ?? current;
+    const statusView = describeDeploymentStatus(latest, deployment);
+    if (latest.github.deploymentId && latest.github.deploymentStatusSent !== signatureOf(statusView)) {
+      await octokit.rest.repos.createDeploymentStatus({
+        ...repo,
+        deployment_id: latest.github.deploymentId,
+        state: statusView.state,
+        description: statusView.description,
+        log_url: revisionUrl,
+        ...(statusView.state === "success" ? { auto_inactive: !isPreview(deployment) } : {}),
+      });
+      await change((r) => (r.github.deploymentStatusSent = signatureOf(statusView)));
+    }
+
+    if (deployment.pullRequest) await syncPreview(octokit, repo, deployment.id, revisionId);
+
+    const after = store.state.revisions[revisionId];
+    if (after && !FINAL_STATES.has(after.state)) await change((r) => (r.github.lastProgressAt = new Date().toISOString()));
+    // If the state moved while we were sending, go again (coalesced by the interval).
+    if (after && (signatureOf(describeCheckRun(after, deployment)) !== after.github.checkRunSent)) {
+      return FINAL_STATES.has(after.state) ? 0 : progressIntervalMs;
+    }
+    return undefined;
+  }
+
+  /** The PR comment (one per pull request, for its newest revision) and the `/deploy` comment's reaction. */
+  async function syncPreview(octokit: ProbotOctokit, repo: { owner: string; repo: string }, deploymentId: string, revisionId: string) {
+    const previous = commentChains.get(deploymentId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(async () => {
+      const deployment = store.state.deployments[deploymentId];
+      const link = deployment?.pullRequest;
+      if (!deployment || !link) return;
+      const newest = Object.values(store.state.revisions)
+        .filter((r) => r.deploymentId === deploymentId)
+        .sort((a, b) => b.number - a.number)[0];
+      if (!newest) return;
+      const failed = FINAL_STATES.has(newest.state) && newest.state !== "DEPLOYED";
+      const body = describePullRequestComment({
+        deployment,
+        revision: newest,
+        publicUrl,
+        logTail: failed ? await logs.tail(newest.id, 16 * 1024) : undefined,
+      });
+      const signature = commentSignature(body);
+      if (link.commentSent !== signature) {
+        const commentId = await upsertPullRequestComment({ octokit, ...repo, number: link.number, commentId: link.commentId, body });
+        await store.update((s) => {
+          const l = s.deployments[deploymentId]?.pullRequest;
+          if (l) Object.assign(l, { commentId, commentSent: signature });
+        });
+      }
+      const revision = store.state.revisions[revisionId];
+      const reaction = revision && finalReaction(revision);
+      if (revision?.trigger.commentId && reaction && !revision.github.reactionSent) {
+        await reactToComment({ octokit, repository: deployment.repository, commentId: revision.trigger.commentId, content: reaction });
+        await store.update((s) => {
+          const r = s.revisions[revisionId];
+          if (r) r.github.reactionSent = true;
+        });
+      }
+    });
+    commentChains.set(deploymentId, next);
+    await next;
+  }
+
+  return {
+    notify(revisionId) {
+      schedule(revisionId, 0);
+    },
+    reconcile() {
+      for (const revision of Object.values(store.state.revisions)) {
+        const deployment = store.state.deployments[revision.deploymentId];
+        if (!deployment) continue;
+        const behind =
+          revision.github.checkRunSent !== signatureOf(describeCheckRun(revision, deployment)) ||
+          (revision.github.deploymentId !== undefined &&
+            revision.github.deploymentStatusSent !== signatureOf(describeDeploymentStatus(revision, deployment)));
+        if (behind) schedule(revision.id, 0);
+      }
+    },
+    idle() {
+      return new Promise<void>((resolve) => {
+        idleWaiters.push(resolve);
+        settleIdle();
+      });
+    },
+    close() {
+      closed = true;
+      for (const entry of pending.values()) if (entry.timer) clearTimeout(entry.timer);
+      pending.clear();
+      settleIdle();
+    },
+  };
+}
+
+function finalReaction(revision: Revision): "rocket" | "confused" | undefined {
+  if (revision.state === "DEPLOYED") return "rocket";
+  if (["DATABASE_FAILED", "BUILD_FAILED", "DEPLOY_FAILED", "INTERRUPTED"].includes(revision.state)) return "confused";
+  return undefined;
+}
+
+function isPreview(deployment: Deployment): boolean {
+  return /^pr-\d+$/.test(deployment.environment);
+}
+
+/** After a create whose answer was lost, the check run may exist: find it by external_id. */
+async function findCheckRun(
+  octokit: ProbotOctokit,
+  repo: { owner: string; repo: string },
+  revision: Revision,
+  name: string,
+): Promise<number | undefined> {
+  const runs = await octokit.paginate(octokit.rest.checks.listForRef, {
+    ...repo,
+    ref: revision.sha,
+    check_name: name,
+    filter: "all",
+    per_page: 100,
+  });
+  return runs.find((run) => run.external_id === revision.id)?.id;
+}
+
+/** Octokit errors carry the request, headers included; log only what helps. */
+function redact(error: unknown) {
+  const e = error as { name?: string; message?: string; status?: number };
+  return { name: e.name, message: e.message, status: e.status };
+}

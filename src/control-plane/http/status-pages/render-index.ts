@@ -1,0 +1,90 @@
+import type { Deployment, Revision, StateDocument } from "../../../store/model.js";
+import {
+  deploymentStateWords,
+  formatAge,
+  formatTime,
+  isFinal,
+  revisionStateWords,
+  shortSha,
+  triggerText,
+} from "./describe-for-people.js";
+import { html, type SafeHtml } from "./html.js";
+import type { Page } from "./send-page.js";
+
+/** How many revisions each deployment lists on the index, the latest included. */
+export const RECENT_REVISIONS = 10;
+
+/**
+ * `GET /`: deployments grouped by repository, each with its latest revision and the most
+ * recent ones. Reads only the live document: it always holds a deployment's newest revisions.
+ */
+export function renderIndex(state: Readonly<StateDocument>, basePath: string, now: Date): Page {
+  const revisionsByDeployment = new Map<string, Revision[]>();
+  for (const revision of Object.values(state.revisions)) {
+    const list = revisionsByDeployment.get(revision.deploymentId) ?? [];
+    list.push(revision);
+    revisionsByDeployment.set(revision.deploymentId, list);
+  }
+  for (const list of revisionsByDeployment.values()) list.sort((a, b) => b.number - a.number);
+
+  const byRepository = new Map<string, Deployment[]>();
+  for (const deployment of Object.values(state.deployments)) {
+    const list = byRepository.get(deployment.repository.fullName) ?? [];
+    list.push(deployment);
+    byRepository.set(deployment.repository.fullName, list);
+  }
+  const repositories = [...byRepository.entries()].sort(([a], [b]) => a.localeCompare(b));
+  const inFlight = Object.values(state.revisions).some((r) => !isFinal(r));
+
+  const revisionLink = (revision: Revision) => html`${basePath}/revisions/${revision.id}`;
+
+  /** Number, state, commit, trigger and age: the pieces of one line, for a `.row` to lay out. */
+  const revisionFacts = (revision: Revision) => {
+    const words = revisionStateWords(revision.state);
+    return html`<a href="${revisionLink(revision)}">#${revision.number}</a>
+<span class="badge ${words.tone}" data-state="${revision.state}">${words.label}</span>
+<code>${shortSha(revision.sha)}</code>
+<span class="muted">${triggerText(revision)}</span>
+<time class="muted" datetime="${revision.createdAt}" title="${formatTime(revision.createdAt)}">${formatAge(revision.createdAt, now)}</time>`;
+  };
+
+  const deploymentCard = (deployment: Deployment) => {
+    const revisions = revisionsByDeployment.get(deployment.id) ?? [];
+    const latest = revisions[0];
+    const words = deploymentStateWords(deployment.state);
+    return html`<section class="card" id="deployment-${deployment.id}">
+<div class="row"><h3 class="grow">${deployment.environment}</h3>
+<span class="badge ${words.tone}" data-deployment-state="${deployment.state}">${words.label}</span></div>
+${latest ? html`<div class="row"><span class="muted">Latest</span> ${revisionFacts(latest)}</div>` : html`<p class="muted">No revisions yet.</p>`}
+${
+  revisions.length > 1
+    ? html`<ul class="revisions" aria-label="Earlier revisions">${revisions
+        .slice(1, RECENT_REVISIONS)
+        .map((r) => html`<li class="row">${revisionFacts(r)}</li>`)}</ul>`
+    : ""
+}
+</section>`;
+  };
+
+  const sortEnvironments = (list: Deployment[]) =>
+    [...list].sort((a, b) => rank(a) - rank(b) || a.environment.localeCompare(b.environment));
+
+  const body: SafeHtml =
+    repositories.length === 0
+      ? html`<h1>Deployments</h1>
+<p class="muted">No deployments yet. Push to a branch that an environment tracks (see <code>.github/slipway.yml</code>), or comment <code>/deploy</code> on a pull request.</p>`
+      : html`<h1>Deployments</h1>
+${repositories.map(
+  ([fullName, deployments]) => html`<h2>${fullName}</h2>
+${sortEnvironments(deployments).map(deploymentCard)}`,
+)}`;
+
+  return { title: "Deployments", body, refreshSeconds: inFlight ? 10 : undefined };
+}
+
+/** Long-lived environments first, then previews; deleted ones last. */
+function rank(deployment: Deployment): number {
+  if (deployment.state === "DELETED") return 3;
+  if (deployment.environment === "production") return 0;
+  return /^pr-\d+$/.test(deployment.environment) ? 2 : 1;
+}

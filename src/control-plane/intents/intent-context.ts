@@ -1,0 +1,20 @@
+import type { Logger } from "pino";
+import type { ProbotOctokit } from "probot";
+import type { StateStore } from "../../store/open-state-store.js";
+import type { GitHubReporter } from "../github/github-reporter.js";
+import type { WorkQueue } from "../work-queue.js";
+
+/** What processing a stored delivery needs. */
+export interface IntentContext {
+  store: StateStore;
+  getOctokit(installationId: number): Promise<ProbotOctokit>;
+  reporter: GitHubReporter;
+  queue: WorkQueue;
+  log: Logger;
+}
+
+/** How a processed delivery is recorded in the inbox. */
+export interface IntentOutcome {
+  status: "processed" | "ignored";
+  note?: string;
+}

@@ -1,0 +1,40 @@
+import type { CheckRunIntent } from "../../store/model.js";
+import { buildSettingsOf, loadRepoConfig } from "../repo-config.js";
+import { hasWritePermission } from "./has-write-permission.js";
+import type { IntentContext, IntentOutcome } from "./intent-context.js";
+import { queueRevision } from "./queue-revision.js";
+
+/**
+ * GitHub's "Re-run" and the check run's `Redeploy` make a new revision of the same commit;
+ * `Cancel` stops it. The sender needs write permission, as for `/deploy`.
+ */
+export async function processCheckRun(context: IntentContext, intent: CheckRunIntent, deliveryId: string): Promise<IntentOutcome> {
+  const revision = await context.store.findRevision(intent.revisionId);
+  const deployment = revision && context.store.state.deployments[revision.deploymentId];
+  if (!revision || !deployment) return { status: "ignored", note: "not a Slipway revision" };
+  const { repository } = deployment;
+  const octokit = await context.getOctokit(intent.installationId);
+  if (!(await hasWritePermission({ octokit, owner: repository.owner, repo: repository.name, login: intent.actor }))) {
+    context.log.info({ actor: intent.actor, action: intent.action }, "check run action refused: no write permission");
+    return { status: "processed", note: "not permitted" };
+  }
+  if (intent.action === "cancel") {
+    await context.queue.cancel(revision.id, `Cancelled by @${intent.actor}`);
+    return { status: "processed", note: "cancel" };
+  }
+  if (deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED") {
+    return { status: "ignored", note: "the deployment was torn down" };
+  }
+  const config = await loadRepoConfig({ octokit, owner: repository.owner, repo: repository.name });
+  await queueRevision(context, {
+    installationId: deployment.installationId,
+    repository,
+    environment: deployment.environment,
+    sha: revision.sha,
+    ref: revision.ref,
+    trigger: { kind: intent.action === "redeploy" ? "redeploy" : "rerun", actor: intent.actor, deliveryId },
+    build: config.ok ? buildSettingsOf(config.config) : revision.build,
+    again: "always",
+  });
+  return { status: "processed" };
+}

@@ -1,0 +1,34 @@
+import type { PushIntent } from "../../store/model.js";
+import { reportInvalidConfig } from "../github/report-invalid-config.js";
+import { buildSettingsOf, environmentsForBranch, loadRepoConfig } from "../repo-config.js";
+import type { IntentContext, IntentOutcome } from "./intent-context.js";
+import { queueRevision } from "./queue-revision.js";
+
+/** A push to a branch: one revision for each environment that tracks it. */
+export async function processPush(context: IntentContext, intent: PushIntent, deliveryId: string): Promise<IntentOutcome> {
+  const { repository } = intent;
+  const octokit = await context.getOctokit(intent.installationId);
+  const config = await loadRepoConfig({ octokit, owner: repository.owner, repo: repository.name });
+  if (!config.ok) {
+    context.log.info({ repository: repository.fullName, errors: config.errors }, "invalid repository config");
+    await reportInvalidConfig({ octokit, repository, sha: intent.sha, errors: config.errors });
+    return { status: "processed", note: "invalid .github/slipway.yml" };
+  }
+  const environments = environmentsForBranch(config.config, intent.branch, repository.defaultBranch);
+  if (environments.length === 0) {
+    context.log.debug({ branch: intent.branch }, "no environment tracks this branch, ignoring");
+    return { status: "ignored", note: `no environment tracks ${intent.branch}` };
+  }
+  for (const environment of environments) {
+    await queueRevision(context, {
+      installationId: intent.installationId,
+      repository,
+      environment,
+      sha: intent.sha,
+      ref: intent.ref,
+      trigger: { kind: "push", actor: intent.pusher, deliveryId },
+      build: buildSettingsOf(config.config),
+    });
+  }
+  return { status: "processed" };
+}

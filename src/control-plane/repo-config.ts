@@ -1,0 +1,127 @@
+import { parseDocument, isMap, isSeq, type Node } from "yaml";
+import { z } from "zod";
+import type { ProbotOctokit } from "probot";
+import type { BuildSettings } from "../store/model.js";
+
+export const CONFIG_PATH = ".github/slipway.yml";
+
+const environmentName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "an environment name is letters, digits, '.', '_' or '-' (at most 63)")
+  .refine((name) => !/^pr-\d+$/.test(name), "names of the form pr-<number> are kept for pull request previews");
+
+const envKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name is letters, digits and '_'");
+
+/** `.github/slipway.yml`, as ARCHITECTURE.md describes it. */
+export const repoConfigSchema = z
+  .object({
+    environments: z
+      .record(environmentName, z.object({ branch: z.string().min(1, "branch must not be empty") }).strict())
+      .optional()
+      .describe("environment name → the branch it tracks; default: production tracks the default branch"),
+    previews: z
+      .object({ enabled: z.boolean().default(true), auto_update: z.boolean().default(true) })
+      .strict()
+      .prefault({})
+      .describe("/deploy on pull requests → pr-<number>"),
+    build: z
+      .object({
+        commands: z.array(z.string().min(1, "a command must not be empty")).default([]),
+        timeout: z.number().int().positive().max(86_400).default(600).describe("seconds, for all commands together"),
+        env: z
+          .record(envKey, z.union([z.string(), z.number(), z.boolean()]).transform(String))
+          .refine((env) => !Object.keys(env).some((k) => k === "DATABASE_URL" || k.startsWith("SLIPWAY_")), {
+            message: "DATABASE_URL and SLIPWAY_* are set by Slipway",
+          })
+          .default({}),
+      })
+      .strict()
+      .prefault({}),
+    run: z
+      .object({
+        command: z.string().min(1),
+        healthcheck: z.string().startsWith("/", "healthcheck is a path such as /healthz").optional(),
+        timeout: z.number().int().positive().max(3_600).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type RepoConfig = z.infer<typeof repoConfigSchema>;
+
+export type ConfigResult = { ok: true; config: RepoConfig } | { ok: false; errors: string[] };
+
+/**
+ * Reads `.github/slipway.yml` from the default branch (Probot's config plugin, so
+ * `_extends` works and a pull request cannot change what runs) and validates it.
+ * Errors name the line and key, ready for a check run.
+ */
+export async function loadRepoConfig(options: {
+  octokit: ProbotOctokit;
+  owner: string;
+  repo: string;
+}): Promise<ConfigResult> {
+  const { octokit, owner, repo } = options;
+  let raw: unknown;
+  try {
+    const { config } = await octokit.config.get({ owner, repo, path: CONFIG_PATH });
+    raw = config;
+  } catch (error) {
+    const message = (error as Error).message.replace(/^\[@probot\/octokit-plugin-config\]\s*/, "");
+    if ((error as { status?: number }).status) throw error; // GitHub trouble: let the caller retry
+    return { ok: false, errors: [`${CONFIG_PATH} is not valid YAML: ${message}`] };
+  }
+  const parsed = repoConfigSchema.safeParse(raw ?? {});
+  if (parsed.success) return { ok: true, config: parsed.data };
+
+  const text = await readRawConfig(octokit, owner, repo).catch(() => undefined);
+  const doc = text === undefined ? undefined : parseDocument(text);
+  const errors = parsed.error.issues.map((issue) => {
+    const key = issue.path.length > 0 ? issue.path.join(".") : "(top level)";
+    const line = doc && lineOf(doc.contents, issue.path, text!);
+    return `${CONFIG_PATH}${line ? `, line ${line}` : ""}, ${key}: ${issue.message}`;
+  });
+  return { ok: false, errors };
+}
+
+/** Which environments a push to `branch` deploys. */
+export function environmentsForBranch(config: RepoConfig, branch: string, defaultBranch: string): string[] {
+  const environments = config.environments ?? { production: { branch: defaultBranch } };
+  return Object.entries(environments)
+    .filter(([, env]) => env.branch === branch)
+    .map(([name]) => name);
+}
+
+export function buildSettingsOf(config: RepoConfig): BuildSettings {
+  return { commands: config.build.commands, timeoutSeconds: config.build.timeout, env: config.build.env };
+}
+
+async function readRawConfig(octokit: ProbotOctokit, owner: string, repo: string): Promise<string> {
+  const response = await octokit.request("GET /repos/{owner}/{repo}/contents/{path}", {
+    owner,
+    repo,
+    path: CONFIG_PATH,
+    mediaType: { format: "raw" },
+  });
+  return String(response.data);
+}
+
+function lineOf(node: unknown, keyPath: PropertyKey[], text: string): number | undefined {
+  let current = node as Node | null | undefined;
+  let found: Node | null | undefined = current;
+  for (const key of keyPath) {
+    if (isMap(current)) {
+      const pair = current.items.find((p) => String((p.key as { value?: unknown })?.value) === String(key));
+      if (!pair) break;
+      found = (pair.key as Node) ?? found;
+      current = pair.value as Node;
+    } else if (isSeq(current) && typeof key === "number") {
+      current = current.items[key] as Node;
+      found = current;
+    } else break;
+  }
+  const offset = found?.range?.[0];
+  if (offset === undefined) return undefined;
+  return text.slice(0, offset).split("\n").length;
+}

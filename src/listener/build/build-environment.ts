@@ -1,0 +1,76 @@
+import os from "node:os";
+
+import { RUN_MARKER_VARIABLE } from "./kill-process-tree.js";
+
+export interface BuildEnvironmentOptions {
+  /** The repository config's `build.env`. */
+  configEnv: Readonly<Record<string, string>>;
+  /** `DATABASE_URL` of the revision's deployment. */
+  databaseUrl: string;
+  sha: string;
+  /** Branch (or ref) the revision was built from: event data, passed through verbatim. */
+  ref: string;
+  environment: string;
+  revisionId: string;
+  /** Unique per run: lets `killProcessTree` find processes that escaped the build's process group. */
+  runMarker: string;
+  /** `HOME` for the build; default: the listener's own. */
+  home?: string;
+}
+
+const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The whole environment a build sees: `PATH`, `HOME`, the config's `build.env`,
+ * `DATABASE_URL` and the `SLIPWAY_*` values of the revision. Nothing else is taken from
+ * `process.env`, so the app's private key, webhook secret, admin database URL and tokens
+ * never reach a build. Event data (the ref) travels as a value, never as shell text.
+ *
+ * @example
+ * ```ts
+ * const env = buildEnvironment({
+ *   configEnv: { NODE_ENV: "production" },
+ *   databaseUrl, sha, ref: "main", environment: "production",
+ *   revisionId, runMarker: `slipway-${revisionId}-${randomUUID()}`,
+ * });
+ * await runCommands({ commands, cwd, env, timeoutMs, onOutput });
+ * ```
+ */
+export function buildEnvironment(options: BuildEnvironmentOptions): Record<string, string> {
+  const { configEnv, databaseUrl, sha, ref, environment, revisionId, runMarker } = options;
+  const env = new Map<string, string>([
+    ["PATH", process.env.PATH || FALLBACK_PATH],
+    ["HOME", options.home ?? (process.env.HOME || os.homedir())],
+  ]);
+
+  for (const [name, value] of Object.entries(configEnv)) {
+    if (!VARIABLE_NAME.test(name)) {
+      throw new Error(`build.env: "${name}" is not a valid variable name (letters, digits and '_', not starting with a digit)`);
+    }
+    if (name === "DATABASE_URL" || name.startsWith("SLIPWAY_")) {
+      throw new Error(`build.env: ${name} is set by Slipway and cannot be overridden`);
+    }
+    env.set(name, checkedValue(`build.env.${name}`, value));
+  }
+
+  const slipway: Array<[string, string]> = [
+    ["DATABASE_URL", databaseUrl],
+    ["SLIPWAY_SHA", sha],
+    ["SLIPWAY_REF", ref],
+    ["SLIPWAY_ENVIRONMENT", environment],
+    ["SLIPWAY_REVISION", revisionId],
+    [RUN_MARKER_VARIABLE, runMarker],
+  ];
+  for (const [name, value] of slipway) env.set(name, checkedValue(name, value));
+
+  // fromEntries defines own properties, so even a "__proto__" key stays a plain variable.
+  return Object.fromEntries(env);
+}
+
+function checkedValue(name: string, value: unknown): string {
+  if (typeof value !== "string") throw new Error(`${name} must be a string, got ${typeof value}`);
+  // A NUL cannot be passed in an environment; spawn would fail with a vaguer message.
+  if (value.includes("\0")) throw new Error(`${name} contains a NUL character`);
+  return value;
+}

@@ -1,0 +1,138 @@
+import { secretsOf } from "./secrets-of.js";
+
+/** Why a database operation failed, for callers that react differently (retry, report). */
+export type DatabaseFailureReason = "unreachable" | "authentication" | "permission" | "conflict" | "busy" | "other";
+
+/**
+ * A database backend failure whose message is already fit for a check run: it names
+ * the server and the user, never a password or a URL with one.
+ */
+export class DatabaseSetupError extends Error {
+  readonly reason: DatabaseFailureReason;
+  /** PostgreSQL's SQLSTATE or Node's errno code, when there was one. */
+  readonly code: string | undefined;
+
+  constructor(message: string, options: { reason: DatabaseFailureReason; code?: string | undefined }) {
+    super(message);
+    this.name = "DatabaseSetupError";
+    this.reason = options.reason;
+    this.code = options.code;
+  }
+}
+
+interface ErrorLike {
+  message?: unknown;
+  code?: unknown;
+  errors?: unknown;
+}
+
+const NETWORK_REASONS: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset by the server",
+  EPIPE: "connection closed by the server",
+  ETIMEDOUT: "no answer (timed out)",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ENOTFOUND: "host name not found",
+  EAI_AGAIN: "host name lookup failed",
+};
+
+/**
+ * A clear, secret-free account of a database failure for the check run, e.g.
+ * "cannot reach PostgreSQL at 127.0.0.1:5999: connection refused" or
+ * `authentication failed for user "admin" at db:5432`. Whatever the error says, the
+ * admin password and any database URL's password are masked.
+ */
+export function describeDatabaseError(error: unknown, adminUrl?: string): string {
+  return classifyDatabaseError(error, adminUrl).message;
+}
+
+/** {@link describeDatabaseError}, as an error that also tells why. */
+export function classifyDatabaseError(error: unknown, adminUrl?: string): DatabaseSetupError {
+  if (error instanceof DatabaseSetupError) return error;
+  const target = describeTarget(adminUrl);
+  const secrets = adminUrl ? secretsOf(adminUrl) : [];
+  const e = (typeof error === "object" && error !== null ? error : { message: String(error) }) as ErrorLike;
+  const message = mask(typeof e.message === "string" ? e.message : String(error), secrets);
+  const code = errorCode(e);
+  const server = target.where ? `PostgreSQL at ${target.where}` : adminUrl ? "PostgreSQL" : "the embedded database";
+  const fail = (text: string, reason: DatabaseFailureReason) => new DatabaseSetupError(text, { reason, code });
+
+  if (code && NETWORK_REASONS[code]) return fail(`cannot reach ${server}: ${NETWORK_REASONS[code]}`, "unreachable");
+  if (/timeout expired|connection timeout|timed out/i.test(message) && !code?.match(/^[0-9A-Z]{5}$/)) {
+    return fail(`cannot reach ${server}: no answer within the connect timeout`, "unreachable");
+  }
+  if (/Connection terminated unexpectedly/i.test(message)) {
+    return fail(`${server} closed the connection unexpectedly`, "unreachable");
+  }
+  if (/client password must be a string/i.test(message)) {
+    return fail(`${server} asks for a password for user ${quoted(target.user)} but SLIPWAY_DATABASE_URL has none`, "authentication");
+  }
+  if (/server does not support SSL/i.test(message)) {
+    return fail(`${server} does not support SSL, but SLIPWAY_DATABASE_URL asks for it`, "unreachable");
+  }
+  if (/Invalid URL|invalid connection string/i.test(message)) {
+    return fail("SLIPWAY_DATABASE_URL is not a valid postgres:// URL", "other");
+  }
+  switch (code) {
+    case "28P01":
+      return fail(`authentication failed for user ${quoted(target.user)} at ${target.where ?? server}`, "authentication");
+    case "28000":
+      return fail(`${server} refused user ${quoted(target.user)}: ${message}`, "authentication");
+    case "3D000":
+      return fail(`${server}: ${message} (check the database in SLIPWAY_DATABASE_URL)`, "other");
+    case "42501":
+      return fail(`the admin user ${quoted(target.user)} lacks a privilege at ${server}: ${message}`, "permission");
+    case "53300":
+      return fail(`${server} has no free connection: ${message}`, "busy");
+    case "57P03":
+      return fail(`${server} is not accepting connections yet: ${message}`, "unreachable");
+    case "55P03":
+      return fail(`another setup of this deployment's database is still running at ${server}`, "busy");
+    default:
+      break;
+  }
+  return fail(`database operation failed (${server}): ${message}`, "other");
+}
+
+function errorCode(error: ErrorLike): string | undefined {
+  if (typeof error.code === "string") return error.code;
+  // Node reports a failed dual-stack connect as an AggregateError of the attempts.
+  if (Array.isArray(error.errors)) {
+    for (const inner of error.errors as ErrorLike[]) if (typeof inner?.code === "string") return inner.code;
+  }
+  return undefined;
+}
+
+function describeTarget(adminUrl: string | undefined): { where?: string; user?: string } {
+  if (!adminUrl) return {};
+  try {
+    const url = new URL(adminUrl);
+    const socketDir = url.searchParams.get("host");
+    const host = url.hostname || socketDir || "localhost";
+    const port = url.port || url.searchParams.get("port") || "5432";
+    const user = safeDecode(url.username) || url.searchParams.get("user") || process.env.USER || undefined;
+    return { where: `${host}:${port}`, user };
+  } catch {
+    return {};
+  }
+}
+
+function quoted(user: string | undefined): string {
+  return user ? JSON.stringify(user) : "(default)";
+}
+
+function mask(text: string, secrets: string[]): string {
+  let masked = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) masked = masked.split(secret).join("***");
+  // Any URL with a password that made it into a message loses the password too.
+  return masked.replace(/([a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:)[^/@\s]*@/gi, "$1***@");
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

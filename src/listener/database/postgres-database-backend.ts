@@ -1,0 +1,247 @@
+import pg from "pg";
+import type { Logger } from "pino";
+import type { DatabaseBackend, ProvisionedDatabase } from "./database-backend.js";
+import { deriveDatabasePassword } from "./derive-database-password.js";
+import { classifyDatabaseError, DatabaseSetupError } from "./describe-database-error.js";
+import {
+  deploymentDatabaseName,
+  deploymentIdentityHash,
+  ownershipMark,
+  type DeploymentIdentity,
+} from "./deployment-database-name.js";
+import { scramSha256Verifier } from "./scram-verifier.js";
+
+export interface CreatePostgresDatabaseBackendOptions {
+  /** Admin URL (`SLIPWAY_DATABASE_URL`): a superuser, or a role with CREATEDB and CREATEROLE. */
+  adminUrl: string;
+  /** Holds the key deployment passwords are derived from. */
+  dataDir: string;
+  log: Logger;
+  namePrefix?: string | undefined;
+  /** Default 5 s. */
+  connectTimeoutMs?: number;
+  /** How long a setup waits for another one of the same deployment; default 60 s. */
+  lockTimeoutMs?: number;
+}
+
+/** Query parameters of the admin URL that also apply to a deployment's URL. */
+const INHERITED_PARAMETERS = ["host", "port", "sslmode", "sslrootcert", "sslnegotiation"];
+
+interface RoleRow {
+  mark: string | null;
+}
+interface DatabaseRow {
+  owner: string;
+  mark: string | null;
+}
+
+/**
+ * Each deployment gets a role and a database of the same name on the admin URL's server:
+ * the role has a password derived for the deployment (sent as a SCRAM verifier, never
+ * in clear), owns the database, and is the only one besides the admin that may connect
+ * to it.
+ *
+ * Safe against races and crashes: every change runs under a per-deployment advisory
+ * lock on the admin connection, duplicate errors are caught as a second line, and what
+ * Slipway made is recognised by its mark. The role is created with its mark in one
+ * transaction, and the database is created owned by that role (and closed to
+ * connections until its grants are in place), so a crash at any point leaves something
+ * the next setup adopts and finishes; a same-named role or database that Slipway did
+ * not make for this deployment is reported, never adopted or dropped.
+ */
+export function createPostgresDatabaseBackend(options: CreatePostgresDatabaseBackendOptions): DatabaseBackend {
+  const { adminUrl, log } = options;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+  const lockTimeoutMs = options.lockTimeoutMs ?? 60_000;
+
+  async function withAdminSession<T>(identity: DeploymentIdentity, work: (client: pg.Client) => Promise<T>): Promise<T> {
+    let client: pg.Client;
+    try {
+      client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: connectTimeoutMs, application_name: "slipway" });
+    } catch (error) {
+      throw classifyDatabaseError(error, adminUrl);
+    }
+    // A dropped connection is reported by the query that needed it; do not crash on the event.
+    client.on("error", (error) => log.debug({ code: (error as { code?: string }).code }, "admin connection lost"));
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw classifyDatabaseError(error, adminUrl);
+    }
+    const lockKey = BigInt.asIntN(64, BigInt(`0x${deploymentIdentityHash(identity).slice(0, 16)}`)).toString();
+    try {
+      await client.query(`SET lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+      await client.query("SELECT pg_advisory_lock($1::bigint)", [lockKey]);
+      try {
+        return await work(client);
+      } finally {
+        await client.query("SELECT pg_advisory_unlock($1::bigint)", [lockKey]).catch(() => undefined);
+      }
+    } catch (error) {
+      throw classifyDatabaseError(error, adminUrl);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  return {
+    kind: "postgres",
+
+    async provision(identity) {
+      const name = deploymentDatabaseName(identity, options.namePrefix);
+      const mark = ownershipMark(identity);
+      const password = await deriveDatabasePassword({ dataDir: options.dataDir, identity });
+      const created = await withAdminSession(identity, async (client) => {
+        const q = quoteName(name);
+        const role = await findRole(client, name);
+        if (role && role.mark !== mark) {
+          throw conflict(`a role named "${name}" already exists and was not created by Slipway for this deployment; rename or drop it`);
+        }
+        let database = await findDatabase(client, name);
+        // Checked before anything changes, so a refused setup leaves nothing behind.
+        if (database) assertOurs(database, name, mark);
+        // A fresh salt each time; the password itself is the deployment's derived one.
+        const verifier = pg.escapeLiteral(scramSha256Verifier(password));
+        if (!role) {
+          await client.query("BEGIN");
+          try {
+            await client.query(
+              `CREATE ROLE ${q} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${verifier}`,
+            );
+            await client.query(`COMMENT ON ROLE ${q} IS ${pg.escapeLiteral(mark)}`);
+            await client.query("COMMIT");
+          } catch (error) {
+            await client.query("ROLLBACK").catch(() => undefined);
+            if (sqlState(error) !== "42710") throw error;
+            // Made by someone else since we looked (not Slipway: we hold the lock).
+            if ((await findRole(client, name))?.mark !== mark) {
+              throw conflict(`a role named "${name}" was just created by someone else; rename or drop it`);
+            }
+          }
+        } else {
+          await client.query(`ALTER ROLE ${q} LOGIN PASSWORD ${verifier}`);
+        }
+        if (!(await adminIsSuperuser(client))) {
+          // CREATE DATABASE ... OWNER needs the admin to be a member of the owner role.
+          await client.query(`GRANT ${q} TO CURRENT_USER`);
+        }
+
+        let created = false;
+        if (!database) {
+          try {
+            // Closed to connections until the grants below are in place.
+            await client.query(`CREATE DATABASE ${q} OWNER ${q} ALLOW_CONNECTIONS false`);
+            created = true;
+          } catch (error) {
+            if (sqlState(error) !== "42P04") throw error;
+            database = await findDatabase(client, name);
+          }
+        }
+        if (database) assertOurs(database, name, mark);
+        await client.query(`COMMENT ON DATABASE ${q} IS ${pg.escapeLiteral(mark)}`);
+        await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
+        await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${q}`);
+        await client.query(`ALTER DATABASE ${q} ALLOW_CONNECTIONS true`);
+        return created;
+      });
+      log.info({ database: name, created }, created ? "deployment database created" : "deployment database adopted");
+      return { url: deploymentUrl(adminUrl, name, password), created, name } satisfies ProvisionedDatabase;
+    },
+
+    async connect(_identity, provisionedUrl) {
+      return provisionedUrl;
+    },
+
+    async drop(identity) {
+      const name = deploymentDatabaseName(identity, options.namePrefix);
+      const mark = ownershipMark(identity);
+      const dropped = await withAdminSession(identity, async (client) => {
+        const q = quoteName(name);
+        const role = await findRole(client, name);
+        const database = await findDatabase(client, name);
+        if (role && role.mark !== mark) {
+          throw conflict(`refusing to drop the role "${name}": it was not created by Slipway for this deployment`);
+        }
+        if (database) assertOurs(database, name, mark, "refusing to drop");
+        if (database) {
+          await client.query(`ALTER DATABASE ${q} ALLOW_CONNECTIONS false`);
+          await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
+          const version = Number((await client.query<{ server_version_num: string }>("SHOW server_version_num")).rows[0]?.server_version_num);
+          await client.query(`DROP DATABASE IF EXISTS ${q}${version >= 130000 ? " WITH (FORCE)" : ""}`);
+        }
+        if (role) {
+          await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", [name]);
+          await client.query(`DROP ROLE IF EXISTS ${q}`);
+        }
+        return { database: Boolean(database), role: Boolean(role) };
+      });
+      log.info({ database: name, dropped }, "deployment database dropped");
+    },
+
+    async close() {
+      // Every operation opens and closes its own admin connection.
+    },
+  };
+}
+
+/** The URL a deployment's builds and running revisions get: same server, its own role and database. */
+function deploymentUrl(adminUrl: string, name: string, password: string): string {
+  const admin = new URL(adminUrl);
+  // A socket-folder admin URL (`postgresql:///postgres?host=/run/postgresql`) has no host;
+  // a URL without one cannot carry credentials, and its `host` parameter wins anyway.
+  const url = new URL(`postgresql://${admin.host || "localhost"}/${name}`);
+  url.username = name;
+  url.password = password;
+  for (const key of INHERITED_PARAMETERS) {
+    const value = admin.searchParams.get(key);
+    if (value !== null) url.searchParams.set(key, value);
+  }
+  return url.toString();
+}
+
+/** Names are `[a-z0-9_]` by construction; quoting is the second layer, not the only one. */
+function quoteName(name: string): string {
+  if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) throw new Error(`unexpected database name ${JSON.stringify(name)}`);
+  return pg.escapeIdentifier(name);
+}
+
+async function findRole(client: pg.Client, name: string): Promise<RoleRow | undefined> {
+  const result = await client.query<RoleRow>(
+    "SELECT shobj_description(oid, 'pg_authid') AS mark FROM pg_roles WHERE rolname = $1",
+    [name],
+  );
+  return result.rows[0];
+}
+
+async function findDatabase(client: pg.Client, name: string): Promise<DatabaseRow | undefined> {
+  const result = await client.query<DatabaseRow>(
+    "SELECT pg_get_userbyid(datdba) AS owner, shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE datname = $1",
+    [name],
+  );
+  return result.rows[0];
+}
+
+async function adminIsSuperuser(client: pg.Client): Promise<boolean> {
+  const result = await client.query<{ rolsuper: boolean }>("SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+  return result.rows[0]?.rolsuper === true;
+}
+
+/**
+ * Ours: owned by our (marked) role, and carrying our mark or none yet (a crash between
+ * CREATE DATABASE and COMMENT leaves none).
+ */
+function assertOurs(database: DatabaseRow, name: string, mark: string, verb = "cannot use"): void {
+  if (database.owner !== name || (database.mark !== null && database.mark !== mark)) {
+    throw conflict(`${verb} the database "${name}": it exists but was not created by Slipway for this deployment; rename or drop it`);
+  }
+}
+
+function conflict(message: string): DatabaseSetupError {
+  return new DatabaseSetupError(message, { reason: "conflict" });
+}
+
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}

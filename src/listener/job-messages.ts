@@ -1,0 +1,41 @@
+/** What the listener's main thread and its Bree job workers say to each other. */
+
+export interface BuildJobData {
+  revisionId: string;
+  repository: string;
+  environment: string;
+  sha: string;
+  ref: string;
+  tarballUrl: string;
+  token: string;
+  databaseUrl: string;
+  commands: string[];
+  timeoutSeconds: number;
+  env: Record<string, string>;
+  workDir: string;
+  logFile: string;
+  /** Values masked in the log: the token, the database password. */
+  secrets: string[];
+}
+
+export interface BuildJobResult {
+  outcome: "succeeded" | "failed" | "cancelled";
+  error?: string;
+  infrastructureFault?: boolean;
+}
+
+export type BuildJobMessage =
+  | { type: "log"; text: string; offset: number }
+  | { type: "result"; result: BuildJobResult };
+
+export interface ProvisionJobData {
+  identity: { installationId: number; repository: string; environment: string };
+  adminUrl?: string;
+  dataDir: string;
+}
+
+export type ProvisionJobResult =
+  | { ok: true; database: { name: string; url: string; created: boolean } }
+  | { ok: false; error: string; infrastructureFault: boolean };
+
+export type ProvisionJobMessage = { type: "result"; result: ProvisionJobResult };

@@ -1,0 +1,87 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import Bree from "bree";
+import type { Logger } from "pino";
+
+const JOBS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../jobs");
+
+export type JobName = "build-revision" | "provision-database";
+
+export interface JobRun<T> {
+  /** The job's `result` message; rejects if the worker ended without one. */
+  result: Promise<T>;
+  /** Sends `cancel`; Bree terminates the worker if it has not finished a while later. */
+  cancel(): void;
+}
+
+export interface JobRunner {
+  run<T>(options: { job: JobName; runId: string; workerData: unknown; onMessage?: (message: unknown) => void }): Promise<JobRun<T>>;
+  stop(): Promise<void>;
+}
+
+interface Running {
+  onMessage?: (message: unknown) => void;
+  result?: unknown;
+  error?: Error;
+  finished: () => void;
+}
+
+/**
+ * Runs each database setup and build as its own Bree job run, in a worker thread. Bree
+ * refuses to run a name that is already running, so every run gets a unique name.
+ */
+export function createJobRunner(options: { log: Logger; closeWorkerAfterMs?: number }): JobRunner {
+  const { log } = options;
+  const running = new Map<string, Running>();
+  // Bree logs as (message, meta); pino wants (object, message).
+  const breeLogger = {
+    info: (message: unknown) => log.debug(String(message)),
+    warn: (message: unknown) => log.warn(String(message)),
+    error: (message: unknown) => log.error(String(message)),
+  };
+  const bree = new Bree({
+    root: false,
+    jobs: [],
+    logger: breeLogger as unknown as Bree.BreeLogger,
+    closeWorkerAfterMs: options.closeWorkerAfterMs ?? 15_000,
+    workerMessageHandler: ({ name, message }: { name: string; message: unknown }) => {
+      const run = running.get(name);
+      if (!run || message === "done") return;
+      if (typeof message === "object" && message !== null && (message as { type?: string }).type === "result") {
+        run.result = (message as { result: unknown }).result;
+      } else run.onMessage?.(message);
+    },
+    errorHandler: (error: unknown, meta: { name: string }) => {
+      const run = running.get(meta.name);
+      const message = (error as Error)?.message ?? String(error);
+      if (run) run.error = new Error(message);
+      log.error({ err: { message }, job: meta.name }, "job failed");
+    },
+  });
+  bree.on("worker deleted", (name: string) => running.get(name)?.finished());
+
+  return {
+    async run<T>({ job, runId, workerData, onMessage }: { job: JobName; runId: string; workerData: unknown; onMessage?: (message: unknown) => void }) {
+      const name = `${job}-${runId}`;
+      let finished!: () => void;
+      const ended = new Promise<void>((resolve) => (finished = resolve));
+      const state: Running = { onMessage, finished };
+      running.set(name, state);
+      await bree.add({ name, path: path.join(JOBS_DIR, `${job}.js`), worker: { workerData } });
+      await bree.run(name);
+      const result = ended.then(async () => {
+        running.delete(name);
+        await bree.remove(name).catch(() => undefined);
+        if (state.result !== undefined) return state.result as T;
+        throw new Error(`the ${job} job ended without a result${state.error ? `: ${state.error.message}` : ""}`);
+      });
+      return {
+        result,
+        cancel: () => void bree.stop(name).catch(() => undefined),
+      };
+    },
+    async stop() {
+      await bree.stop();
+    },
+  };
+}

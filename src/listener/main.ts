@@ -1,0 +1,40 @@
+/**
+ * `npm run listener`: a standalone data-plane listener on another machine. It needs
+ * SLIPWAY_CONTROL_PLANE_URL and SLIPWAY_LISTENER_TOKEN, and only ever calls out.
+ */
+import { existsSync } from "node:fs";
+import pino from "pino";
+import { readSettings } from "../settings.js";
+import { onShutdownSignals } from "../shutdown.js";
+import { createControlPlaneClient } from "./control-plane-client.js";
+import { createDatabaseBackend } from "./database/database-backend.js";
+import { startListener } from "./start-listener.js";
+
+if (existsSync(".env")) process.loadEnvFile(".env");
+const log = pino({ level: process.env.LOG_LEVEL ?? "info", name: "slipway-listener" });
+
+try {
+  const settings = readSettings(process.env);
+  if (!settings.controlPlaneUrl || settings.listenerTokenGenerated) {
+    throw new Error("a standalone listener needs SLIPWAY_CONTROL_PLANE_URL and SLIPWAY_LISTENER_TOKEN");
+  }
+  const database = createDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
+  const listener = startListener({
+    client: createControlPlaneClient({ url: settings.controlPlaneUrl, token: settings.listenerToken, log }),
+    database,
+    adminDatabaseUrl: settings.databaseUrl,
+    dataDir: settings.dataDir,
+    maxConcurrentBuilds: settings.maxConcurrentBuilds,
+    log,
+  });
+  onShutdownSignals({
+    log,
+    async stop() {
+      await listener.stop();
+      await database.close();
+    },
+  });
+} catch (error) {
+  log.fatal((error as Error).message);
+  process.exit(1);
+}

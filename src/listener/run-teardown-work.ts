@@ -1,0 +1,35 @@
+import type { Logger } from "pino";
+import type { TeardownWork } from "../protocol/listener-protocol.js";
+import type { ControlPlaneClient } from "./control-plane-client.js";
+import { describeDatabaseError, type DatabaseBackend } from "./database/database-backend.js";
+import { startWorkProgress } from "./work-progress.js";
+
+/** A torn-down deployment: its database is dropped (idempotent), then the control plane is told. */
+export async function runTeardownWork(
+  work: TeardownWork,
+  context: { client: ControlPlaneClient; database: DatabaseBackend; adminDatabaseUrl?: string; heartbeatIntervalMs: number; log: Logger },
+): Promise<void> {
+  const log = context.log.child({ environment: work.deployment.environment, teardown: work.leaseId });
+  const progress = startWorkProgress({
+    client: context.client,
+    leaseId: work.leaseId,
+    intervalMs: context.heartbeatIntervalMs,
+    log,
+    onCancel: () => undefined,
+    onLeaseLost: () => log.warn("teardown lease lost"),
+  });
+  const identity = {
+    installationId: work.deployment.installationId,
+    repository: work.deployment.repository,
+    environment: work.deployment.environment,
+  };
+  try {
+    await context.database.drop(identity);
+    log.info("database dropped");
+    await progress.complete({ outcome: "DELETED" });
+  } catch (error) {
+    const message = describeDatabaseError(error, context.adminDatabaseUrl);
+    log.warn({ err: { message } }, "dropping the database failed");
+    await progress.complete({ outcome: "TEARDOWN_FAILED", error: message, infrastructureFault: true });
+  }
+}

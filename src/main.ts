@@ -1,0 +1,81 @@
+/**
+ * `npm start`: the control plane and, by default, an embedded listener, in one process.
+ * The process owns its signals (not Probot's `run()`), because it also owns Bree workers
+ * and build processes that must be stopped in order.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import pino, { type Logger } from "pino";
+import { createProbot } from "probot";
+import { startControlPlane } from "./control-plane/start-control-plane.js";
+import { SlipwayOctokit } from "./control-plane/github/slipway-octokit.js";
+import { missingCredentials, startSetupMode } from "./control-plane/setup/start-setup-mode.js";
+import { githubApiUrl, githubWebUrl } from "./github-api-url.js";
+import { createControlPlaneClient } from "./listener/control-plane-client.js";
+import { createDatabaseBackend } from "./listener/database/database-backend.js";
+import { startListener } from "./listener/start-listener.js";
+import { readSettings } from "./settings.js";
+import { onShutdownSignals } from "./shutdown.js";
+
+const envFile = path.resolve(".env");
+if (existsSync(envFile)) process.loadEnvFile(envFile);
+process.env.LOG_LEVEL ??= "info";
+
+const log: Logger = pino({ level: process.env.LOG_LEVEL, name: "slipway" });
+
+async function main() {
+  const settings = readSettings(process.env);
+  const missing = missingCredentials(process.env);
+  if (missing.length > 0) {
+    const setup = await startSetupMode({
+      port: settings.port,
+      host: settings.host,
+      publicUrl: settings.publicUrl,
+      envFile,
+      appYmlPath: path.resolve("app.yml"),
+      githubUrl: githubWebUrl(process.env),
+      apiUrl: githubApiUrl(process.env),
+      org: process.env.GH_ORG,
+      log,
+      missing,
+    });
+    onShutdownSignals({ log, stop: () => setup.close() });
+    return;
+  }
+
+  const probot = createProbot({ overrides: { Octokit: SlipwayOctokit, log } });
+  const controlPlane = await startControlPlane({ settings, probot, log, appId: Number(process.env.APP_ID), apiBaseUrl: githubApiUrl(process.env) });
+  let stopListener = async () => {};
+  if (settings.listener === "embedded") {
+    const database = createDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
+    const listener = startListener({
+      client: createControlPlaneClient({ url: controlPlane.url, token: settings.listenerToken, log }),
+      database,
+      adminDatabaseUrl: settings.databaseUrl,
+      dataDir: settings.dataDir,
+      maxConcurrentBuilds: settings.maxConcurrentBuilds,
+      log,
+    });
+    stopListener = async () => {
+      await listener.stop();
+      await database.close();
+    };
+  } else {
+    log.info("SLIPWAY_LISTENER=off: waiting for standalone listeners (npm run listener)");
+  }
+  log.info({ url: settings.publicUrl, webhooks: `${settings.publicUrl}/api/github/webhooks` }, "Slipway is running");
+
+  onShutdownSignals({
+    log,
+    async stop() {
+      await stopListener();
+      await controlPlane.close();
+    },
+  });
+}
+
+main().catch((error: unknown) => {
+  log.fatal({ err: error }, (error as Error).message);
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 100).unref();
+});

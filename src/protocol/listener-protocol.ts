@@ -1,0 +1,75 @@
+/**
+ * The listener protocol: how a data-plane listener pulls work from the control plane and
+ * reports on it, over HTTP with a bearer token. The control plane never calls a listener.
+ *
+ *   POST /api/v1/work/lease                 → 200 { work } | 204 (long poll, `waitSeconds`)
+ *   POST /api/v1/work/<leaseId>/heartbeat   → 200 HeartbeatResponse | 409 lease lost
+ *   POST /api/v1/work/<leaseId>/complete    → 200 | 409 lease lost
+ */
+import type { BuildSettings, PhaseName } from "../store/model.js";
+
+export const PROTOCOL_PREFIX = "/api/v1/work";
+
+export interface LeaseRequest {
+  listenerId: string;
+  /** How long the control plane may hold the request open while no work is queued. */
+  waitSeconds?: number;
+}
+
+export interface RevisionWork {
+  kind: "revision";
+  leaseId: string;
+  leaseTtlSeconds: number;
+  attempt: number;
+  revision: { id: string; number: number; sha: string; ref: string };
+  deployment: { id: string; environment: string; installationId: number; repository: string };
+  /** First revision of a deployment provisions; later ones connect to what exists. */
+  database: { action: "provision" } | { action: "connect"; url: string };
+  build: BuildSettings;
+  /** A short-lived token scoped to this one repository, read-only. */
+  source: { tarballUrl: string; token: string; expiresAt: string };
+}
+
+/** A closed preview: drop its database (and, later, stop what runs). Idempotent. */
+export interface TeardownWork {
+  kind: "teardown";
+  leaseId: string;
+  leaseTtlSeconds: number;
+  deployment: { id: string; environment: string; installationId: number; repository: string };
+}
+
+export type Work = RevisionWork | TeardownWork;
+
+export type WorkEvent =
+  | { type: "phase_started"; phase: PhaseName; at: string }
+  | {
+      type: "phase_finished";
+      phase: PhaseName;
+      at: string;
+      outcome: "succeeded" | "failed" | "cancelled";
+      note?: string;
+      /** With a successful database phase: what was provisioned. */
+      database?: { name: string; url: string; created: boolean };
+    };
+
+export interface ProgressReport {
+  events: WorkEvent[];
+  /** Masked log text, and its offset in the revision's log stream (so a retried report is not appended twice). */
+  log?: { offset: number; text: string };
+}
+
+export interface HeartbeatResponse {
+  cancel: boolean;
+  leaseExpiresAt: string;
+}
+
+/** How revision work ended (a revision state), or teardown work (`DELETED`, or `TEARDOWN_FAILED` to be retried). */
+export type WorkOutcome = "DEPLOYED" | "DATABASE_FAILED" | "BUILD_FAILED" | "DEPLOY_FAILED" | "CANCELLED" | "DELETED" | "TEARDOWN_FAILED";
+
+export interface CompleteRequest extends ProgressReport {
+  outcome: WorkOutcome;
+  /** A sentence for the user; never a secret. */
+  error?: string;
+  /** True when the failure is Slipway's or the machine's, not the user's code (deployment status `error`). */
+  infrastructureFault?: boolean;
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+
+/** Server settings from the environment, with ARCHITECTURE.md's names and defaults. */
+export interface Settings {
+  port: number;
+  host?: string;
+  dataDir: string;
+  publicUrl: string;
+  /** Admin URL of a PostgreSQL server; unset means embedded databases. */
+  databaseUrl?: string;
+  listener: "embedded" | "off";
+  listenerToken: string;
+  /** True when the token was generated for the embedded listener, not configured. */
+  listenerTokenGenerated: boolean;
+  controlPlaneUrl?: string;
+  maxConcurrentBuilds: number;
+  routerPort: number;
+  routerDomain: string;
+}
+
+export class SettingsError extends Error {
+  override name = "SettingsError";
+}
+
+/**
+ * Reads and checks the SLIPWAY_* variables (and PORT, HOST).
+ *
+ * @example
+ * const settings = readSettings(process.env);
+ */
+export function readSettings(env: NodeJS.ProcessEnv): Settings {
+  const port = integer(env, "PORT", 3000, 0, 65_535);
+  const listener = env.SLIPWAY_LISTENER ?? "embedded";
+  if (listener !== "embedded" && listener !== "off") {
+    throw new SettingsError(`SLIPWAY_LISTENER must be "embedded" or "off", not ${JSON.stringify(listener)}`);
+  }
+  const configuredToken = env.SLIPWAY_LISTENER_TOKEN?.trim();
+  if (configuredToken !== undefined && configuredToken.length < 16) {
+    throw new SettingsError("SLIPWAY_LISTENER_TOKEN must be at least 16 characters long");
+  }
+  const publicUrl = (env.SLIPWAY_PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, "");
+  checkUrl("SLIPWAY_PUBLIC_URL", publicUrl);
+  if (env.SLIPWAY_CONTROL_PLANE_URL) checkUrl("SLIPWAY_CONTROL_PLANE_URL", env.SLIPWAY_CONTROL_PLANE_URL);
+  if (env.SLIPWAY_DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.SLIPWAY_DATABASE_URL)) {
+    throw new SettingsError("SLIPWAY_DATABASE_URL must be a postgres:// or postgresql:// URL");
+  }
+  return {
+    port,
+    host: env.HOST || undefined,
+    dataDir: path.resolve(env.SLIPWAY_DATA_DIR ?? ".slipway"),
+    publicUrl,
+    databaseUrl: env.SLIPWAY_DATABASE_URL || undefined,
+    listener,
+    listenerToken: configuredToken ?? randomBytes(32).toString("base64url"),
+    listenerTokenGenerated: configuredToken === undefined,
+    controlPlaneUrl: env.SLIPWAY_CONTROL_PLANE_URL?.replace(/\/+$/, ""),
+    maxConcurrentBuilds: integer(env, "SLIPWAY_MAX_CONCURRENT_BUILDS", 2, 1, 64),
+    routerPort: integer(env, "SLIPWAY_ROUTER_PORT", 8080, 0, 65_535),
+    routerDomain: env.SLIPWAY_ROUTER_DOMAIN ?? "localhost",
+  };
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new SettingsError(`${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function checkUrl(name: string, value: string) {
+  try {
+    const url = new URL(value);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
+  } catch {
+    throw new SettingsError(`${name} must be an http(s) URL, not ${JSON.stringify(value)}`);
+  }
+}

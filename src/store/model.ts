@@ -1,0 +1,223 @@
+/**
+ * The records the control plane keeps in its state store. Names of states follow
+ * ARCHITECTURE.md exactly: users and tests rely on them.
+ */
+
+export const REVISION_STATES = [
+  "QUEUED",
+  "CREATING_DATABASE",
+  "BUILDING",
+  "DEPLOYING",
+  "DEPLOYED",
+  "DATABASE_FAILED",
+  "BUILD_FAILED",
+  "DEPLOY_FAILED",
+  "CANCELLED",
+  "SUPERSEDED",
+  "INTERRUPTED",
+] as const;
+export type RevisionState = (typeof REVISION_STATES)[number];
+
+/** States in which the listener is working on the revision. */
+export const ACTIVE_STATES: ReadonlySet<RevisionState> = new Set(["CREATING_DATABASE", "BUILDING", "DEPLOYING"]);
+
+/** States a revision never leaves. */
+export const FINAL_STATES: ReadonlySet<RevisionState> = new Set([
+  "DEPLOYED",
+  "DATABASE_FAILED",
+  "BUILD_FAILED",
+  "DEPLOY_FAILED",
+  "CANCELLED",
+  "SUPERSEDED",
+  "INTERRUPTED",
+]);
+
+export type DeploymentState = "AWAITING_DATABASE" | "READY" | "AWAITING_DELETE" | "DELETED";
+
+export interface RepositoryRef {
+  id: number;
+  owner: string;
+  name: string;
+  /** "owner/name" */
+  fullName: string;
+  defaultBranch: string;
+  private: boolean;
+}
+
+/** One environment of one repository of one installation. */
+export interface Deployment {
+  id: string;
+  installationId: number;
+  repository: RepositoryRef;
+  environment: string;
+  state: DeploymentState;
+  /** Set once the database exists; the URL is encrypted at rest (see secret-box). */
+  database?: { name: string; encryptedUrl: string; createdAt: string };
+  /** For `pr-<number>` previews. */
+  pullRequest?: PullRequestLink;
+  /** While AWAITING_DELETE: the listener dropping the database holds this. */
+  teardownLease?: Lease;
+  /** After a failed teardown: not before this time, and why it failed. */
+  teardownRetryAt?: string;
+  teardownError?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PullRequestLink {
+  number: number;
+  /** "owner/name" of the head repository; differs from the base for forks. */
+  headRepository: string;
+  fork: boolean;
+  /** Slipway's one status comment on the pull request, edited in place. */
+  commentId?: number;
+  /** Signature of the comment body last sent. */
+  commentSent?: string;
+  /** Head commits of a fork whose "a maintainer must /deploy" note was posted. */
+  forkNoticeFor?: string;
+}
+
+export type PhaseName = "database" | "build" | "deploy";
+
+export interface Phase {
+  name: PhaseName;
+  startedAt: string;
+  finishedAt?: string;
+  outcome?: "succeeded" | "failed" | "cancelled";
+  /** Shown beside the phase, e.g. "database created" or "database reused". */
+  note?: string;
+}
+
+export interface Trigger {
+  kind: "push" | "deploy_command" | "rerun" | "redeploy" | "pr_update";
+  /** GitHub login of who caused it. */
+  actor: string;
+  deliveryId?: string;
+  /** The `/deploy` comment, which gets `rocket` or `confused` when the revision ends. */
+  commentId?: number;
+}
+
+export interface Lease {
+  id: string;
+  listenerId: string;
+  expiresAt: string;
+  attempt: number;
+}
+
+export interface BuildSettings {
+  commands: string[];
+  timeoutSeconds: number;
+  env: Record<string, string>;
+}
+
+/** What GitHub has been told about a revision, and what ids it gave back. */
+export interface GitHubSync {
+  deploymentId?: number;
+  checkRunId?: number;
+  /** Set before the first create attempt, so a retry looks for an existing check run first. */
+  checkRunCreateAttempted?: boolean;
+  /** Signature of the last state each object was brought to; equal signature → nothing to send. */
+  deploymentStatusSent?: string;
+  checkRunSent?: string;
+  /** Last time a progress update went out, for coalescing. */
+  lastProgressAt?: string;
+  /** The final reaction on the `/deploy` comment was added. */
+  reactionSent?: boolean;
+}
+
+export interface Revision {
+  id: string;
+  /** Monotonic number per deployment, for people: "revision 7 of production". */
+  number: number;
+  deploymentId: string;
+  sha: string;
+  ref: string;
+  trigger: Trigger;
+  state: RevisionState;
+  build: BuildSettings;
+  phases: Phase[];
+  /** Why it failed, in words for the check run; never a secret. */
+  error?: string;
+  /** The failure was Slipway's or the machine's, not the code's (deployment status `error`). */
+  infrastructureFault?: boolean;
+  lease?: Lease;
+  /** Lease attempts made so far. */
+  attempts: number;
+  /** Set when someone asked to cancel work that a listener holds. */
+  cancelRequested?: boolean;
+  github: GitHubSync;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+/** A webhook delivery, stored before it is acknowledged. */
+export interface Delivery {
+  id: string;
+  event: string;
+  receivedAt: string;
+  status: "pending" | "processed" | "ignored" | "failed";
+  /** The few fields of the payload that processing needs; never the whole payload. */
+  intent?: DeliveryIntent;
+  note?: string;
+}
+
+export interface PushIntent {
+  kind: "push";
+  installationId: number;
+  repository: RepositoryRef;
+  ref: string;
+  branch: string;
+  sha: string;
+  pusher: string;
+}
+
+/** A `/deploy` comment on a pull request. */
+export interface CommandIntent {
+  kind: "command";
+  command: "deploy" | "cancel" | "help" | "unknown";
+  argument?: string;
+  installationId: number;
+  repository: RepositoryRef;
+  pullRequest: number;
+  commentId: number;
+  actor: string;
+}
+
+/** New commits on, or the closing of, a pull request. */
+export interface PullRequestIntent {
+  kind: "pull_request";
+  action: "synchronize" | "closed";
+  installationId: number;
+  repository: RepositoryRef;
+  pullRequest: number;
+  headSha: string;
+  headRef: string;
+  headRepository: string;
+  actor: string;
+}
+
+/** A check run's "Re-run", or one of its buttons. */
+export interface CheckRunIntent {
+  kind: "check_run";
+  action: "rerequested" | "redeploy" | "cancel";
+  installationId: number;
+  repository: RepositoryRef;
+  revisionId: string;
+  actor: string;
+}
+
+export type DeliveryIntent = PushIntent | CommandIntent | PullRequestIntent | CheckRunIntent;
+
+export interface StateDocument {
+  version: 1;
+  deployments: Record<string, Deployment>;
+  revisions: Record<string, Revision>;
+  deliveries: Record<string, Delivery>;
+  /** Next revision number per deployment. */
+  counters: Record<string, number>;
+}
+
+export function emptyState(): StateDocument {
+  return { version: 1, deployments: {}, revisions: {}, deliveries: {}, counters: {} };
+}

@@ -1,0 +1,177 @@
+import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { Low } from "lowdb";
+import { JSONFile } from "lowdb/node";
+import type { Logger } from "pino";
+import { FINAL_STATES, emptyState, type Revision, type StateDocument } from "./model.js";
+
+/** How many finished revisions per deployment stay in the state file; older ones are archived. */
+export const KEEP_FINISHED_REVISIONS = 20;
+/** How many handled deliveries are remembered to recognise redeliveries. */
+export const KEEP_DELIVERIES = 2_000;
+
+export interface StateStore {
+  /** The live document. Read it freely; change it only inside `update`. */
+  readonly state: Readonly<StateDocument>;
+  /**
+   * Applies a change and resolves once it is on disk. The change runs synchronously, so
+   * concurrent callers never interleave; steno coalesces the writes of concurrent callers.
+   */
+  update<T>(change: (state: StateDocument) => T): Promise<T>;
+  /** A revision from the state file or, for old ones, from the archive. */
+  findRevision(id: string): Promise<Revision | undefined>;
+  /** Archived revisions of a deployment, newest first. */
+  archivedRevisions(deploymentId: string, limit?: number): Promise<Revision[]>;
+  readonly file: string;
+  readonly dataDir: string;
+}
+
+export class CorruptStateError extends Error {
+  constructor(file: string, cause: unknown) {
+    super(
+      `The state file ${file} is not valid JSON (${(cause as Error).message}). Slipway will not start on it, ` +
+        `so that nothing is silently reset. Restore it from a backup (the previous version may be in ${file}.bak), ` +
+        `or move it away to start with an empty state.`,
+      { cause },
+    );
+    this.name = "CorruptStateError";
+  }
+}
+
+/**
+ * Opens the state file in `dataDir` (creating the folder), refusing to start on a corrupt file.
+ * The main thread of the control plane is its only writer.
+ *
+ * @example
+ * const store = await openStateStore({ dataDir: ".slipway", log });
+ * await store.update((s) => { s.deployments[d.id] = d; });
+ */
+export async function openStateStore(options: { dataDir: string; log: Logger }): Promise<StateStore> {
+  const dataDir = path.resolve(options.dataDir);
+  const file = path.join(dataDir, "state.json");
+  const archiveDir = path.join(dataDir, "archive");
+  await mkdir(archiveDir, { recursive: true });
+
+  const db = new Low<StateDocument>(new JSONFile<StateDocument>(file), emptyState());
+  try {
+    await db.read();
+  } catch (error) {
+    throw new CorruptStateError(file, error);
+  }
+  if (!isStateDocument(db.data)) {
+    throw new CorruptStateError(file, new Error("it does not hold a Slipway state document"));
+  }
+  // Keep the last good version beside it: cheap insurance for the restore advice above.
+  await writeFile(`${file}.bak`, JSON.stringify(db.data)).catch(() => undefined);
+
+  const archivePath = (deploymentId: string, revisionId: string) =>
+    path.join(archiveDir, deploymentId, `${revisionId}.json`);
+
+  async function archiveOldRevisions(state: StateDocument): Promise<Revision[]> {
+    const finishedByDeployment = new Map<string, Revision[]>();
+    for (const revision of Object.values(state.revisions)) {
+      if (!FINAL_STATES.has(revision.state)) continue;
+      const list = finishedByDeployment.get(revision.deploymentId) ?? [];
+      list.push(revision);
+      finishedByDeployment.set(revision.deploymentId, list);
+    }
+    const toArchive: Revision[] = [];
+    for (const list of finishedByDeployment.values()) {
+      if (list.length <= KEEP_FINISHED_REVISIONS) continue;
+      list.sort((a, b) => b.number - a.number);
+      toArchive.push(...list.slice(KEEP_FINISHED_REVISIONS));
+    }
+    for (const revision of toArchive) {
+      const target = archivePath(revision.deploymentId, revision.id);
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(`${target}.tmp`, JSON.stringify(revision));
+      await rename(`${target}.tmp`, target);
+    }
+    return toArchive;
+  }
+
+  function pruneDeliveries(state: StateDocument) {
+    const ids = Object.keys(state.deliveries);
+    if (ids.length <= KEEP_DELIVERIES) return;
+    const done = ids
+      .map((id) => state.deliveries[id]!)
+      .filter((d) => d.status !== "pending")
+      .sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
+    for (const delivery of done.slice(0, ids.length - KEEP_DELIVERIES)) delete state.deliveries[delivery.id];
+  }
+
+  let archiving: Promise<void> | undefined;
+  let writesSinceArchive = 0;
+
+  const store: StateStore = {
+    get state() {
+      return db.data;
+    },
+    file,
+    dataDir,
+    async update(change) {
+      const result = change(db.data);
+      await db.write();
+      // Archive every so often rather than on every write: it scans all revisions.
+      if (++writesSinceArchive >= 50 && !archiving) {
+        writesSinceArchive = 0;
+        archiving = (async () => {
+          const archived = await archiveOldRevisions(db.data);
+          if (archived.length === 0) return;
+          for (const revision of archived) delete db.data.revisions[revision.id];
+          pruneDeliveries(db.data);
+          await db.write();
+          options.log.debug({ archived: archived.length }, "archived old revisions");
+        })()
+          .catch((error) => options.log.error({ err: error }, "archiving revisions failed"))
+          .finally(() => {
+            archiving = undefined;
+          });
+      }
+      return result;
+    },
+    async findRevision(id) {
+      const live = db.data.revisions[id];
+      if (live) return live;
+      if (!/^[a-z0-9-]+$/i.test(id)) return undefined;
+      for (const deploymentId of Object.keys(db.data.deployments)) {
+        const found = await readJson<Revision>(archivePath(deploymentId, id));
+        if (found) return found;
+      }
+      return undefined;
+    },
+    async archivedRevisions(deploymentId, limit = 50) {
+      const dir = path.join(archiveDir, deploymentId);
+      const names = await readdir(dir).catch(() => [] as string[]);
+      const revisions = await Promise.all(
+        names.filter((n) => n.endsWith(".json")).map((n) => readJson<Revision>(path.join(dir, n))),
+      );
+      return revisions
+        .filter((r): r is Revision => r !== undefined)
+        .sort((a, b) => b.number - a.number)
+        .slice(0, limit);
+    },
+  };
+  return store;
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function isStateDocument(value: unknown): value is StateDocument {
+  const doc = value as StateDocument | null;
+  return (
+    typeof doc === "object" &&
+    doc !== null &&
+    doc.version === 1 &&
+    typeof doc.deployments === "object" &&
+    typeof doc.revisions === "object" &&
+    typeof doc.deliveries === "object" &&
+    typeof doc.counters === "object"
+  );
+}

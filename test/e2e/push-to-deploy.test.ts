@@ -1,0 +1,267 @@
+/**
+ * Push to deploy, end to end: the real server (`src/main.ts`) as a child process, signed
+ * webhooks over HTTP, and GitHub played by the OpenAPI-validating stand-in. Each scenario
+ * uses its own repository and installation, so they run side by side.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { generateAppKey } from "../support/app-credentials.js";
+import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+
+const SECRET = "e2e-webhook-secret";
+let github: GitHubStandIn;
+let slipway: RunningSlipway;
+let workDir: string;
+let nextInstallation = 100;
+
+beforeAll(async () => {
+  const { privateKey, publicKey } = generateAppKey();
+  github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
+  workDir = await mkdtemp(path.join(tmpdir(), "slipway-e2e-"));
+  slipway = await startSlipway({
+    env: {
+      APP_ID: "1",
+      PRIVATE_KEY: privateKey,
+      WEBHOOK_SECRET: SECRET,
+      GHE_HOST: github.host,
+      GHE_PROTOCOL: "http",
+      SLIPWAY_DATA_DIR: path.join(workDir, "data"),
+      SLIPWAY_MAX_CONCURRENT_BUILDS: "4",
+    },
+  });
+  slipway.process.on("exit", (code) => {
+    if (code !== 0 && code !== null) process.stderr.write(`slipway exited with ${code}:\n${slipway.output()}\n`);
+  });
+});
+
+afterAll(async () => {
+  const code = await slipway?.stop();
+  await github?.close();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+  expect(code).toBe(0);
+});
+
+function repository(name: string, config: string): StandInRepositoryHandle {
+  return github.addRepository({
+    owner: "acme",
+    name,
+    installationId: nextInstallation++,
+    files: { ".github/slipway.yml": config, "README.md": `# ${name}\n` },
+  });
+}
+
+async function push(repo: StandInRepositoryHandle, options: { sha?: string; branch?: string; deliveryId?: string } = {}) {
+  const sha = options.sha ?? github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": "", "app.txt": String(Math.random()) }, branch: options.branch });
+  const response = await sendWebhook({
+    url: `${slipway.url}/api/github/webhooks`,
+    secret: SECRET,
+    event: "push",
+    deliveryId: options.deliveryId,
+    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: options.branch ?? repo.defaultBranch, after: sha }),
+  });
+  return { sha, response };
+}
+
+function finishedCheckRun(repo: StandInRepositoryHandle, sha: string, timeoutMs = 60_000) {
+  return github.waitFor(
+    (gh) => gh.checkRuns({ owner: repo.owner, name: repo.name }).find((run) => run.headSha === sha && run.status === "completed"),
+    { timeoutMs, description: `a completed check run on ${repo.fullName}@${sha.slice(0, 7)}` },
+  );
+}
+
+function lastStatus(repo: StandInRepositoryHandle, sha: string) {
+  const deployment = github.deployments({ owner: repo.owner, name: repo.name }).find((d) => d.sha === sha);
+  return deployment?.statuses.at(-1);
+}
+
+async function finalStatus(repo: StandInRepositoryHandle, sha: string, state: string) {
+  return github.waitFor(() => (lastStatus(repo, sha)?.state === state ? lastStatus(repo, sha) : undefined), {
+    timeoutMs: 30_000,
+    description: `deployment status ${state} on ${repo.fullName}@${sha.slice(0, 7)}`,
+  });
+}
+
+// Files in the pushed commits replace the whole tree, so each commit carries the config.
+function commitWithConfig(repo: StandInRepositoryHandle, config: string, extra: Record<string, string> = {}, branch?: string) {
+  return github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": config, ...extra }, branch });
+}
+
+describe.concurrent("push to deploy", () => {
+  it("first push creates the database, builds and deploys; the second reuses the database", async () => {
+    const config = [
+      "build:",
+      "  commands:",
+      "    - echo building $SLIPWAY_ENVIRONMENT at $SLIPWAY_SHA",
+      "    - psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -qAtc 'create table if not exists visits(n int); insert into visits values (1); select count(*) from visits'",
+    ].join("\n");
+    const repo = repository("shop", config);
+    const first = await push(repo, { sha: commitWithConfig(repo, config, { "v.txt": "1" }) });
+    expect(first.response.status).toBeLessThan(300);
+
+    const run1 = await finishedCheckRun(repo, first.sha);
+    expect(run1).toMatchObject({ name: "slipway/production", conclusion: "success" });
+    expect(run1.detailsUrl).toMatch(/\/revisions\/[0-9a-f-]{36}$/);
+    expect(run1.output.summary, JSON.stringify(run1.history.map((h) => [h.status, h.summary]), null, 1)).toContain("database created");
+    const states1 = run1.history.map((h) => h.status);
+    expect(states1.at(-1)).toBe("completed");
+    await finalStatus(repo, first.sha, "success");
+    const deployment1 = github.deployments({ owner: repo.owner, name: repo.name })[0]!;
+    expect(deployment1).toMatchObject({ environment: "production", autoMerge: false, requiredContexts: [], productionEnvironment: true });
+    expect(deployment1.statuses.map((s) => s.state)).toContain("in_progress");
+    expect(deployment1.statuses.find((s) => s.state === "in_progress")?.logUrl).toMatch(/\/revisions\//);
+
+    const second = await push(repo, { sha: commitWithConfig(repo, config, { "v.txt": "2" }) });
+    const run2 = await finishedCheckRun(repo, second.sha);
+    expect(run2.conclusion).toBe("success");
+    expect(run2.output.summary).toContain("reused");
+    expect(run2.output.summary).not.toContain("database created");
+
+    // The same database answered both builds: the second saw the first one's row.
+    const log2 = await (await fetch(`${run2.detailsUrl!.replace(/^.*\/revisions\//, `${slipway.url}/revisions/`)}/log`)).text();
+    expect(log2).toMatch(/^2$/m);
+    expect(log2).toContain(`building production at ${second.sha}`);
+  });
+
+  it("a failing build fails the check run with the exit code and the log tail", async () => {
+    const config = "build:\n  commands: ['echo about to fail', 'echo to stderr >&2; exit 3', 'echo never']\n";
+    const repo = repository("broken", config);
+    const { sha } = await push(repo, { sha: commitWithConfig(repo, config) });
+    const run = await finishedCheckRun(repo, sha);
+    expect(run.conclusion).toBe("failure");
+    expect(run.output.title).toContain("Build failed");
+    expect(run.output.summary).toContain("exited with code 3");
+    expect(run.output.text).toContain("about to fail");
+    expect(run.output.text).toContain("to stderr");
+    expect(run.output.text).not.toContain("\nnever");
+    await finalStatus(repo, sha, "failure");
+  });
+
+  it("a build that outlives its timeout is stopped, escaped processes included", async () => {
+    const pidDir = path.join(workDir, "pids");
+    await mkdir(pidDir, { recursive: true });
+    const config = [
+      "build:",
+      "  timeout: 2",
+      "  env: { PID_DIR: " + JSON.stringify(pidDir) + " }",
+      "  commands:",
+      `    - "setsid sh -c 'trap \\"\\" TERM; echo $$ > $PID_DIR/escaped.pid; sleep 300' & echo $$ > $PID_DIR/build.pid; trap '' TERM; sleep 300"`,
+    ].join("\n");
+    const repo = repository("slow", config);
+    const { sha } = await push(repo, { sha: commitWithConfig(repo, config) });
+    const run = await finishedCheckRun(repo, sha);
+    expect(run.conclusion).toBe("failure");
+    expect(run.output.summary).toContain("longer than 2 s");
+    for (const name of ["build.pid", "escaped.pid"]) {
+      const pid = Number((await readFile(path.join(pidDir, name), "utf8")).trim());
+      expect(pid).toBeGreaterThan(1);
+      expect(isAlive(pid), `${name} (${pid}) should be gone`).toBe(false);
+    }
+  });
+
+  it("a hostile branch name is passed as data, never executed", async () => {
+    const canary = path.join(workDir, "canary");
+    const branch = `zzz";echo\${IFS}"hello";#$(touch\${IFS}${canary})`;
+    const config = [
+      "environments:",
+      `  hostile: { branch: ${JSON.stringify(branch)} }`,
+      "build:",
+      "  commands: ['echo \"ref=$SLIPWAY_REF\"']",
+    ].join("\n");
+    const repo = repository("hostile", config);
+    const sha = commitWithConfig(repo, config, {}, branch);
+    await push(repo, { sha, branch });
+    const run = await finishedCheckRun(repo, sha);
+    expect(run).toMatchObject({ name: "slipway/hostile", conclusion: "success" });
+    const revisionId = run.externalId;
+    const log = await (await fetch(`${slipway.url}/revisions/${revisionId}/log`)).text();
+    expect(log).toContain(`ref=refs/heads/${branch}`);
+    expect(log).not.toMatch(/^hello$/m);
+    expect(existsSync(canary)).toBe(false);
+  });
+
+  it("still delivers the final state when GitHub answers 502 and secondary rate limits for a while", async () => {
+    const config = "build:\n  commands: ['echo ok']\n";
+    const repo = repository("flaky", config);
+    const sha = commitWithConfig(repo, config);
+    const base = `/repos/${repo.owner}/${repo.name}`;
+    github.injectFaults({ path: new RegExp(`^${base}/check-runs`), status: 502, count: 4 });
+    github.injectFaults({ path: new RegExp(`^${base}/deployments`), status: 403, secondaryRateLimit: true, retryAfterSeconds: 1, count: 3 });
+    await push(repo, { sha });
+    const run = await finishedCheckRun(repo, sha, 90_000);
+    expect(run.conclusion).toBe("success");
+    await finalStatus(repo, sha, "success");
+    const faulted = github.requests.filter((r) => r.path.startsWith(base) && r.status >= 500).length;
+    expect(faulted).toBeGreaterThan(0);
+  });
+
+  it("a duplicate delivery makes one revision", async () => {
+    const config = "build:\n  commands: ['echo once']\n";
+    const repo = repository("twice", config);
+    const sha = commitWithConfig(repo, config);
+    const deliveryId = "6f9b6a1e-0000-4000-8000-000000000001";
+    const [a, b] = await Promise.all([push(repo, { sha, deliveryId }), push(repo, { sha, deliveryId })]);
+    expect(a.response.status).toBeLessThan(300);
+    expect(b.response.status).toBeLessThan(300);
+    await push(repo, { sha }); // and a second push of the same commit
+    await finishedCheckRun(repo, sha);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(github.checkRuns({ owner: repo.owner, name: repo.name })).toHaveLength(1);
+    expect(github.deployments({ owner: repo.owner, name: repo.name })).toHaveLength(1);
+  });
+
+  it("a bad signature is refused and nothing is queued", async () => {
+    const config = "build:\n  commands: ['echo no']\n";
+    const repo = repository("forged", config);
+    const sha = commitWithConfig(repo, config);
+    const response = await sendWebhook({
+      url: `${slipway.url}/api/github/webhooks`,
+      secret: "not-the-secret",
+      event: "push",
+      payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+    });
+    expect(response.status).toBeGreaterThanOrEqual(400);
+    expect(response.status).toBeLessThan(500);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const deployments = (await (await fetch(`${slipway.url}/api/v1/deployments`)).json()) as { deployments: Array<{ repository: string | { fullName: string } }> };
+    expect(JSON.stringify(deployments)).not.toContain("forged");
+    expect(github.requests.filter((r) => r.path.includes("/acme/forged/"))).toEqual([]);
+  });
+});
+
+describe("what GitHub was asked", () => {
+  it("every request matched GitHub's OpenAPI description", () => {
+    expect(github.violations).toEqual([]);
+  });
+
+  it("the build token was scoped to one repository, read-only", () => {
+    const buildTokens = github.tokens.filter((t) => t.repositories !== undefined);
+    expect(buildTokens.length).toBeGreaterThan(0);
+    for (const token of buildTokens) {
+      expect(token.repositories).toHaveLength(1);
+      expect(token.requestedPermissions).toEqual({ contents: "read" });
+    }
+  });
+
+  it("no token, key or secret reached the logs", () => {
+    const output = slipway.output();
+    for (const token of github.tokens) expect(output).not.toContain(token.token);
+    expect(output).not.toContain("BEGIN RSA PRIVATE KEY");
+    expect(output).not.toContain(SECRET);
+  });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}

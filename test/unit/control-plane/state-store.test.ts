@@ -1,0 +1,79 @@
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { Low } from "lowdb";
+import { JSONFile } from "lowdb/node";
+import { describe, expect, it } from "vitest";
+import { createRevision } from "../../../src/control-plane/create-revision.js";
+import type { StateDocument } from "../../../src/store/model.js";
+import { CorruptStateError, KEEP_FINISHED_REVISIONS, openStateStore } from "../../../src/store/open-state-store.js";
+import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
+import { tempDir } from "../../support/temp-dir.js";
+
+async function readFromDisk(dataDir: string): Promise<StateDocument> {
+  // A separate lowdb instance reading the file proves the data reached the disk.
+  const db = new Low<StateDocument>(new JSONFile(path.join(dataDir, "state.json")), {} as StateDocument);
+  await db.read();
+  return db.data;
+}
+
+describe("state store", () => {
+  it("loses no update when many changes arrive at once", async () => {
+    const dataDir = await tempDir();
+    const store = await openStateStore({ dataDir, log: silentLog });
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        store.update((state) => {
+          state.deliveries[`d${i}`] = { id: `d${i}`, event: "push", receivedAt: new Date().toISOString(), status: "ignored" };
+        }),
+      ),
+    );
+    const onDisk = await readFromDisk(dataDir);
+    expect(Object.keys(onDisk.deliveries)).toHaveLength(200);
+  });
+
+  it("refuses to start on a truncated file and names it", async () => {
+    const dataDir = await tempDir();
+    const store = await openStateStore({ dataDir, log: silentLog });
+    await store.update((state) => createRevision(state, revisionRequest()));
+    const file = path.join(dataDir, "state.json");
+    const text = await readFile(file, "utf8");
+    await writeFile(file, text.slice(0, text.length / 2));
+    const opening = openStateStore({ dataDir, log: silentLog });
+    await expect(opening).rejects.toBeInstanceOf(CorruptStateError);
+    await expect(opening).rejects.toThrow(file);
+    // Nothing was reset: the broken file is still there for the operator.
+    expect(await readFile(file, "utf8")).toBe(text.slice(0, text.length / 2));
+  });
+
+  it("refuses JSON that is not a state document", async () => {
+    const dataDir = await tempDir();
+    await writeFile(path.join(dataDir, "state.json"), "[1,2,3]");
+    await expect(openStateStore({ dataDir, log: silentLog })).rejects.toThrow(/not hold a Slipway state document/);
+  });
+
+  it("keeps the state file small by archiving old finished revisions, which stay readable", async () => {
+    const dataDir = await tempDir();
+    const store = await openStateStore({ dataDir, log: silentLog });
+    const ids: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      await store.update((state) => {
+        const { revision } = createRevision(state, revisionRequest({ sha: sha(i + 1) }));
+        revision.state = "DEPLOYED";
+        revision.finishedAt = new Date().toISOString();
+        ids.push(revision.id);
+      });
+    }
+    // Archiving runs in the background after writes; one more write lets it settle.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await store.update(() => undefined);
+    const onDisk = await readFromDisk(dataDir);
+    const live = Object.keys(onDisk.revisions).length;
+    expect(live).toBeLessThanOrEqual(KEEP_FINISHED_REVISIONS + 50);
+    expect(live).toBeLessThan(120);
+    const oldest = await store.findRevision(ids[0]!);
+    expect(oldest?.sha).toBe(sha(1));
+    const deploymentId = oldest!.deploymentId;
+    const archived = await store.archivedRevisions(deploymentId, 500);
+    expect(archived.length + live).toBe(120);
+  });
+});

@@ -1,0 +1,154 @@
+import { describe, expect, it, vi } from "vitest";
+import { createRevision } from "../../../src/control-plane/create-revision.js";
+import { createRevisionLogs } from "../../../src/control-plane/revision-logs.js";
+import { createWorkQueue } from "../../../src/control-plane/work-queue.js";
+import type { RevisionWork } from "../../../src/protocol/listener-protocol.js";
+import { openStateStore } from "../../../src/store/open-state-store.js";
+import { openSecretBox } from "../../../src/store/secret-box.js";
+import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
+import { tempDir } from "../../support/temp-dir.js";
+
+async function setup(options: { maxAttempts?: number } = {}) {
+  const dataDir = await tempDir();
+  const store = await openStateStore({ dataDir, log: silentLog });
+  const logs = createRevisionLogs({ dataDir });
+  const changed = vi.fn();
+  const mintSourceToken = vi.fn(async () => ({ token: "ghs_scoped", expiresAt: new Date(Date.now() + 3600_000).toISOString() }));
+  const queue = createWorkQueue({
+    store,
+    logs,
+    secrets: await openSecretBox({ dataDir }),
+    mintSourceToken,
+    apiBaseUrl: "https://api.github.com",
+    onRevisionChanged: changed,
+    log: silentLog,
+    leaseTtlSeconds: 30,
+    maxAttempts: options.maxAttempts,
+  });
+  const lease = async (listenerId: string) => (await queue.lease(listenerId, 0)) as RevisionWork | undefined;
+  const add = (overrides: Parameters<typeof revisionRequest>[0] = {}) =>
+    store.update((state) => createRevision(state, revisionRequest(overrides)));
+  return { store, logs, queue, changed, mintSourceToken, add, lease };
+}
+
+describe("work queue", () => {
+  it("leases the oldest revision with a scoped token, a tarball URL and 'provision' for a new deployment", async () => {
+    const { queue, add, mintSourceToken, lease } = await setup();
+    const { revision } = await add();
+    const work = await lease("listener-1");
+    expect(work?.revision.id).toBe(revision.id);
+    expect(work?.database).toEqual({ action: "provision" });
+    expect(work?.source.tarballUrl).toBe(`https://api.github.com/repos/octo-org/hello-world/tarball/${sha(1)}`);
+    expect(mintSourceToken).toHaveBeenCalledWith(42, "hello-world");
+    expect(await lease("listener-2")).toBeUndefined();
+  });
+
+  it("runs one revision per deployment at a time, and other deployments meanwhile", async () => {
+    const { queue, add, lease } = await setup();
+    await add({ sha: sha(1) });
+    const first = await lease("l");
+    await add({ sha: sha(2) });
+    await add({ environment: "staging", sha: sha(3) });
+    const second = await lease("l");
+    expect(second?.deployment.environment).toBe("staging");
+    expect(await lease("l")).toBeUndefined();
+    await queue.complete(first!.leaseId, { outcome: "DEPLOYED", events: [] });
+    const third = await lease("l");
+    expect(third?.revision.sha).toBe(sha(2));
+  });
+
+  it("a newer revision supersedes a queued one, not a running one", async () => {
+    const { store, add, queue, lease } = await setup();
+    const { revision: running } = await add({ sha: sha(1) });
+    await lease("l");
+    const { revision: queued } = await add({ sha: sha(2) });
+    const { superseded } = await add({ sha: sha(3) });
+    expect(superseded.map((r) => r.id)).toEqual([queued.id]);
+    expect(store.state.revisions[queued.id]?.state).toBe("SUPERSEDED");
+    expect(store.state.revisions[running.id]?.state).toBe("QUEUED"); // leased, not yet reporting
+  });
+
+  it("makes one revision per (deployment, commit) unless asked again", async () => {
+    const { add } = await setup();
+    const first = await add();
+    const second = await add();
+    expect(second.created).toBe(false);
+    expect(second.revision.id).toBe(first.revision.id);
+    const again = await add({ again: "always" });
+    expect(again.created).toBe(true);
+  });
+
+  it("applies phases, stores the database URL encrypted, and hands it to the next revision", async () => {
+    const { store, queue, add, logs, lease } = await setup();
+    const { revision } = await add();
+    const work = (await lease("l"))!;
+    const url = "postgresql://role:s3cr3t-password@127.0.0.1:5432/db";
+    const at = new Date().toISOString();
+    await queue.heartbeat(work.leaseId, {
+      events: [
+        { type: "phase_started", phase: "database", at },
+        { type: "phase_finished", phase: "database", at, outcome: "succeeded", note: "database created", database: { name: "db", url, created: true } },
+        { type: "phase_started", phase: "build", at },
+      ],
+      log: { offset: 0, text: "hello\n" },
+    });
+    expect(store.state.revisions[revision.id]?.state).toBe("BUILDING");
+    expect(JSON.stringify(store.state)).not.toContain("s3cr3t-password");
+    // A retried heartbeat with the same log chunk is not appended twice.
+    await queue.heartbeat(work.leaseId, { events: [], log: { offset: 0, text: "hello\n" } });
+    await queue.heartbeat(work.leaseId, { events: [], log: { offset: 6, text: "world\n" } });
+    expect(await logs.tail(revision.id)).toBe("hello\nworld\n");
+    await queue.complete(work.leaseId, { outcome: "DEPLOYED", events: [] });
+    expect(store.state.deployments[revision.deploymentId]?.state).toBe("READY");
+
+    await add({ sha: sha(2) });
+    const next = (await lease("l"))!;
+    expect(next.database).toEqual({ action: "connect", url });
+  });
+
+  it("completion is idempotent, and a lost lease is refused", async () => {
+    const { queue, add, lease } = await setup();
+    await add();
+    const work = (await lease("l"))!;
+    expect(await queue.complete(work.leaseId, { outcome: "BUILD_FAILED", events: [], error: "boom" })).toBe("ok");
+    expect(await queue.complete(work.leaseId, { outcome: "BUILD_FAILED", events: [], error: "boom" })).toBe("ok");
+    expect(await queue.heartbeat(work.leaseId, { events: [] })).toBe("lease-lost");
+    expect(await queue.complete("00000000-0000-0000-0000-000000000000", { outcome: "DEPLOYED", events: [] })).toBe("lease-lost");
+  });
+
+  it("gives expired work back to the queue, then interrupts it when attempts are spent", async () => {
+    const { store, queue, add, lease } = await setup({ maxAttempts: 2 });
+    const { revision } = await add();
+    const first = (await lease("l"))!;
+    await queue.expireLeases(new Date(Date.now() + 60_000));
+    expect(store.state.revisions[revision.id]?.state).toBe("QUEUED");
+    expect(await queue.heartbeat(first.leaseId, { events: [] })).toBe("lease-lost");
+    await lease("l");
+    await queue.expireLeases(new Date(Date.now() + 60_000));
+    const after = store.state.revisions[revision.id]!;
+    expect(after.state).toBe("INTERRUPTED");
+    expect(after.error).toMatch(/stopped answering/);
+  });
+
+  it("a long poll returns as soon as work is queued", async () => {
+    const { queue, add, lease } = await setup();
+    const waiting = queue.lease("l", 10);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await add();
+    queue.wake();
+    const started = Date.now();
+    expect(await waiting).toBeDefined();
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("cancels a queued revision at once and asks the listener to stop a running one", async () => {
+    const { store, queue, add, lease } = await setup();
+    const { revision: running } = await add({ sha: sha(1) });
+    const work = (await lease("l"))!;
+    const { revision: other } = await add({ environment: "staging", sha: sha(2) });
+    await queue.cancel(other.id, "Cancelled by @octocat");
+    expect(store.state.revisions[other.id]?.state).toBe("CANCELLED");
+    await queue.cancel(running.id, "Cancelled by @octocat");
+    expect(await queue.heartbeat(work.leaseId, { events: [] })).toMatchObject({ cancel: true });
+  });
+});

@@ -1,0 +1,160 @@
+import { describe, expect, it } from "vitest";
+import { DEPLOY_COMMAND_HELP, parseDeployCommand } from "../../src/control-plane/commands/parse-deploy-command.js";
+
+const deploy = { kind: "deploy" };
+const cancel = { kind: "cancel" };
+const help = { kind: "help" };
+
+/** Loose on purpose: machines are noisy; the guarantee is the single pass over the first line. */
+function timed<T>(run: () => T): { result: T; ms: number } {
+  const started = performance.now();
+  const result = run();
+  return { result, ms: performance.now() - started };
+}
+
+describe("parseDeployCommand: recognised commands", () => {
+  it.each([
+    ["/deploy", deploy],
+    ["/deploy cancel", cancel],
+    ["/deploy help", help],
+    ["/deploy\nplease", deploy],
+    ["/deploy\r\nplease, and thanks", deploy],
+    ["/deploy cancel\r\n", cancel],
+    ["\n\n/deploy", deploy],
+    ["\r\n  \r\n\t\r\n/deploy help", help],
+    ["/deploy   \t", deploy],
+    ["  /deploy  ", deploy],
+    ["   /deploy", deploy],
+    ["/deploy  cancel", cancel],
+    ["/deploy\tcancel", cancel],
+    ["/deploy \t help\t ", help],
+    ["/deploy CANCEL", cancel],
+    ["/deploy Help", help],
+    ["/deploy cAnCeL", cancel],
+    ["/deploy\n> /deploy cancel\n```\n/deploy help\n```", deploy],
+  ])("%j → %j", (body, expected) => {
+    expect(parseDeployCommand(body)).toEqual(expected);
+  });
+
+  it("answers any other argument as unknown, naming it", () => {
+    expect(parseDeployCommand("/deploy frobnicate")).toEqual({ kind: "unknown", argument: "frobnicate" });
+    expect(parseDeployCommand("/deploy cancel now")).toEqual({ kind: "unknown", argument: "cancel now" });
+    expect(parseDeployCommand("/deploy  staging  \r\nmore")).toEqual({ kind: "unknown", argument: "staging" });
+  });
+
+  it("does not fold look-alike letters of an argument into cancel or help", () => {
+    // Cyrillic а; Kelvin sign K would lowercase to an ASCII k under Unicode case folding.
+    expect(parseDeployCommand("/deploy cаncel")).toEqual({ kind: "unknown", argument: "cаncel" });
+    expect(parseDeployCommand("/deploy \u212Aill")).toEqual({ kind: "unknown", argument: "\u212Aill" });
+  });
+
+  it("clips an unknown argument to 50 characters for the reply, never splitting a surrogate pair", () => {
+    expect(parseDeployCommand(`/deploy ${"x".repeat(500)}`)).toEqual({ kind: "unknown", argument: "x".repeat(50) });
+    const emoji = "🚀".repeat(60);
+    const parsed = parseDeployCommand(`/deploy ${emoji}`);
+    expect(parsed).toEqual({ kind: "unknown", argument: "🚀".repeat(50) });
+  });
+});
+
+describe("parseDeployCommand: not a command", () => {
+  it.each([
+    ["empty", ""],
+    ["blank", " \n\t\r\n  "],
+    ["plain text", "looks good to me"],
+    ["quoted", "> /deploy"],
+    ["quoted without a space", ">/deploy"],
+    ["quoted, after blank lines", "\n\n> /deploy\n"],
+    ["fenced with backticks", "```\n/deploy\n```"],
+    ["fenced with tildes", "~~~\n/deploy\n~~~"],
+    ["fence opening on the first line", "```/deploy\n```"],
+    ["fence with an info string", "```sh\n/deploy\n```"],
+    ["inline code", "`/deploy`"],
+    ["inline code with double backticks", "``/deploy``"],
+    ["indented by four spaces", "    /deploy"],
+    ["indented by a tab", "\t/deploy"],
+    ["indented by spaces and a tab", "  \t/deploy"],
+    ["indented after a blank line", "\n     /deploy"],
+    ["fullwidth slash", "／deploy"],
+    ["Cyrillic е", "/dеploy"],
+    ["zero-width space inside", "/dep\u200Bloy"],
+    ["zero-width space after", "/deploy\u200B"],
+    ["zero-width space before", "\u200B/deploy"],
+    ["zero-width non-joiner", "/deploy\u200C cancel"],
+    ["zero-width joiner", "/deploy \u200Dcancel"],
+    ["word joiner", "/deploy cancel\u2060"],
+    ["byte order mark", "\uFEFF/deploy"],
+    ["soft hyphen in the argument", "/deploy can\u00ADcel"],
+    ["right-to-left override", "/deploy \u202Ecancel"],
+    ["no-break space instead of a space", "/deploy\u00A0cancel"],
+    ["no-break space after the separator", "/deploy \u00A0cancel"],
+    ["no-break space before", "\u00A0/deploy"],
+    ["ideographic space", "/deploy\u3000cancel"],
+    ["line separator", "/deploy\u2028cancel"],
+    ["Hangul filler", "/deploy \u3164"],
+    ["lone carriage return", "/deploy\rcancel"],
+    ["NUL", "/deploy cancel\u0000"],
+    ["/deployment", "/deployment"],
+    ["/deploy-now", "/deploy-now"],
+    ["/deploy: colon", "/deploy: now"],
+    ["upper-case command", "/DEPLOY"],
+    ["text before the command", "please /deploy"],
+    ["text before, then the command on the next line", "please\n/deploy"],
+    ["escaped slash", "\\/deploy"],
+    ["list item", "- /deploy"],
+    ["heading", "# /deploy"],
+    ["HTML comment", "<!--\n/deploy\n-->"],
+  ])("%s", (_name, body) => {
+    expect(parseDeployCommand(body)).toBeUndefined();
+  });
+});
+
+describe("parseDeployCommand: cost is linear in the comment's length", () => {
+  it("finds the command at the start of a 65,536-character comment", () => {
+    const body = `/deploy\n${"a".repeat(65_536 - 8)}`;
+    expect(body).toHaveLength(65_536);
+    const { result, ms } = timed(() => parseDeployCommand(body));
+    expect(result).toEqual(deploy);
+    expect(ms).toBeLessThan(1_000);
+  });
+
+  it("ignores the command at the end of a 65,536-character comment", () => {
+    const body = `${"a ".repeat((65_536 - 8) / 2)}\n/deploy`;
+    expect(body).toHaveLength(65_536);
+    const { result, ms } = timed(() => parseDeployCommand(body));
+    expect(result).toBeUndefined();
+    expect(ms).toBeLessThan(1_000);
+  });
+
+  it.each([
+    ["1 MB after the command", `/deploy cancel\n${"x\n".repeat(500_000)}`, cancel],
+    ["1 MB of blank lines before the command", `${" \r\n".repeat(350_000)}/deploy`, deploy],
+    ["1 MB of spaces then the command: indented code", `${" ".repeat(1_000_000)}/deploy`, undefined],
+    ["the command then 1 MB of spaces", `/deploy${" ".repeat(1_000_000)}`, deploy],
+    ["the command then 1 MB of spaces and an argument", `/deploy${" ".repeat(1_000_000)}help`, help],
+    ["a 1 MB argument", `/deploy ${"y".repeat(1_000_000)}`, { kind: "unknown", argument: "y".repeat(50) }],
+    ["100k backticks", "`".repeat(100_000), undefined],
+    ["100k spaces", " ".repeat(100_000), undefined],
+    ["100k tabs and a command", `${"\t".repeat(100_000)}/deploy`, undefined],
+    ["100k carriage returns", "\r".repeat(100_000), undefined],
+    ["100k quote markers", `${"> ".repeat(50_000)}/deploy`, undefined],
+    ["100k zero-width spaces after the command", `/deploy ${"\u200B".repeat(100_000)}`, undefined],
+    ["100k alternating spaces and tabs after the command", `/deploy${" \t".repeat(50_000)}x${" \t".repeat(50_000)}`, { kind: "unknown", argument: "x" }],
+  ])("%s", (_name, body, expected) => {
+    const { result, ms } = timed(() => parseDeployCommand(body));
+    expect(result).toEqual(expected);
+    expect(ms).toBeLessThan(1_000);
+  });
+});
+
+describe("DEPLOY_COMMAND_HELP", () => {
+  it("lists each command and the permission rule", () => {
+    for (const command of ["`/deploy`", "`/deploy cancel`", "`/deploy help`"]) expect(DEPLOY_COMMAND_HELP).toContain(command);
+    expect(DEPLOY_COMMAND_HELP).toMatch(/\*\*write\*\*, \*\*maintain\*\* or \*\*admin\*\* permission/);
+    expect(DEPLOY_COMMAND_HELP).toContain("asks GitHub");
+  });
+
+  it("describes commands that parseDeployCommand recognises", () => {
+    const listed = [...DEPLOY_COMMAND_HELP.matchAll(/^\| `([^`]+)` \|/gm)].map((match) => match[1] ?? "");
+    expect(listed.map((line) => parseDeployCommand(line)?.kind)).toEqual(["deploy", "cancel", "help"]);
+  });
+});

@@ -1,0 +1,453 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import http, { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { sendText } from "../../src/control-plane/http/http-helpers.js";
+import { createStatusPages, type StatusPages } from "../../src/control-plane/http/status-pages.js";
+import { createRevisionLogs, type RevisionLogs } from "../../src/control-plane/revision-logs.js";
+import type { Deployment, Revision } from "../../src/store/model.js";
+import { openStateStore, type StateStore } from "../../src/store/open-state-store.js";
+
+const HOSTILE_ENVIRONMENT = "<script>alert(1)</script>";
+const HOSTILE_BRANCH = 'zzz";echo${IFS}"hello";#';
+const SECRET_DATABASE_URL = "v1:c2VjcmV0LWNpcGhlcnRleHQ=";
+const SECRET_LEASE_ID = "7f1c3a52-9d1e-4c55-8f0e-lease0secret";
+
+let dataDir: string;
+let store: StateStore;
+let logs: RevisionLogs;
+let statusPages: StatusPages;
+let server: Server;
+let baseUrl: string;
+
+beforeEach(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), "slipway-status-pages-"));
+  store = await openStateStore({ dataDir, log: pino({ level: "silent" }) });
+  logs = createRevisionLogs({ dataDir });
+  statusPages = createStatusPages({
+    store,
+    logs,
+    publicUrl: "https://slipway.example.com",
+    statePollMs: 20,
+    heartbeatMs: 60_000,
+  });
+  server = createServer((request, response) => {
+    const pathname = new URL(request.url ?? "/", "http://localhost").pathname;
+    statusPages(request, response, pathname).then(
+      (handled) => {
+        if (!handled) sendText(response, 418, "not a status page\n");
+      },
+      (error: unknown) => sendText(response, 500, String(error)),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+function deployment(environment: string, overrides: Partial<Deployment> = {}): Deployment {
+  return {
+    id: randomUUID().replace(/-/g, "").slice(0, 16),
+    installationId: 1,
+    repository: { id: 42, owner: "acme", name: "shop", fullName: "acme/shop", defaultBranch: "main", private: false },
+    environment,
+    state: "READY",
+    createdAt: "2024-05-01T11:00:00.000Z",
+    updatedAt: "2024-05-01T11:00:00.000Z",
+    ...overrides,
+  };
+}
+
+function revision(of: Deployment, number: number, overrides: Partial<Revision> = {}): Revision {
+  return {
+    id: randomUUID(),
+    number,
+    deploymentId: of.id,
+    sha: `${number}`.padStart(2, "0").repeat(20),
+    ref: "refs/heads/main",
+    trigger: { kind: "push", actor: "octocat", deliveryId: "delivery-1" },
+    state: "DEPLOYED",
+    build: { commands: ["npm ci"], timeoutSeconds: 600, env: { API_KEY: "build-env-value" } },
+    phases: [],
+    attempts: 1,
+    github: { deploymentId: 991, checkRunId: 992 },
+    createdAt: new Date(Date.now() - (100 - number) * 60_000).toISOString(),
+    updatedAt: new Date().toISOString(),
+    finishedAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+async function save(...records: Array<Deployment | Revision>) {
+  await store.update((state) => {
+    for (const record of records) {
+      if ("number" in record) state.revisions[record.id] = record;
+      else state.deployments[record.id] = record;
+    }
+  });
+}
+
+async function get(pathname: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${baseUrl}${pathname}`, { headers });
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 2_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface ServerSentEvent {
+  event?: string;
+  id?: string;
+  data?: string;
+  comment?: string;
+}
+
+/** A minimal EventSource: records every frame of the stream. */
+function openEvents(pathname: string, headers: Record<string, string> = {}) {
+  const events: ServerSentEvent[] = [];
+  const stream = { events, status: 0, contentType: "", ended: false, request: undefined as unknown as http.ClientRequest };
+  let buffer = "";
+  stream.request = http.get(`${baseUrl}${pathname}`, { headers }, (response) => {
+    stream.status = response.statusCode ?? 0;
+    stream.contentType = String(response.headers["content-type"]);
+    response.setEncoding("utf8");
+    response.on("data", (chunk: string) => {
+      buffer += chunk;
+      for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+        const frame: ServerSentEvent = {};
+        for (const line of buffer.slice(0, end).split("\n")) {
+          if (line.startsWith(":")) frame.comment = line.slice(1).trim();
+          const [, field, value] = /^(event|id|data): ?(.*)$/.exec(line) ?? [];
+          if (field) frame[field as "event" | "id" | "data"] = value;
+        }
+        events.push(frame);
+        buffer = buffer.slice(end + 2);
+      }
+    });
+    response.on("end", () => {
+      stream.ended = true;
+    });
+  });
+  stream.request.on("error", () => undefined); // destroyed on purpose in some tests
+  return stream;
+}
+
+const logEvents = (events: ServerSentEvent[]) =>
+  events.filter((e) => e.event === "log").map((e) => JSON.parse(e.data!) as string);
+const stateEvents = (events: ServerSentEvent[]) =>
+  events.filter((e) => e.event === "state").map((e) => JSON.parse(e.data!) as { state: string; final: boolean });
+
+describe("GET /", () => {
+  it("lists deployments by repository with their latest revisions, escaping hostile names", async () => {
+    const hostile = deployment(HOSTILE_ENVIRONMENT);
+    const branchNamed = deployment(HOSTILE_BRANCH, {
+      repository: { id: 7, owner: "acme", name: "<img src=x onerror=alert(2)>", fullName: "acme/<img src=x onerror=alert(2)>", defaultBranch: "main", private: false },
+    });
+    const production = deployment("production");
+    const revisions = Array.from({ length: 12 }, (_, i) => revision(production, i + 1));
+    const latest = revision(production, 13, { state: "BUILDING", finishedAt: undefined, sha: "abcdef0123456789abcdef0123456789abcdef01" });
+    await save(hostile, branchNamed, production, revision(hostile, 1, { ref: `refs/heads/${HOSTILE_BRANCH}` }), ...revisions, latest);
+
+    const page = await get("/");
+
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'nonce-");
+    expect(page.text).not.toContain(HOSTILE_ENVIRONMENT);
+    expect(page.text).not.toContain("<img");
+    expect(page.text).not.toContain('zzz";');
+    expect(page.text).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+    expect(page.text).toContain("zzz&quot;;echo${IFS}&quot;hello&quot;;#");
+    expect(page.text).toContain("acme/&lt;img src=x onerror=alert(2)&gt;");
+    expect(page.text).not.toMatch(/<script/i);
+    // Latest revision: number, state, short sha, trigger.
+    expect(page.text).toContain(`href="/revisions/${latest.id}">#13</a>`);
+    expect(page.text).toMatch(/data-state="BUILDING">Building</);
+    expect(page.text).toContain("<code>abcdef0</code>");
+    expect(page.text).toContain("push by @octocat");
+    // The ten most recent revisions, no more.
+    for (const r of revisions.slice(3)) expect(page.text).toContain(`/revisions/${r.id}"`);
+    for (const r of revisions.slice(0, 3)) expect(page.text).not.toContain(r.id);
+    // Something is running: the index refreshes itself.
+    expect(page.text).toContain('http-equiv="refresh"');
+  });
+
+  it("links under the path of SLIPWAY_PUBLIC_URL, for a proxy that serves Slipway under a prefix", async () => {
+    statusPages = createStatusPages({ store, logs, publicUrl: "https://tools.example.com/slipway/" });
+    const production = deployment("production");
+    const only = revision(production, 1, { state: "QUEUED", finishedAt: undefined });
+    await save(production, only);
+
+    expect((await get("/")).text).toContain(`href="/slipway/revisions/${only.id}"`);
+    const page = await get(`/revisions/${only.id}`);
+    expect(page.text).toContain('href="/slipway/"');
+    expect(page.text).toContain(`data-events="/slipway/revisions/${only.id}/events?from=0"`);
+    expect(JSON.parse((await get(`/api/v1/revisions/${only.id}`)).text).revision.url).toBe(
+      `https://tools.example.com/slipway/revisions/${only.id}`,
+    );
+  });
+
+  it("says how to start when there are no deployments", async () => {
+    const page = await get("/");
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("No deployments yet");
+    expect(page.text).not.toContain('http-equiv="refresh"');
+  });
+});
+
+describe("GET /revisions/<id>", () => {
+  it("shows the header, the phase timeline with durations and notes, and the log tail", async () => {
+    const production = deployment("production", {
+      database: { name: "shop_production", encryptedUrl: SECRET_DATABASE_URL, createdAt: "2024-05-01T11:00:01.000Z" },
+    });
+    const first = revision(production, 1, {
+      state: "BUILD_FAILED",
+      ref: `refs/heads/${HOSTILE_BRANCH}`,
+      error: "npm ci exited with code 1 <oops>",
+      createdAt: "2024-05-01T12:00:00.000Z",
+      finishedAt: "2024-05-01T12:00:20.000Z",
+      phases: [
+        { name: "database", startedAt: "2024-05-01T12:00:00.000Z", finishedAt: "2024-05-01T12:00:01.500Z", outcome: "succeeded", note: "database created" },
+        { name: "build", startedAt: "2024-05-01T12:00:01.500Z", finishedAt: "2024-05-01T12:00:13.800Z", outcome: "failed" },
+      ],
+    });
+    await save(production, first);
+    await logs.append(first.id, 0, "$ npm ci\n\x1b[31mnpm ERR!\x1b[0m <b>missing</b> & \x1b]0;title\x07done\n");
+
+    const page = await get(`/revisions/${first.id}`);
+
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("acme/shop · production · revision 1");
+    expect(page.text).toContain(first.sha);
+    expect(page.text).toContain("refs/heads/zzz&quot;;echo${IFS}&quot;hello&quot;;#");
+    expect(page.text).not.toContain('zzz";');
+    expect(page.text).toContain("2024-05-01 12:00:00 UTC");
+    expect(page.text).toContain("2024-05-01 12:00:20 UTC");
+    expect(page.text).toContain("npm ci exited with code 1 &lt;oops&gt;");
+    expect(page.text).toMatch(/Database<\/span>\s*<span class="badge ok">succeeded<\/span>\s*<span class="duration">1\.5 s<\/span>\s*<span class="muted note">database created/);
+    expect(page.text).toMatch(/Build<\/span>\s*<span class="badge failed">failed<\/span>\s*<span class="duration">12\.3 s<\/span>/);
+    expect(page.text).toContain('<span class="a-1">npm ERR!</span> &lt;b&gt;missing&lt;/b&gt; &amp; done');
+    expect(page.text).not.toContain("\x1b");
+    expect(page.text).not.toContain(SECRET_DATABASE_URL);
+    // A finished revision is not followed.
+    expect(page.text).not.toMatch(/<script/);
+    expect(page.text).not.toContain("log-cut");
+  });
+
+  it("says the database was reused, and follows a running revision live", async () => {
+    const production = deployment("production", {
+      database: { name: "shop_production", encryptedUrl: SECRET_DATABASE_URL, createdAt: "2024-05-01T11:00:01.000Z" },
+    });
+    const second = revision(production, 2, {
+      state: "BUILDING",
+      finishedAt: undefined,
+      phases: [{ name: "build", startedAt: new Date(Date.now() - 3_000).toISOString() }],
+    });
+    await save(production, second);
+    await logs.append(second.id, 0, "héllo ✓\n");
+
+    const page = await get(`/revisions/${second.id}`);
+
+    expect(page.text).toMatch(/Database<\/span>\s*<span class="badge muted">reused<\/span>[\s\S]*database reused/);
+    expect(page.text).toMatch(/Build<\/span>\s*<span class="badge active">running<\/span>\s*<span class="duration">3\.\d s so far/);
+    expect(page.text).toContain("héllo ✓");
+    expect(page.text).toContain(`data-events="/revisions/${second.id}/events?from=${Buffer.byteLength("héllo ✓\n")}"`);
+    expect(page.text.match(/<script/g)).toHaveLength(1);
+    const nonce = /script-src 'nonce-([^']+)'/.exec(page.headers.get("content-security-policy") ?? "")?.[1];
+    expect(page.text).toContain(`<script nonce="${nonce}">`);
+  });
+
+  it("shows only the last 256 KiB of a long log, with a link to the whole of it", async () => {
+    const production = deployment("production");
+    const long = revision(production, 1);
+    await save(production, long);
+    const lines = Array.from({ length: 6_000 }, (_, i) => `line ${String(i).padStart(5, "0")} ${"x".repeat(60)}\n`);
+    const text = lines.join("");
+    await logs.append(long.id, 0, text);
+
+    const page = await get(`/revisions/${long.id}`);
+    expect(page.text).toContain("Showing the last 256 KiB of");
+    expect(page.text).toContain(`<a href="/revisions/${long.id}/log">The full log</a>`);
+    expect(page.text).toContain("line 05999");
+    expect(page.text).not.toContain("line 00000");
+
+    const whole = await get(`/revisions/${long.id}/log`);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(whole.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(whole.text).toBe(text);
+  });
+
+  it("answers 404 for unknown revisions, without touching the disk for ids that are not UUIDs", async () => {
+    const production = deployment("production");
+    const quiet = revision(production, 1);
+    await save(production, quiet);
+    const findRevision = vi.spyOn(store, "findRevision");
+
+    for (const pathname of ["/revisions/abc", "/revisions/..%2F..%2Fstate.json", "/revisions/__proto__/log", `/revisions/${quiet.id.toUpperCase()}/events`]) {
+      const page = await get(pathname);
+      expect(page.status, pathname).toBe(404);
+    }
+    expect(findRevision).not.toHaveBeenCalled();
+
+    const unknown = await get(`/revisions/${randomUUID()}`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(unknown.text).toContain("Not found");
+    expect((await get(`/revisions/${randomUUID()}/events`)).status).toBe(404);
+    expect((await get(`/revisions/${quiet.id}/log`)).status).toBe(404); // nothing logged yet
+    expect((await get(`/revisions/${quiet.id}/elsewhere`)).status).toBe(404);
+    expect((await get(`/api/v1/revisions/${randomUUID()}`)).status).toBe(404);
+    expect((await get("/api/v1/deployments/__proto__")).status).toBe(404);
+    expect((await get("/api/v1/deployments/nope")).text).toBe('{"error":"there is no deployment with this id"}');
+    // Not its paths: left to the rest of the server.
+    expect((await get("/elsewhere")).status).toBe(418);
+    expect((await get("/api/v1/work/lease")).status).toBe(418);
+    expect((await fetch(`${baseUrl}/`, { method: "POST" })).status).toBe(418);
+  });
+});
+
+describe("GET /revisions/<id>/events", () => {
+  it("sends new log text and state changes, the final state last, then ends without leaking listeners", async () => {
+    const production = deployment("production");
+    const running = revision(production, 1, { state: "BUILDING", finishedAt: undefined });
+    await save(production, running);
+    await logs.append(running.id, 0, "before\n");
+
+    const stream = openEvents(`/revisions/${running.id}/events?from=0`);
+    await waitFor(() => stateEvents(stream.events).length === 1, "the initial state");
+    expect(stream.status).toBe(200);
+    expect(stream.contentType).toBe("text/event-stream; charset=utf-8");
+    expect(logEvents(stream.events)).toEqual(["before\n"]);
+    expect(stream.events.find((e) => e.event === "log")?.id).toBe("7");
+    expect(stateEvents(stream.events)).toEqual([{ state: "BUILDING", label: "Building", final: false }]);
+    expect(logs.events.listenerCount("append")).toBe(1);
+
+    const more = "héllo ✓\n\x1b[32mok\x1b[0m\r\n";
+    await logs.append(running.id, 7, more);
+    await waitFor(() => logEvents(stream.events).length === 2, "the appended text");
+    expect(logEvents(stream.events)[1]).toBe(more);
+
+    await store.update((state) => {
+      state.revisions[running.id]!.state = "DEPLOYING";
+    });
+    await waitFor(() => stateEvents(stream.events).length === 2, "the DEPLOYING state");
+
+    // The last words of the log arrive just before the revision finishes: they come first.
+    await logs.append(running.id, 7 + Buffer.byteLength(more), "last words\n");
+    await store.update((state) => {
+      state.revisions[running.id]!.state = "DEPLOYED";
+    });
+    await waitFor(() => stream.ended, "the end of the stream");
+
+    const kinds = stream.events.filter((e) => e.event).map((e) => e.event);
+    expect(kinds.at(-1)).toBe("state");
+    expect(logEvents(stream.events)).toEqual(["before\n", more, "last words\n"]);
+    expect(stateEvents(stream.events).map((s) => [s.state, s.final])).toEqual([
+      ["BUILDING", false],
+      ["DEPLOYING", false],
+      ["DEPLOYED", true],
+    ]);
+    await waitFor(() => logs.events.listenerCount("append") === 0, "the listener to be removed");
+  });
+
+  it("starts at the end of the log, or resumes at Last-Event-ID", async () => {
+    const production = deployment("production");
+    const running = revision(production, 1, { state: "BUILDING", finishedAt: undefined });
+    await save(production, running);
+    await logs.append(running.id, 0, "one\ntwo\n");
+
+    const fresh = openEvents(`/revisions/${running.id}/events`);
+    const resumed = openEvents(`/revisions/${running.id}/events?from=0`, { "Last-Event-ID": "4" });
+    await waitFor(() => stateEvents(fresh.events).length === 1 && stateEvents(resumed.events).length === 1, "both streams");
+    await logs.append(running.id, 8, "three\n");
+    await waitFor(() => logEvents(fresh.events).length === 1 && logEvents(resumed.events).join("").endsWith("three\n"), "the new text");
+
+    expect(logEvents(fresh.events)).toEqual(["three\n"]);
+    expect(logEvents(resumed.events).join("")).toBe("two\nthree\n");
+  });
+
+  it("removes its listener when the client goes away, and sends heartbeats while open", async () => {
+    statusPages = createStatusPages({ store, logs, publicUrl: "https://slipway.example.com", statePollMs: 20, heartbeatMs: 30 });
+    const production = deployment("production");
+    const running = revision(production, 1, { state: "QUEUED", finishedAt: undefined });
+    await save(production, running);
+
+    const stream = openEvents(`/revisions/${running.id}/events`);
+    await waitFor(() => stream.events.some((e) => e.comment === "keep-alive"), "a heartbeat");
+    expect(logs.events.listenerCount("append")).toBe(1);
+
+    stream.request.destroy();
+    await waitFor(() => logs.events.listenerCount("append") === 0, "the listener to be removed");
+  });
+
+  it("sends the state of a finished revision and ends at once", async () => {
+    const production = deployment("production");
+    const done = revision(production, 1, { state: "CANCELLED" });
+    await save(production, done);
+
+    const stream = openEvents(`/revisions/${done.id}/events`);
+    await waitFor(() => stream.ended, "the end of the stream");
+    expect(stateEvents(stream.events)).toEqual([{ state: "CANCELLED", label: "Cancelled", final: true }]);
+    expect(logs.events.listenerCount("append")).toBe(0);
+  });
+});
+
+describe("GET /api/v1/", () => {
+  it("shows deployments and revisions, live and archived, and nothing secret", async () => {
+    const production = deployment("production", {
+      database: { name: "shop_production", encryptedUrl: SECRET_DATABASE_URL, createdAt: "2024-05-01T11:00:01.000Z" },
+    });
+    const archived = revision(production, 1, { state: "DEPLOYED" });
+    const live = revision(production, 2, {
+      state: "BUILDING",
+      finishedAt: undefined,
+      lease: { id: SECRET_LEASE_ID, listenerId: "listener-a", expiresAt: new Date().toISOString(), attempt: 1 },
+    });
+    await save(production, live);
+    const archiveDir = path.join(dataDir, "archive", production.id);
+    await mkdir(archiveDir, { recursive: true });
+    await writeFile(path.join(archiveDir, `${archived.id}.json`), JSON.stringify(archived));
+
+    const list = await get("/api/v1/deployments");
+    const one = await get(`/api/v1/deployments/${production.id}`);
+    const single = await get(`/api/v1/revisions/${live.id}`);
+    const old = await get(`/api/v1/revisions/${archived.id}`);
+
+    for (const answer of [list, one, single, old]) {
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      for (const secret of ["encryptedUrl", SECRET_DATABASE_URL, "lease", SECRET_LEASE_ID, "listener-a", "build-env-value", "checkRunId", "delivery-1"]) {
+        expect(answer.text).not.toContain(secret);
+      }
+    }
+    const { deployments } = JSON.parse(list.text);
+    expect(deployments).toHaveLength(1);
+    expect(deployments[0]).toMatchObject({
+      id: production.id,
+      environment: "production",
+      state: "READY",
+      database: { name: "shop_production" },
+      latestRevision: { id: live.id, number: 2, state: "BUILDING", url: `https://slipway.example.com/revisions/${live.id}` },
+    });
+    const detail = JSON.parse(one.text);
+    expect(detail.deployment.repository.fullName).toBe("acme/shop");
+    expect(detail.revisions.map((r: { number: number }) => r.number)).toEqual([2, 1]);
+    expect(JSON.parse(single.text).revision).toMatchObject({ id: live.id, trigger: { kind: "push", actor: "octocat" }, environment: "production" });
+    expect(JSON.parse(old.text).revision).toMatchObject({ id: archived.id, state: "DEPLOYED", logUrl: `https://slipway.example.com/revisions/${archived.id}/log` });
+  });
+});
