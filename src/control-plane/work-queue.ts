@@ -256,7 +256,8 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
             encryptedUrl: options.secrets.seal(event.database.url),
             createdAt: event.at,
           };
-          deployment.state = "READY";
+          // A late report must not revive a deployment that is being torn down.
+          if (deployment.state === "AWAITING_DATABASE") deployment.state = "READY";
           deployment.updatedAt = event.at;
         }
       }

@@ -74,7 +74,7 @@ export function createEmbeddedDatabaseBackend(options: CreateEmbeddedDatabaseBac
     const templateDir = path.join(root, ".template");
     const pgdata = path.join(templateDir, "pgdata");
     const stampFile = path.join(templateDir, "stamp");
-    const stamp = `pglite ${pgliteVersion()}; shared_buffers ${options.sharedBuffers ?? "16MB"}`;
+    const stamp = `pglite ${pgliteVersion()}`;
     return withFileLock(path.join(root, ".template.lock"), async () => {
       if ((await readText(stampFile)) === stamp) return pgdata;
       const started = performance.now();
@@ -101,8 +101,8 @@ export function createEmbeddedDatabaseBackend(options: CreateEmbeddedDatabaseBac
       assertOurs(record, identity, name);
       await assertNotServedElsewhere(folder, name);
       const db = await PGlite.create({ dataDir: path.join(folder, "pgdata"), startParams });
+      let server: PgliteWireServer | undefined;
       try {
-        let server: PgliteWireServer;
         try {
           server = await servePglite({ db, host: HOST, port: record.port, password, log: log.child({ database: name }) });
         } catch (error) {
@@ -119,6 +119,7 @@ export function createEmbeddedDatabaseBackend(options: CreateEmbeddedDatabaseBac
         );
         return { db, server, url: embeddedUrl(server.port, password) };
       } catch (error) {
+        await server?.stop().catch(() => undefined);
         await db.close().catch(() => undefined);
         throw error;
       }

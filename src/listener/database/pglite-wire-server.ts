@@ -122,8 +122,15 @@ class Executor {
   submit(batch: Batch): void {
     if (this.stopped) return;
     this.queue.push(batch);
-    this.running ??= this.pump().finally(() => {
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running || this.stopped) return;
+    this.running = this.pump().finally(() => {
       this.running = undefined;
+      // Whatever was submitted while the loop was winding down still runs.
+      if (this.queue.some((b) => !this.owner || b.connection === this.owner)) this.kick();
     });
   }
 

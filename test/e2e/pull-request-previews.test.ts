@@ -1,0 +1,277 @@
+/**
+ * Pull request previews and `/deploy`, end to end: the real server, signed webhooks, and
+ * the OpenAPI-validating GitHub stand-in. Each scenario has its own repository.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
+import { startGitHubStandIn, type GitHubStandIn, type RepositoryRole, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { checkRunPayload, issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { generateAppKey } from "../support/app-credentials.js";
+
+const SECRET = "e2e-previews-secret";
+const CONFIG = "build:\n  commands: ['echo preview of $SLIPWAY_REF at $SLIPWAY_SHA']\n";
+let github: GitHubStandIn;
+let slipway: RunningSlipway;
+let workDir: string;
+let nextInstallation = 500;
+
+beforeAll(async () => {
+  const { privateKey, publicKey } = generateAppKey();
+  github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
+  workDir = await mkdtemp(path.join(tmpdir(), "slipway-e2e-previews-"));
+  slipway = await startSlipway({
+    env: {
+      APP_ID: "1",
+      PRIVATE_KEY: privateKey,
+      WEBHOOK_SECRET: SECRET,
+      GHE_HOST: github.host,
+      GHE_PROTOCOL: "http",
+      SLIPWAY_DATA_DIR: path.join(workDir, "data"),
+      SLIPWAY_MAX_CONCURRENT_BUILDS: "4",
+    },
+  });
+});
+
+afterAll(async () => {
+  const code = await slipway?.stop();
+  await github?.close();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+  expect(code).toBe(0);
+});
+
+interface Scenario {
+  repo: StandInRepositoryHandle;
+  number: number;
+  headSha: string;
+}
+
+function scenario(name: string, options: { config?: string; fork?: string; users?: Record<string, RepositoryRole> } = {}): Scenario {
+  const config = options.config ?? CONFIG;
+  const repo = github.addRepository({ owner: "acme", name, installationId: nextInstallation++, files: { ".github/slipway.yml": config } });
+  const headSha = github.addCommit({ owner: "acme", name, branch: "feature", files: { ".github/slipway.yml": "build: { commands: ['echo FROM THE PR BRANCH'] }", "x.txt": name } });
+  github.addPullRequest({ owner: "acme", name, number: 7, headSha, headRef: "feature", headRepoFullName: options.fork, user: "contributor" });
+  github.setPermission("acme", name, "maintainer", "maintain");
+  for (const [login, role] of Object.entries(options.users ?? {})) github.setPermission("acme", name, login, role);
+  return { repo, number: 7, headSha };
+}
+
+async function comment(s: Scenario, body: string, user: { login: string; type?: "User" | "Bot" } = { login: "maintainer" }) {
+  const recorded = github.addIssueComment({ owner: s.repo.owner, name: s.repo.name, number: s.number, body, user });
+  const response = await sendWebhook({
+    url: `${slipway.url}/api/github/webhooks`,
+    secret: SECRET,
+    event: "issue_comment",
+    payload: issueCommentPayload({
+      action: "created",
+      body,
+      user,
+      number: s.number,
+      isPullRequest: true,
+      repository: s.repo,
+      installationId: s.repo.installationId,
+      commentId: recorded.id,
+      authorAssociation: "OWNER", // never trusted: permission is asked of GitHub
+    }),
+  });
+  expect(response.status).toBeLessThan(300);
+  return recorded;
+}
+
+async function pullRequestEvent(s: Scenario, action: "synchronize" | "closed", head: { sha: string; repoFullName?: string }) {
+  const response = await sendWebhook({
+    url: `${slipway.url}/api/github/webhooks`,
+    secret: SECRET,
+    event: "pull_request",
+    payload: pullRequestPayload({ action, number: s.number, head: { sha: head.sha, ref: "feature", repoFullName: head.repoFullName }, repository: s.repo, installationId: s.repo.installationId }),
+  });
+  expect(response.status).toBeLessThan(300);
+}
+
+const checkRuns = (s: Scenario) => github.checkRuns({ owner: s.repo.owner, name: s.repo.name });
+const deployments = (s: Scenario) => github.deployments({ owner: s.repo.owner, name: s.repo.name });
+/** Slipway's own comments (as `slipway[bot]`) on the scenario's repository. */
+const slipwayComments = (s: Scenario) => github.comments.filter((c) => c.repo === s.repo.name && c.user.login === "slipway[bot]");
+const reactions = (s: Scenario, commentId: number) => github.reactions.filter((r) => r.repo === s.repo.name && r.commentId === commentId).map((r) => r.content);
+
+function completedRun(s: Scenario, sha: string, timeoutMs = 60_000) {
+  return github.waitFor((gh) => gh.checkRuns({ owner: s.repo.owner, name: s.repo.name }).find((r) => r.headSha === sha && r.status === "completed"), {
+    timeoutMs,
+    description: `a completed check run on ${s.repo.fullName}@${sha.slice(0, 7)}`,
+  });
+}
+
+/** Waits long enough for an ignored command to have done something if it were not ignored. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 2_500));
+
+describe.concurrent("pull request previews", () => {
+  it("a maintainer's /deploy builds the PR's head into pr-<number> with the default branch's commands", async () => {
+    const s = scenario("preview");
+    const command = await comment(s, "/deploy");
+    await github.waitFor(() => reactions(s, command.id).includes("eyes") || undefined, { description: "eyes reaction" });
+    const run = await completedRun(s, s.headSha);
+    expect(run).toMatchObject({ name: "slipway/pr-7", conclusion: "success" });
+    const deployment = deployments(s)[0]!;
+    expect(deployment).toMatchObject({ environment: "pr-7", transientEnvironment: true, productionEnvironment: false, sha: s.headSha });
+    const log = await (await fetch(`${slipway.url}/revisions/${run.externalId}/log`)).text();
+    expect(log).toContain(`preview of refs/heads/feature at ${s.headSha}`);
+    expect(log).not.toContain("FROM THE PR BRANCH");
+    await github.waitFor(() => reactions(s, command.id).includes("rocket") || undefined, { description: "rocket reaction" });
+    // One Slipway comment, edited in place as the revision moved on.
+    await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("Deployed")), { description: "a Deployed comment" });
+    expect(slipwayComments(s)).toHaveLength(1);
+    expect(slipwayComments(s)[0]!.previousBodies.length).toBeGreaterThan(0);
+  });
+
+  it("builds the head commit read when the command arrived, not a later push", async () => {
+    const s = scenario("pinned", { config: "build:\n  commands: ['sleep 2']\n" });
+    await comment(s, "/deploy");
+    await github.waitFor(() => checkRuns(s)[0], { description: "a check run" });
+    const later = github.addCommit({ owner: "acme", name: s.repo.name, branch: "feature", files: { "y.txt": "later" } });
+    github.updatePullRequest({ owner: "acme", name: s.repo.name, number: s.number, headSha: later });
+    const run = await completedRun(s, s.headSha);
+    expect(run.headSha).toBe(s.headSha);
+    expect(checkRuns(s)).toHaveLength(1);
+  });
+
+  it.each([
+    ["read", "reader"],
+    ["none", "stranger"],
+  ] as const)("a user with %s permission gets one reply and nothing runs", async (role, login) => {
+    const s = scenario(`refused-${role}`, { users: { [login]: role } });
+    await comment(s, "/deploy", { login });
+    const reply = await github.waitFor(() => slipwayComments(s)[0], { description: "a reply" });
+    expect(reply.body).toContain("write, maintain or admin");
+    await settle();
+    expect(slipwayComments(s)).toHaveLength(1);
+    expect(checkRuns(s)).toEqual([]);
+    expect(deployments(s)).toEqual([]);
+  });
+
+  it("a fork's author without write permission is refused", async () => {
+    const s = scenario("fork-author", { fork: "contributor/fork-author", users: { contributor: "read" } });
+    await comment(s, "/deploy", { login: "contributor" });
+    await github.waitFor(() => slipwayComments(s)[0], { description: "a reply" });
+    await settle();
+    expect(checkRuns(s)).toEqual([]);
+  });
+
+  it.each([
+    ["a bot", "/deploy", { login: "helper[bot]", type: "Bot" as const }],
+    ["a quote", "> /deploy", undefined],
+    ["a code fence", "```\n/deploy\n```", undefined],
+    ["a fullwidth slash", "／deploy", undefined],
+    ["a Cyrillic е", "/dеploy", undefined],
+    ["a zero-width space", "/de\u200bploy", undefined],
+    ["a command at the end of a 65,536-character comment", `${"x".repeat(65_528)}\n/deploy`, undefined],
+  ])("ignores %s", async (_name, body, user) => {
+    const s = scenario(`ignored-${Math.random().toString(36).slice(2, 8)}`);
+    const recorded = await comment(s, body, user);
+    await settle();
+    expect(slipwayComments(s)).toEqual([]);
+    expect(reactions(s, recorded.id)).toEqual([]);
+    expect(checkRuns(s)).toEqual([]);
+  });
+
+  it("a 65,536-character comment that starts with /deploy deploys", async () => {
+    const s = scenario("long-comment");
+    await comment(s, `/deploy\n${"y".repeat(65_528)}`);
+    expect((await completedRun(s, s.headSha)).conclusion).toBe("success");
+  });
+
+  it("two /deploy comments at once make one revision", async () => {
+    const s = scenario("twice");
+    await Promise.all([comment(s, "/deploy"), comment(s, "/deploy")]);
+    await completedRun(s, s.headSha);
+    await settle();
+    expect(checkRuns(s)).toHaveLength(1);
+    expect(deployments(s)).toHaveLength(1);
+  });
+
+  it("/deploy help lists the commands, and an unknown argument is answered", async () => {
+    const s = scenario("help");
+    await comment(s, "/deploy help");
+    await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("/deploy cancel")), { description: "help reply" });
+    await comment(s, "/deploy frobnicate");
+    await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("frobnicate")), { description: "unknown reply" });
+    expect(checkRuns(s)).toEqual([]);
+  });
+
+  it("/deploy cancel stops the running revision", async () => {
+    const s = scenario("cancel", { config: "build:\n  commands: ['sleep 60']\n" });
+    await comment(s, "/deploy");
+    await github.waitFor(() => checkRuns(s).find((r) => r.status === "in_progress"), { timeoutMs: 30_000, description: "in progress" });
+    await comment(s, "/deploy cancel");
+    const run = await completedRun(s, s.headSha, 30_000);
+    expect(run.conclusion).toBe("cancelled");
+  });
+
+  it("closing the PR before the build ends cancels it, drops the database and marks deployments inactive", async () => {
+    const s = scenario("closed-early", { config: "build:\n  commands: ['sleep 60']\n" });
+    await comment(s, "/deploy");
+    await github.waitFor(() => checkRuns(s).find((r) => r.status === "in_progress"), { timeoutMs: 30_000, description: "in progress" });
+    github.updatePullRequest({ owner: "acme", name: s.repo.name, number: s.number, state: "closed" });
+    await pullRequestEvent(s, "closed", { sha: s.headSha });
+    const run = await completedRun(s, s.headSha, 30_000);
+    expect(run.conclusion).toBe("cancelled");
+    await github.waitFor(() => deployments(s)[0]?.statuses.at(-1)?.state === "inactive" || undefined, { timeoutMs: 30_000, description: "inactive" });
+    await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("and its database were removed")), {
+      timeoutMs: 30_000,
+      description: "comment says the preview and its database were removed",
+    });
+    const api = (await (await fetch(`${slipway.url}/api/v1/deployments`)).json()) as { deployments: Array<{ environment: string; state: string; repository: unknown }> };
+    const mine = api.deployments.find((d) => d.environment === "pr-7" && JSON.stringify(d.repository).includes("closed-early"));
+    expect(mine?.state).toBe("DELETED");
+    // A /deploy after the close is refused.
+    await comment(s, "/deploy");
+    await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("closed")), { description: "refusal" });
+    expect(checkRuns(s)).toHaveLength(1);
+  });
+
+  it("new commits on a same-repository PR update the preview; a fork's wait for a maintainer", async () => {
+    const same = scenario("sync-same");
+    await comment(same, "/deploy");
+    await completedRun(same, same.headSha);
+    const next = github.addCommit({ owner: "acme", name: same.repo.name, branch: "feature", files: { "z.txt": "2" } });
+    github.updatePullRequest({ owner: "acme", name: same.repo.name, number: same.number, headSha: next });
+    await pullRequestEvent(same, "synchronize", { sha: next });
+    expect((await completedRun(same, next)).conclusion).toBe("success");
+
+    const fork = scenario("sync-fork", { fork: "contributor/sync-fork" });
+    await comment(fork, "/deploy");
+    await completedRun(fork, fork.headSha);
+    const forkNext = github.addCommit({ owner: "acme", name: fork.repo.name, branch: "feature", files: { "z.txt": "evil" } });
+    await pullRequestEvent(fork, "synchronize", { sha: forkNext, repoFullName: "contributor/sync-fork" });
+    await github.waitFor(() => slipwayComments(fork).find((c) => c.body.includes("maintainer")), { description: "fork notice" });
+    await settle();
+    expect(checkRuns(fork).filter((r) => r.headSha === forkNext)).toEqual([]);
+  });
+
+  it("the check run's Redeploy button makes a new revision for a maintainer, not for a reader", async () => {
+    const s = scenario("redeploy", { users: { reader: "read" } });
+    await comment(s, "/deploy");
+    const run = await completedRun(s, s.headSha);
+    expect(run.actions.map((a) => a.identifier)).toEqual(["redeploy"]);
+    const press = (login: string) =>
+      sendWebhook({
+        url: `${slipway.url}/api/github/webhooks`,
+        secret: SECRET,
+        event: "check_run",
+        payload: checkRunPayload({ action: "requested_action", requestedAction: "redeploy", checkRun: run, repository: s.repo, installationId: s.repo.installationId, sender: { login } }),
+      });
+    await press("reader");
+    await settle();
+    expect(checkRuns(s)).toHaveLength(1);
+    await press("maintainer");
+    await github.waitFor(() => checkRuns(s).filter((r) => r.status === "completed").length === 2 || undefined, { timeoutMs: 60_000, description: "a second run" });
+  });
+});
+
+describe("what GitHub was asked", () => {
+  it("every request matched GitHub's OpenAPI description", () => {
+    expect(github.violations).toEqual([]);
+  });
+});
