@@ -53,7 +53,7 @@ const goodConfig = [
   "build:",
   "  commands:",
   "    - echo \"building $SLIPWAY_ENVIRONMENT at $SLIPWAY_SHA\"",
-  "    - node -e \"console.log('DATABASE_URL is', process.env.DATABASE_URL ? 'set' : 'missing')\"",
+  '    - test -n "$DATABASE_URL" && echo "DATABASE_URL is set"',
 ].join("\n");
 const badConfig = "build:\n  commands: ['echo compiling…', 'echo \"error: something broke\" >&2; exit 1']\n";
 
@@ -75,7 +75,7 @@ async function pushAndWait(title: string, config: string) {
     const last = github.deployments({ owner: repo.owner, name: repo.name }).find((d) => d.sha === sha)?.statuses.at(-1);
     return last && ["success", "failure", "error"].includes(last.state);
   });
-  say(`            status page ${run.detailsUrl}`);
+  say(`            status page ${run.detailsUrl ?? "(none)"}`);
   if (run.conclusion === "failure") say(`            check run text (log tail):\n${indent(run.output.text ?? "")}`);
   say("");
 }

@@ -12,6 +12,7 @@ import { buildEnvironment } from "../src/listener/build/build-environment.js";
 import { createBuildLog } from "../src/listener/build/build-log.js";
 import { fetchSource } from "../src/listener/build/fetch-source.js";
 import { runCommands } from "../src/listener/build/run-commands.js";
+import { recordRun } from "../src/listener/kill-orphaned-runs.js";
 import type { BuildJobData, BuildJobMessage, BuildJobResult } from "../src/listener/job-messages.js";
 
 const data = workerData as BuildJobData;
@@ -44,6 +45,7 @@ async function build(): Promise<BuildJobResult> {
       log.write("[slipway] no build commands configured (build.commands in .github/slipway.yml)\n");
       return { outcome: "succeeded" };
     }
+    const runMarker = `slipway-${data.revisionId}-${randomUUID()}`;
     const env = buildEnvironment({
       configEnv: data.env,
       databaseUrl: data.databaseUrl,
@@ -51,8 +53,10 @@ async function build(): Promise<BuildJobResult> {
       ref: data.ref,
       environment: data.environment,
       revisionId: data.revisionId,
-      runMarker: `slipway-${data.revisionId}-${randomUUID()}`,
+      runMarker,
     });
+    // While the file exists, a restarted listener knows these processes may be orphans.
+    const release = await recordRun(data.runsDir, runMarker);
     const result = await runCommands({
       commands: data.commands,
       cwd: source,
@@ -60,25 +64,22 @@ async function build(): Promise<BuildJobResult> {
       timeoutMs: data.timeoutSeconds * 1000,
       onOutput: (text) => log.write(text),
       signal: abort.signal,
-    });
-    const seconds = (result.durationMs / 1000).toFixed(1);
+    }).finally(release);
+    // runCommands has already written how it ended into the log; these are for the check run.
     switch (result.outcome) {
       case "succeeded":
-        log.write(`[slipway] build succeeded in ${seconds} s\n`);
+        log.write(`[slipway] build succeeded in ${(result.durationMs / 1000).toFixed(1)} s\n`);
         return { outcome: "succeeded" };
       case "cancelled":
-        log.write(`[slipway] build cancelled after ${seconds} s\n`);
         return { outcome: "cancelled", error: "Cancelled" };
-      case "timed_out": {
-        const message = `The build took longer than ${data.timeoutSeconds} s (build.timeout) and was stopped during \`${result.failedCommand}\``;
-        log.write(`[slipway] ${message}\n`);
-        return { outcome: "failed", error: message };
-      }
+      case "timed_out":
+        return {
+          outcome: "failed",
+          error: `The build took longer than ${data.timeoutSeconds} s (build.timeout) and was stopped during \`${result.failedCommand}\``,
+        };
       default: {
         const how = result.exitCode !== null ? `exited with code ${result.exitCode}` : `was killed by ${result.signal}`;
-        const message = `\`${result.failedCommand}\` ${how}`;
-        log.write(`[slipway] ${message}\n`);
-        return { outcome: "failed", error: message };
+        return { outcome: "failed", error: `\`${result.failedCommand}\` ${how}` };
       }
     }
   } finally {

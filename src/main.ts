@@ -7,7 +7,8 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import { createProbot } from "probot";
-import { startControlPlane } from "./control-plane/start-control-plane.js";
+import { randomBytes } from "node:crypto";
+import { EMBEDDED_LISTENER_PREFIX, startControlPlane } from "./control-plane/start-control-plane.js";
 import { SlipwayOctokit } from "./control-plane/github/slipway-octokit.js";
 import { missingCredentials, startSetupMode } from "./control-plane/setup/start-setup-mode.js";
 import { githubApiUrl, githubWebUrl } from "./github-api-url.js";
@@ -54,10 +55,11 @@ async function main() {
       adminDatabaseUrl: settings.databaseUrl,
       dataDir: settings.dataDir,
       maxConcurrentBuilds: settings.maxConcurrentBuilds,
+      listenerId: `${EMBEDDED_LISTENER_PREFIX}${process.pid}-${randomBytes(3).toString("hex")}`,
       log,
     });
     stopListener = async () => {
-      await listener.stop();
+      await listener.stop(settings.shutdownGraceSeconds * 1000);
       await database.close();
     };
   } else {
@@ -67,6 +69,8 @@ async function main() {
 
   onShutdownSignals({
     log,
+    // The grace period, then time to stop processes and flush what is owed.
+    timeoutMs: settings.shutdownGraceSeconds * 1000 + 30_000,
     async stop() {
       await stopListener();
       await controlPlane.close();

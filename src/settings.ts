@@ -15,6 +15,10 @@ export interface Settings {
   listenerTokenGenerated: boolean;
   controlPlaneUrl?: string;
   maxConcurrentBuilds: number;
+  /** How long a listener's lease lasts without a heartbeat. */
+  leaseTtlSeconds: number;
+  /** On SIGTERM, how long running builds may go on before they are stopped and handed back. */
+  shutdownGraceSeconds: number;
   routerPort: number;
   routerDomain: string;
 }
@@ -56,6 +60,8 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     listenerTokenGenerated: configuredToken === undefined,
     controlPlaneUrl: env.SLIPWAY_CONTROL_PLANE_URL?.replace(/\/+$/, ""),
     maxConcurrentBuilds: integer(env, "SLIPWAY_MAX_CONCURRENT_BUILDS", 2, 1, 64),
+    leaseTtlSeconds: integer(env, "SLIPWAY_LEASE_TTL_SECONDS", 30, 3, 3_600),
+    shutdownGraceSeconds: integer(env, "SLIPWAY_SHUTDOWN_GRACE_SECONDS", 30, 0, 3_600),
     routerPort: integer(env, "SLIPWAY_ROUTER_PORT", 8080, 0, 65_535),
     routerDomain: env.SLIPWAY_ROUTER_DOMAIN ?? "localhost",
   };

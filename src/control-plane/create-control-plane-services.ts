@@ -13,7 +13,7 @@ import { onPush } from "./webhooks/on-push.js";
 import { createWorkQueue, type WorkQueue } from "./work-queue.js";
 
 export interface ControlPlaneOptions {
-  settings: Pick<Settings, "dataDir" | "publicUrl" | "listenerToken" | "port" | "host">;
+  settings: Pick<Settings, "dataDir" | "publicUrl" | "listenerToken" | "port" | "host"> & Partial<Pick<Settings, "leaseTtlSeconds">>;
   probot: Probot;
   log: Logger;
   /** The GitHub App's id: check runs of other apps are not ours to act on. */
@@ -24,6 +24,8 @@ export interface ControlPlaneOptions {
   leaseTtlSeconds?: number;
   /** How often leases are checked for expiry. */
   leaseCheckIntervalMs?: number;
+  /** How often GitHub is asked for webhooks it failed to deliver (default 10 minutes). */
+  redeliverIntervalMs?: number;
   /** First retry delay after a failed GitHub write or delivery. */
   retryBaseMs?: number;
 }
@@ -60,7 +62,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     logs,
     secrets,
     apiBaseUrl: options.apiBaseUrl,
-    leaseTtlSeconds: options.leaseTtlSeconds,
+    leaseTtlSeconds: options.leaseTtlSeconds ?? settings.leaseTtlSeconds,
     log: log.child({ component: "queue" }),
     onRevisionChanged: (id) => reporter.notify(id),
     onDeploymentDeleted: (deploymentId) => {

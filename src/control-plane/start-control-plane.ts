@@ -1,16 +1,21 @@
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createNodeMiddleware } from "probot";
+import { createNodeMiddleware, type ProbotOctokit } from "probot";
+import { redeliverMissedWebhooks } from "./github/redeliver-missed-webhooks.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { GitHubReporter } from "./github/github-reporter.js";
 import { createControlPlaneServices, type ControlPlaneOptions } from "./create-control-plane-services.js";
 import { HttpError, sendJson, sendText } from "./http/http-helpers.js";
+import { readSignInSettings } from "./http/auth/sign-in-settings.js";
 import { createListenerApi } from "./http/listener-api.js";
 import { createStatusPages } from "./http/status-pages.js";
 import type { Inbox } from "./inbox.js";
 import type { WorkQueue } from "./work-queue.js";
 
 export const WEBHOOK_PATH = "/api/github/webhooks";
+/** Ids of embedded listeners start with this: at start-up, their leases belonged to a process that is gone. */
+export const EMBEDDED_LISTENER_PREFIX = "embedded-";
 
 export interface ControlPlane {
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000. */
@@ -36,7 +41,40 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const { store, logs, reporter, queue, inbox, appFn } = await createControlPlaneServices(options);
   const webhooks = await createNodeMiddleware(appFn, { probot, webhooksPath: WEBHOOK_PATH });
   const listenerApi = createListenerApi({ queue, token: settings.listenerToken, log: log.child({ component: "listener-api" }) });
-  const statusPages = createStatusPages({ store, logs, publicUrl: settings.publicUrl });
+  const statusPages = await createStatusPages({
+    store,
+    logs,
+    publicUrl: settings.publicUrl,
+    log: log.child({ component: "status-pages" }),
+    signIn: readSignInSettings(process.env),
+    // What GitHub says now, not what the last webhook said: a repository made private stops being shown at once.
+    async isPublicRepository(deployment) {
+      const octokit = await probot.auth(deployment.installationId);
+      const { data } = await octokit.rest.repos.get({ owner: deployment.repository.owner, repo: deployment.repository.name });
+      return data.private === false;
+    },
+    async cancel(revisionId, actorLogin) {
+      await queue.cancel(revisionId, `Cancelled by @${actorLogin}`);
+    },
+    // Recorded like the check run's Redeploy, so the inbox checks the permission again with the App's token.
+    async redeploy(revisionId, actorLogin) {
+      const revision = await store.findRevision(revisionId);
+      const deployment = revision && store.state.deployments[revision.deploymentId];
+      if (!deployment) throw new HttpError(404, "there is no revision with this id");
+      await inbox.record({
+        id: randomUUID(),
+        event: "status_page",
+        intent: {
+          kind: "check_run",
+          action: "redeploy",
+          installationId: deployment.installationId,
+          repository: deployment.repository,
+          revisionId,
+          actor: actorLogin,
+        },
+      });
+    },
+  });
 
   async function route(request: IncomingMessage, response: ServerResponse) {
     const pathname = new URL(request.url ?? "/", "http://localhost").pathname;
@@ -48,7 +86,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       return sendJson(response, ready ? 200 : 503, { status: ready ? "ok" : "starting" });
     }
     if (await listenerApi(request, response, pathname)) return;
-    if ((request.method === "GET" || request.method === "HEAD") && (await statusPages(request, response, pathname))) return;
+    if (await statusPages(request, response, pathname)) return;
     sendText(response, 404, "Not found\n");
   }
 
@@ -68,12 +106,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const address = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${address.port}`;
 
-  // Finish what a previous run left: owed GitHub updates, unprocessed deliveries, expired leases.
+  // Finish what a previous run left: work of its embedded listener (gone with it), owed
+  // GitHub updates, unprocessed deliveries, and webhooks GitHub failed to deliver meanwhile.
+  await queue.expireLeasesOf((listenerId) => listenerId.startsWith(EMBEDDED_LISTENER_PREFIX));
   reporter.reconcile();
   inbox.resume();
   const leaseTimer = setInterval(() => {
     queue.expireLeases().catch((error) => log.error({ err: error }, "lease expiry failed"));
   }, options.leaseCheckIntervalMs ?? 5_000);
+  const redeliver = () =>
+    probot
+      .auth()
+      .then((appOctokit) => redeliverMissedWebhooks({ appOctokit: appOctokit as ProbotOctokit, store, log }))
+      .catch((error: unknown) => log.warn({ err: { message: (error as Error).message } }, "could not check for missed webhooks"));
+  void redeliver();
+  const redeliverTimer = setInterval(redeliver, options.redeliverIntervalMs ?? 10 * 60_000);
+  redeliverTimer.unref();
   ready = true;
   log.info({ url, dataDir: settings.dataDir }, "control plane ready");
 
@@ -87,6 +135,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     async close(graceMs = 5_000) {
       ready = false;
       clearInterval(leaseTimer);
+      clearInterval(redeliverTimer);
       queue.wake();
       await Promise.race([
         Promise.all([inbox.idle(), reporter.idle()]),

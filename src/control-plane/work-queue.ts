@@ -4,6 +4,7 @@ import {
   ACTIVE_STATES,
   FINAL_STATES,
   type Deployment,
+  type Lease,
   type Phase,
   type Revision,
   type RevisionState,
@@ -58,6 +59,8 @@ export interface WorkQueue {
   wake(): void;
   /** Gives the work of listeners that stopped heartbeating back to the queue (or ends it). */
   expireLeases(now?: Date): Promise<void>;
+  /** The same, at once, for leases of listeners known to be gone (the previous process's embedded one). */
+  expireLeasesOf(isGone: (listenerId: string) => boolean): Promise<void>;
 }
 
 const PHASE_STATES: Record<Phase["name"], RevisionState> = {
@@ -340,6 +343,22 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
       if (request.outcome === "DELETED" || request.outcome === "TEARDOWN_FAILED") return "lease-lost";
       if (FINAL_STATES.has(revision.state)) return revision.state === request.outcome ? "ok" : "lease-lost";
       await applyReport(revision.id, request);
+      if (request.outcome === "RELEASED") {
+        await store.update((state) => {
+          const r = state.revisions[revision.id]!;
+          applyEvents(state, r, request.events);
+          const at = new Date().toISOString();
+          for (const phase of r.phases) {
+            if (!phase.finishedAt) Object.assign(phase, { finishedAt: at, outcome: "failed", note: "listener stopped" });
+          }
+          // Handing back is not a failed attempt.
+          Object.assign(r, { state: "QUEUED", lease: undefined, attempts: Math.max(0, r.attempts - 1), updatedAt: at });
+        });
+        log.info({ revision: revision.id }, "work handed back by a stopping listener");
+        options.onRevisionChanged(revision.id);
+        queue.wake();
+        return "ok";
+      }
       await store.update((state) => {
         const r = state.revisions[revision.id]!;
         applyEvents(state, r, request.events);
@@ -380,24 +399,29 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
       for (const wake of woken) wake();
     },
 
+    async expireLeasesOf(isGone) {
+      await expire((lease) => isGone(lease.listenerId));
+    },
+
     async expireLeases(now = new Date()) {
-      const lostTeardowns = Object.values(store.state.deployments).filter(
-        (d) => d.teardownLease && Date.parse(d.teardownLease.expiresAt) < now.getTime(),
-      );
-      if (lostTeardowns.length > 0) {
-        await store.update((state) => {
-          for (const d of lostTeardowns) state.deployments[d.id]!.teardownLease = undefined;
-        });
-        queue.wake();
-      }
-      const expired = Object.values(store.state.revisions).filter(
-        (r) => r.lease && !FINAL_STATES.has(r.state) && Date.parse(r.lease.expiresAt) < now.getTime(),
-      );
-      for (const revision of expired) {
-        log.warn({ revision: revision.id, listener: revision.lease!.listenerId }, "lease expired: the listener stopped answering");
-        await finishOrRequeue(revision.id, revision.lease!.id, "The listener working on it stopped answering");
-      }
+      await expire((lease) => Date.parse(lease.expiresAt) < now.getTime());
     },
   };
+
+  async function expire(isExpired: (lease: Lease) => boolean) {
+    const lostTeardowns = Object.values(store.state.deployments).filter((d) => d.teardownLease && isExpired(d.teardownLease));
+    if (lostTeardowns.length > 0) {
+      await store.update((state) => {
+        for (const d of lostTeardowns) state.deployments[d.id]!.teardownLease = undefined;
+      });
+      queue.wake();
+    }
+    const expired = Object.values(store.state.revisions).filter((r) => r.lease && !FINAL_STATES.has(r.state) && isExpired(r.lease));
+    for (const revision of expired) {
+      log.warn({ revision: revision.id, listener: revision.lease!.listenerId }, "lease expired: the listener stopped answering");
+      await finishOrRequeue(revision.id, revision.lease!.id, "The listener working on it stopped answering");
+    }
+  }
+
   return queue;
 }

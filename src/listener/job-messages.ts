@@ -14,6 +14,8 @@ export interface BuildJobData {
   env: Record<string, string>;
   workDir: string;
   logFile: string;
+  /** Where the run's marker file lives while it runs (see kill-orphaned-runs). */
+  runsDir: string;
   /** Values masked in the log: the token, the database password. */
   secrets: string[];
 }

@@ -30,7 +30,7 @@ interface Running {
  * Runs each database setup and build as its own Bree job run, in a worker thread. Bree
  * refuses to run a name that is already running, so every run gets a unique name.
  */
-export function createJobRunner(options: { log: Logger; closeWorkerAfterMs?: number }): JobRunner {
+export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }): JobRunner {
   const { log } = options;
   const running = new Map<string, Running>();
   // Bree logs as (message, meta); pino wants (object, message).
@@ -43,7 +43,9 @@ export function createJobRunner(options: { log: Logger; closeWorkerAfterMs?: num
     root: false,
     jobs: [],
     logger: breeLogger as unknown as Bree.BreeLogger,
-    closeWorkerAfterMs: options.closeWorkerAfterMs ?? 15_000,
+    // Not a stop timeout: Bree terminates every worker this long after it starts. Builds
+    // have their own timeout (build.timeout), so never.
+    closeWorkerAfterMs: 0,
     workerMessageHandler: ({ name, message }: { name: string; message: unknown }) => {
       const run = running.get(name);
       if (!run || message === "done") return;
@@ -77,7 +79,12 @@ export function createJobRunner(options: { log: Logger; closeWorkerAfterMs?: num
       });
       return {
         result,
-        cancel: () => void bree.stop(name).catch(() => undefined),
+        cancel() {
+          // The job answers `cancel` by stopping its processes, then reports; a worker that
+          // does not end in time is terminated (its processes are found by their marker).
+          void bree.stop(name).catch(() => undefined);
+          setTimeout(() => void bree.workers.get(name)?.terminate(), options.cancelGraceMs ?? 30_000).unref();
+        },
       };
     },
     async stop() {

@@ -29,8 +29,10 @@ try {
   });
   onShutdownSignals({
     log,
+    // The grace period, then time to stop processes and flush what is owed.
+    timeoutMs: settings.shutdownGraceSeconds * 1000 + 30_000,
     async stop() {
-      await listener.stop();
+      await listener.stop(settings.shutdownGraceSeconds * 1000);
       await database.close();
     },
   });

@@ -16,7 +16,10 @@ export interface RevisionWorkContext {
   /** What the provisioning job needs to build its own backend in its worker. */
   provisioning: Omit<ProvisionJobData, "identity">;
   workRoot: string;
+  runsDir: string;
   heartbeatIntervalMs: number;
+  /** Aborted when the listener stops and its grace period is over: the work is handed back. */
+  stopping?: AbortSignal;
   log: Logger;
 }
 
@@ -31,6 +34,13 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
   let current: JobRun<unknown> | undefined;
   let cancelled = false;
   let leaseLost = false;
+  let released = false;
+  const release = () => {
+    released = true;
+    current?.cancel();
+  };
+  if (context.stopping?.aborted) released = true;
+  context.stopping?.addEventListener("abort", release, { once: true });
   const progress = startWorkProgress({
     client: context.client,
     leaseId: work.leaseId,
@@ -55,7 +65,13 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
     environment: work.deployment.environment,
   };
   const finish = async (outcome: WorkOutcome, error?: string, infrastructureFault?: boolean) => {
+    context.stopping?.removeEventListener("abort", release);
     if (leaseLost) return "lease-lost" as const;
+    if (released && outcome !== "DEPLOYED") {
+      await progress.complete({ outcome: "RELEASED", error: "The listener stopped; the work goes back to the queue" });
+      log.info("work handed back");
+      return "RELEASED" as const;
+    }
     await progress.complete({ outcome, error, infrastructureFault });
     log.info({ outcome }, "work finished");
     return outcome;
@@ -89,7 +105,7 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
   } else {
     provisionedUrl = work.database.url;
   }
-  if (cancelled) return finish("CANCELLED", "Cancelled");
+  if (cancelled || released) return finish("CANCELLED", "Cancelled");
 
   let databaseUrl: string;
   try {
@@ -115,6 +131,7 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
     env: work.build.env,
     workDir,
     logFile: path.join(workDir, "build.log"),
+    runsDir: context.runsDir,
     secrets: [work.source.token, ...secretsOf(databaseUrl), ...secretsOf(provisionedUrl)],
   };
   const run = await context.jobs.run<BuildJobResult>({
@@ -127,7 +144,7 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
     },
   });
   current = run;
-  if (cancelled || leaseLost) run.cancel();
+  if (cancelled || leaseLost || released) run.cancel();
   const result = await run.result.catch((error: Error): BuildJobResult => ({
     outcome: "failed",
     error: `The build job failed: ${error.message}`,

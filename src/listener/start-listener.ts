@@ -8,6 +8,7 @@ import type { DatabaseBackend } from "./database/database-backend.js";
 import { createJobRunner } from "./job-runner.js";
 import { runRevisionWork } from "./run-revision-work.js";
 import { runTeardownWork } from "./run-teardown-work.js";
+import { killOrphanedRuns } from "./kill-orphaned-runs.js";
 
 export interface ListenerOptions {
   client: ControlPlaneClient;
@@ -38,10 +39,14 @@ export function startListener(options: ListenerOptions): Listener {
   const log = options.log.child({ component: "listener", listener: id });
   const jobs = createJobRunner({ log });
   const running = new Map<string, Promise<unknown>>();
+  const runsDir = path.join(options.dataDir, "runs");
   const stopping = new AbortController();
   let slotFreed: (() => void) | undefined;
 
+  const grace = new AbortController();
+
   async function loop() {
+    await killOrphanedRuns({ runsDir, log });
     let failures = 0;
     while (!stopping.signal.aborted) {
       if (running.size >= options.maxConcurrentBuilds) {
@@ -66,7 +71,8 @@ export function startListener(options: ListenerOptions): Listener {
         continue;
       }
       if (!work) continue;
-      const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 3_000;
+      // Three heartbeats per lease period, so one lost request does not lose the lease.
+      const heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.min(3_000, (work.leaseTtlSeconds * 1000) / 3);
       const task =
         work.kind === "teardown"
           ? runTeardownWork(work, { client: options.client, database: options.database, adminDatabaseUrl: options.adminDatabaseUrl, heartbeatIntervalMs, log })
@@ -76,6 +82,8 @@ export function startListener(options: ListenerOptions): Listener {
               database: options.database,
               provisioning: { adminUrl: options.adminDatabaseUrl, dataDir: options.dataDir },
               workRoot: path.join(options.dataDir, "work"),
+              runsDir,
+              stopping: grace.signal,
               heartbeatIntervalMs,
               log,
             });
@@ -100,9 +108,13 @@ export function startListener(options: ListenerOptions): Listener {
       await looping;
       const all = Promise.allSettled([...running.values()]);
       const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
-      if (timedOut) log.warn({ running: running.size }, "grace period over: stopping running work");
+      if (timedOut) {
+        // Hand the work back: another listener (or this one, restarted) builds it again.
+        log.warn({ running: running.size }, "grace period over: stopping running work and handing it back");
+        grace.abort();
+        await all;
+      }
       await jobs.stop();
-      await all;
     },
   };
 }

@@ -63,8 +63,19 @@ export interface HeartbeatResponse {
   leaseExpiresAt: string;
 }
 
-/** How revision work ended (a revision state), or teardown work (`DELETED`, or `TEARDOWN_FAILED` to be retried). */
-export type WorkOutcome = "DEPLOYED" | "DATABASE_FAILED" | "BUILD_FAILED" | "DEPLOY_FAILED" | "CANCELLED" | "DELETED" | "TEARDOWN_FAILED";
+/**
+ * How revision work ended (a revision state, or `RELEASED`: a stopping listener hands it
+ * back to the queue), or teardown work (`DELETED`, or `TEARDOWN_FAILED` to be retried).
+ */
+export type WorkOutcome =
+  | "DEPLOYED"
+  | "DATABASE_FAILED"
+  | "BUILD_FAILED"
+  | "DEPLOY_FAILED"
+  | "CANCELLED"
+  | "RELEASED"
+  | "DELETED"
+  | "TEARDOWN_FAILED";
 
 export interface CompleteRequest extends ProgressReport {
   outcome: WorkOutcome;

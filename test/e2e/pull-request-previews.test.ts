@@ -11,6 +11,7 @@ import { startGitHubStandIn, type GitHubStandIn, type RepositoryRole, type Stand
 import { checkRunPayload, issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
 import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
+import { testDatabaseUrl } from "../support/postgres.js";
 
 const SECRET = "e2e-previews-secret";
 const CONFIG = "build:\n  commands: ['echo preview of $SLIPWAY_REF at $SLIPWAY_SHA']\n";
@@ -32,6 +33,9 @@ beforeAll(async () => {
       GHE_PROTOCOL: "http",
       SLIPWAY_DATA_DIR: path.join(workDir, "data"),
       SLIPWAY_MAX_CONCURRENT_BUILDS: "4",
+      // A real PostgreSQL server for deployment databases (issue 4's backend): fast to set up,
+      // so these tests spend their time on what they test. The embedded default is covered elsewhere.
+      SLIPWAY_DATABASE_URL: testDatabaseUrl,
     },
   });
 });

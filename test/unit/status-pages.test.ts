@@ -28,7 +28,7 @@ beforeEach(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), "slipway-status-pages-"));
   store = await openStateStore({ dataDir, log: pino({ level: "silent" }) });
   logs = createRevisionLogs({ dataDir });
-  statusPages = createStatusPages({
+  statusPages = await createStatusPages({
     store,
     logs,
     publicUrl: "https://slipway.example.com",
@@ -187,7 +187,7 @@ describe("GET /", () => {
   });
 
   it("links under the path of SLIPWAY_PUBLIC_URL, for a proxy that serves Slipway under a prefix", async () => {
-    statusPages = createStatusPages({ store, logs, publicUrl: "https://tools.example.com/slipway/" });
+    statusPages = await createStatusPages({ store, logs, publicUrl: "https://tools.example.com/slipway/" });
     const production = deployment("production");
     const only = revision(production, 1, { state: "QUEUED", finishedAt: undefined });
     await save(production, only);
@@ -269,6 +269,8 @@ describe("GET /revisions/<id>", () => {
     expect(page.text.match(/<script/g)).toHaveLength(1);
     const nonce = /script-src 'nonce-([^']+)'/.exec(page.headers.get("content-security-policy") ?? "")?.[1];
     expect(page.text).toContain(`<script nonce="${nonce}">`);
+    // Inside <script> entities are not decoded: the script must reach the browser unescaped.
+    expect(page.text).toContain('document.getElementById("log")');
   });
 
   it("shows only the last 256 KiB of a long log, with a link to the whole of it", async () => {
@@ -290,6 +292,46 @@ describe("GET /revisions/<id>", () => {
     expect(whole.headers.get("content-type")).toBe("text/plain; charset=utf-8");
     expect(whole.headers.get("x-content-type-options")).toBe("nosniff");
     expect(whole.text).toBe(text);
+  });
+
+  it("pages back through a long log from the tail: the pages join up to exactly the whole log", async () => {
+    const production = deployment("production");
+    const long = revision(production, 1);
+    await save(production, long);
+    // Over 1 MB with colours and multi-byte characters, so pages are cut inside lines and inside UTF-8 sequences.
+    const lines = Array.from({ length: 14_000 }, (_, i) => `\x1b[3${i % 8}mline ${String(i).padStart(5, "0")}\x1b[0m ✓ ${"é".repeat(i % 50)} ${"x".repeat(i % 30)}\n`);
+    const text = lines.join("");
+    await logs.append(long.id, 0, text);
+
+    const page = await get(`/revisions/${long.id}`);
+    expect(page.text).toContain('<button type="button" id="log-earlier" hidden>Show earlier output</button>');
+    expect(page.text).toContain(`data-log-page="/revisions/${long.id}/log-page"`);
+    expect(page.text.match(/<script/g)).toHaveLength(1); // finished, but paged
+    let start = Number(/<span class="chunk" data-start="(\d+)">/.exec(page.text)![1]);
+    const bytes = Buffer.from(text);
+    expect(start).toBeGreaterThan(0);
+    expect(bytes.subarray(start - 1, start).toString()).toBe("\n"); // the page starts at a line
+
+    const pages: string[] = [];
+    let requests = 0;
+    while (start > 0) {
+      const answer = await get(`/revisions/${long.id}/log-page?before=${start}`);
+      expect(answer.status).toBe(200);
+      const earlier = JSON.parse(answer.text) as { start: number; end: number; html: string };
+      expect(earlier.end).toBe(start);
+      expect(start - earlier.start).toBeLessThanOrEqual(256 * 1024);
+      expect(earlier.start === 0 || bytes[earlier.start - 1] === 0x0a).toBe(true);
+      expect(earlier.html).not.toContain("\x1b");
+      pages.unshift(bytes.subarray(earlier.start, earlier.end).toString());
+      start = earlier.start;
+      requests++;
+    }
+    expect(requests).toBeGreaterThanOrEqual(4);
+    expect(pages.join("") + bytes.subarray(Number(/data-start="(\d+)"/.exec(page.text)![1])).toString()).toBe(text);
+    expect((await get(`/revisions/${long.id}/log-page?before=x`)).status).toBe(400);
+    const first = JSON.parse((await get(`/revisions/${long.id}/log-page?before=40`)).text);
+    expect(first).toMatchObject({ start: 0, end: 40 });
+    expect(first.html).toContain('<span class="a-0">line 00000</span>');
   });
 
   it("answers 404 for unknown revisions, without touching the disk for ids that are not UUIDs", async () => {
@@ -382,7 +424,7 @@ describe("GET /revisions/<id>/events", () => {
   });
 
   it("removes its listener when the client goes away, and sends heartbeats while open", async () => {
-    statusPages = createStatusPages({ store, logs, publicUrl: "https://slipway.example.com", statePollMs: 20, heartbeatMs: 30 });
+    statusPages = await createStatusPages({ store, logs, publicUrl: "https://slipway.example.com", statePollMs: 20, heartbeatMs: 30 });
     const production = deployment("production");
     const running = revision(production, 1, { state: "QUEUED", finishedAt: undefined });
     await save(production, running);

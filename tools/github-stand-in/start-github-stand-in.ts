@@ -8,6 +8,7 @@ import { authorizeRequest } from "./authorize-request.js";
 import { describeStandInState, type RecordedRequest, type RecordedViolation } from "./describe-stand-in-state.js";
 import { createFaultInjector, type FaultOptions, type InjectedFault } from "./fault-injection.js";
 import { deliverWebhookAndRecord } from "./hook-deliveries.js";
+import { createStandInOAuth, type StandInOAuth } from "./oauth-user-authorization.js";
 import { loadGitHubOpenApiSpec } from "./openapi-spec.js";
 import { createOpenApiValidator, type ValidationError, type ValidatorStats } from "./openapi-validator.js";
 import type { RouteContext, RouteResponse, RouteTable } from "./route-context.js";
@@ -35,6 +36,7 @@ import {
 
 export type { RecordedRequest, RecordedViolation } from "./describe-stand-in-state.js";
 export type { FaultOptions, InjectedFault } from "./fault-injection.js";
+export type { StandInOAuth, StandInUserToken } from "./oauth-user-authorization.js";
 export type { CheckRunSnapshot, MintedToken, RecordedCheckRun, RecordedComment, RecordedDeployment, RecordedDeploymentStatus, RecordedHookDelivery, RecordedReaction, RepositoryRole, StandInPullRequest } from "./stand-in-state.js";
 
 /** Options of {@link startGitHubStandIn}. */
@@ -101,6 +103,8 @@ export interface GitHubStandIn {
   readonly reactions: readonly RecordedReaction[];
   /** Webhook deliveries made with `deliverWebhook` (and redeliveries). */
   readonly deliveries: readonly RecordedHookDelivery[];
+  /** Sign in with GitHub: `/login/oauth/*`, the app's client credentials, user tokens. */
+  readonly oauth: StandInOAuth;
   /** Spec load and validation timings. */
   readonly stats: { specLoadMs: number; startMs: number; validator: ValidatorStats };
 
@@ -191,6 +195,7 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   const urls = { web: url, api: `${url}${API_PREFIX}` };
+  const oauth = createStandInOAuth({ state, urls });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const arrived = performance.now();
@@ -252,6 +257,12 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
       return finish(serveCodeload({ state, path: parsed.pathname, query: parsed.searchParams }));
     }
 
+    if (parsed.pathname.startsWith("/login/oauth/")) {
+      const answer = oauth.answerWeb({ method, path: parsed.pathname, query: parsed.searchParams, body: raw, contentType: req.headers["content-type"], accept: req.headers.accept });
+      Object.assign(record, { operationId: answer.operationId, body: answer.redactBody ? "[redacted]" : record.body });
+      return finish(answer.response);
+    }
+
     if (!parsed.pathname.startsWith(`${API_PREFIX}/`) && parsed.pathname !== API_PREFIX) {
       violate([{ location: "route", pointer: "", keyword: "unknownOperation", message: `is not under ${API_PREFIX}: the stand-in plays a GitHub Enterprise host (GHE_HOST=${url.slice(7)}, GHE_PROTOCOL=http)` }], null);
       return finish(notFound());
@@ -290,6 +301,11 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
     if (fault) {
       record.faulted = true;
       return finish(fault, rateHeaders);
+    }
+    const userAnswer = oauth.answerApi({ operationId: match.operation.operationId, authorization: req.headers.authorization, params: match.pathParams, body });
+    if (userAnswer) {
+      record.note = "user access token";
+      return finish(userAnswer, rateHeaders);
     }
     if (!route) {
       record.note = "not implemented by stand-in";
@@ -385,6 +401,7 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
     get deliveries() {
       return state.hookDeliveries;
     },
+    oauth,
     stats: { specLoadMs: loadMs, startMs: 0, validator: validator.stats },
 
     addRepository(repo) {

@@ -183,8 +183,10 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
       });
     }
 
+    // The same snapshot as the check run: a state reached meanwhile goes out in the next pass,
+    // check run first, so the two never disagree for long.
     const latest = store.state.revisions[revisionId] ?? current;
-    const statusView = describeDeploymentStatus(latest, deployment);
+    const statusView = describeDeploymentStatus(current, deployment);
     if (latest.github.deploymentId && latest.github.deploymentStatusSent !== signatureOf(statusView)) {
       await octokit.rest.repos.createDeploymentStatus({
         ...repo,
@@ -202,7 +204,11 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     const after = store.state.revisions[revisionId];
     if (after && !FINAL_STATES.has(after.state)) await change((r) => (r.github.lastProgressAt = new Date().toISOString()));
     // If the state moved while we were sending, go again (coalesced by the interval).
-    if (after && (signatureOf(describeCheckRun(after, deployment)) !== after.github.checkRunSent)) {
+    if (
+      after &&
+      (signatureOf(describeCheckRun(after, deployment)) !== after.github.checkRunSent ||
+        (after.github.deploymentId !== undefined && signatureOf(describeDeploymentStatus(after, deployment)) !== after.github.deploymentStatusSent))
+    ) {
       return FINAL_STATES.has(after.state) ? 0 : progressIntervalMs;
     }
     return undefined;

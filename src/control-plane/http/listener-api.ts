@@ -5,7 +5,7 @@ import type { WorkQueue } from "../work-queue.js";
 import { HttpError, hasBearerToken, readJson, sendJson } from "./http-helpers.js";
 
 const MAX_WAIT_SECONDS = 25;
-const WORK_OUTCOMES = new Set<string>(["DEPLOYED", "DATABASE_FAILED", "BUILD_FAILED", "DEPLOY_FAILED", "CANCELLED", "DELETED", "TEARDOWN_FAILED"]);
+const WORK_OUTCOMES = new Set<string>(["DEPLOYED", "DATABASE_FAILED", "BUILD_FAILED", "DEPLOY_FAILED", "CANCELLED", "RELEASED", "DELETED", "TEARDOWN_FAILED"]);
 
 /**
  * The listener protocol's HTTP side (see protocol/listener-protocol.ts). Answers `true`

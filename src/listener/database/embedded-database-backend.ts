@@ -3,6 +3,7 @@ import { chmod, cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promi
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import path from "node:path";
+import { threadId } from "node:worker_threads";
 import { PGlite } from "@electric-sql/pglite";
 import type { Logger } from "pino";
 import type { DatabaseBackend, ProvisionedDatabase } from "./database-backend.js";
@@ -27,6 +28,12 @@ interface DeploymentRecord {
   /** The loopback port this database is served on, kept across restarts so its URL stays the same. */
   port: number;
   createdAt: string;
+}
+
+/** `serving.json`: who serves the database now. */
+interface ServingMark {
+  pid: number;
+  threadId: number;
 }
 
 interface Served {
@@ -111,7 +118,7 @@ export function createEmbeddedDatabaseBackend(options: CreateEmbeddedDatabaseBac
           log.warn({ database: name, was: record.port, now: server.port }, "embedded database port was taken; serving it on another");
           await writeJson(path.join(folder, RECORD_FILE), { ...record, port: server.port });
         }
-        await writeJson(path.join(folder, SERVING_FILE), { pid: process.pid });
+        await writeJson(path.join(folder, SERVING_FILE), { pid: process.pid, threadId } satisfies ServingMark);
         servedInThisThread.add(folder);
         log.info(
           { database: name, port: server.port, ms: Math.round(performance.now() - started) },
@@ -208,17 +215,20 @@ export function createEmbeddedDatabaseBackend(options: CreateEmbeddedDatabaseBac
 }
 
 /**
- * Two PGlite instances on one data folder would corrupt it: refuse when another process
- * (alive) or another backend instance of this thread serves it. A mark left by this
- * process but not served in this thread is stale (the listener serves on its main thread).
+ * Two PGlite instances on one data folder would corrupt it, and deleting a served folder
+ * would pull it from under one. Refused when it is served by another backend instance of
+ * this thread, by this process's main thread (asked from a worker thread), or by another
+ * live process. A mark this process left but no thread of it holds is stale: the listener
+ * serves on its main thread, and a restarted container may well get the same pid again.
  */
 async function assertNotServedElsewhere(folder: string, name: string): Promise<void> {
-  const pid = (await readJson<{ pid?: number }>(path.join(folder, SERVING_FILE)))?.pid;
-  const elsewhere =
-    (typeof pid === "number" && pid !== process.pid && isProcessAlive(pid)) || servedInThisThread.has(folder);
-  if (elsewhere) {
+  const mark = await readJson<Partial<ServingMark>>(path.join(folder, SERVING_FILE));
+  const pid = mark?.pid;
+  const byOtherProcess = typeof pid === "number" && pid !== process.pid && isProcessAlive(pid);
+  const byOurMainThread = pid === process.pid && mark?.threadId === 0 && threadId !== 0;
+  if (servedInThisThread.has(folder) || byOurMainThread || byOtherProcess) {
     throw new DatabaseSetupError(
-      `the embedded database "${name}" is already served by ${pid === process.pid ? "another listener in this process" : `process ${pid}`}; use that one`,
+      `the embedded database "${name}" is already served by ${byOtherProcess ? `process ${pid}` : "another listener in this process"}; use that one`,
       { reason: "busy" },
     );
   }

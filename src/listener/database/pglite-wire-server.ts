@@ -29,9 +29,18 @@ const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
 /** Messages after which the client waits for an answer: the end of a batch. */
-const BATCH_ENDS = new Set(["S", "Q", "H", "F", "c", "f"]);
+const BATCH_ENDS = new Set(["S", "Q", "H", "F"]);
 /** Batches after which the backend is free for others, unless a transaction block is open. */
-const RELEASES = new Set(["S", "Q", "F", "c", "f"]);
+const RELEASES = new Set(["S", "Q", "F"]);
+/**
+ * What a client may send once connected, with PostgreSQL's own size limits. Anything else
+ * would make the single backend end with FATAL, which ends PGlite and the process with it.
+ */
+const SMALL_MESSAGES = new Set(["C", "D", "E", "H", "S"]);
+const LARGE_MESSAGES = new Set(["B", "F", "P", "Q"]);
+const SMALL_MESSAGE_LIMIT = 10_000;
+/** CopyData/CopyDone/CopyFail: no COPY FROM STDIN ever runs (see below); PostgreSQL ignores them too. */
+const COPY_MESSAGES = new Set(["d", "c", "f"]);
 
 /**
  * Serves one PGlite database to many clients over the PostgreSQL wire protocol.
@@ -186,7 +195,9 @@ class Connection {
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
   private pending: Buffer[] = [];
-  private startupPacket: Buffer | undefined;
+  private skippingToSync = false;
+  /** Set once the connection is being closed: nothing more it sends is handled. */
+  private ending = false;
   private user = "";
   /** Backend names of this connection's named prepared statements. */
   private readonly statements = new Set<string>();
@@ -214,15 +225,16 @@ class Connection {
     if (this.state !== "closed" && data.length > 0) this.socket.write(Buffer.from(data));
   }
 
+  /** Before login: answers FATAL and hangs up. */
   refuse(sqlState: string, message: string): void {
-    this.socket.end(errorResponse(sqlState, message));
-    this.state = "closed";
+    this.fail(sqlState, message);
   }
 
+  /** Answers FATAL, reads nothing more, and hangs up once the answer is out. */
   fail(sqlState: string, message: string): void {
-    if (this.state === "closed") return;
-    this.socket.end(errorResponse(sqlState, message));
-    this.destroy();
+    if (this.ending || this.state === "closed") return;
+    this.ending = true;
+    this.socket.end(errorResponse(sqlState, message), () => this.socket.destroy());
   }
 
   destroy(): void {
@@ -233,7 +245,7 @@ class Connection {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     try {
-      while (this.state !== "closed" && this.takeMessage()) {
+      while (!this.ending && this.state !== "closed" && this.takeMessage()) {
         /* each call handles one message */
       }
     } catch (error) {
@@ -255,7 +267,8 @@ class Connection {
     if (this.buffered < 5) return false;
     const header = this.peek(5);
     const length = header.readInt32BE(1);
-    if (length < 4 || length > 0x40000000) throw new Error("bad message length");
+    const limit = this.state === "password" ? SMALL_MESSAGE_LIMIT : 0x40000000;
+    if (length < 4 || length > limit) throw new Error("bad message length");
     if (this.buffered < length + 1) return false;
     const message = this.take(length + 1);
     if (this.state === "password") this.handlePassword(message);
@@ -278,7 +291,6 @@ class Connection {
       this.refuse("08P01", "unsupported frontend protocol");
       return;
     }
-    this.startupPacket = packet;
     this.user = startupParameter(packet, "user") ?? "";
     this.state = "password";
     // AuthenticationCleartextPassword: fine on loopback, and every client supports it.
@@ -300,31 +312,69 @@ class Connection {
       return;
     }
     this.state = "ready";
-    const startup = this.startupPacket;
-    this.startupPacket = undefined;
-    if (!startup) throw new Error("no startup packet");
-    // The startup packet goes to PGlite, which answers AuthenticationOk, parameters and ReadyForQuery.
+    // PGlite answers a startup packet with AuthenticationOk, parameters and ReadyForQuery.
+    // Not the client's own: its parameters would change the backend every client shares
+    // (`replication=database` breaks the extended protocol for all of them).
     this.executor.submit({
       connection: this,
       releases: true,
-      run: () => this.executor.exec(startup, (data) => this.write(data)),
+      run: () => this.executor.exec(SHARED_STARTUP_PACKET, (data) => this.write(data)),
     });
   }
 
   private handleMessage(message: Buffer): void {
     const type = String.fromCharCode(message[0] ?? 0);
     if (type === "X") {
+      this.ending = true;
       this.socket.end();
+      return;
+    }
+    if (COPY_MESSAGES.has(type)) return;
+    if (!SMALL_MESSAGES.has(type) && !LARGE_MESSAGES.has(type)) {
+      this.fail("08P01", `invalid frontend message type ${message[0]}`);
+      return;
+    }
+    if (SMALL_MESSAGES.has(type) && message.length - 5 > SMALL_MESSAGE_LIMIT) {
+      this.fail("08P01", "invalid message length");
+      return;
+    }
+    if (this.skippingToSync) {
+      // After an error in the extended protocol, the backend ignores everything up to Sync.
+      if (type !== "S") return;
+      this.skippingToSync = false;
+      this.reply(true, () => [readyForQuery(this.executor.inTransaction())]);
       return;
     }
     this.pending.push(this.renamed(type, message));
     if (!BATCH_ENDS.has(type)) return;
-    const batch = Buffer.concat(this.pending);
+    const messages = this.pending;
     this.pending = [];
+    if (messages.some(copiesFromStdin)) {
+      // PGlite's backend cannot wait for COPY data: it would exit, taking the process with it.
+      const synced = type === "S" || type === "Q";
+      this.reply(RELEASES.has(type), () => [
+        errorResponse("0A000", "COPY FROM STDIN is not supported by Slipway's embedded database; use INSERT, or set SLIPWAY_DATABASE_URL", "ERROR"),
+        ...(synced ? [readyForQuery(this.executor.inTransaction())] : []),
+      ]);
+      this.skippingToSync = !synced;
+      return;
+    }
+    const batch = Buffer.concat(messages);
     this.executor.submit({
       connection: this,
       releases: RELEASES.has(type),
       run: () => this.executor.exec(batch, (data) => this.write(data)),
+    });
+  }
+
+  /** Answers in turn with this connection's other batches, without the backend. */
+  private reply(releases: boolean, answer: () => Buffer[]): void {
+    this.executor.submit({
+      connection: this,
+      releases,
+      run: async () => {
+        for (const part of answer()) this.write(part);
+      },
     });
   }
 
@@ -415,6 +465,14 @@ class Connection {
   }
 }
 
+const SHARED_STARTUP_PACKET = (() => {
+  const parameters = Buffer.from("user\0postgres\0database\0postgres\0\0");
+  const header = Buffer.alloc(8);
+  header.writeInt32BE(8 + parameters.length, 0);
+  header.writeInt32BE(PROTOCOL_3, 4);
+  return Buffer.concat([header, parameters]);
+})();
+
 function sha256(data: string | Buffer): Buffer {
   return createHash("sha256").update(data).digest();
 }
@@ -454,10 +512,28 @@ function startupParameter(packet: Buffer, key: string): string | undefined {
   return undefined;
 }
 
-function errorResponse(sqlState: string, text: string): Buffer {
+/**
+ * Whether a Query or Parse message runs COPY ... FROM STDIN. String literals, quoted
+ * identifiers and comments are blanked first, so text that merely mentions it passes.
+ */
+function copiesFromStdin(message: Buffer): boolean {
+  const type = message[0];
+  if (type !== 0x51 /* 'Q' */ && type !== 0x50 /* 'P' */) return false;
+  const [first, afterFirst] = splitCString(message, 5);
+  const sql = type === 0x51 ? first : splitCString(message, afterFirst)[0];
+  if (!/copy/i.test(sql)) return false;
+  const code = sql.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|'(?:[^']|'')*'|"(?:[^"]|"")*"|\$([A-Za-z_]\w*)?\$[\s\S]*?\$\1\$/g, " ");
+  return /\bcopy\b[^;]*\bfrom\s+stdin\b/i.test(code);
+}
+
+function readyForQuery(inTransaction: boolean): Buffer {
+  return message("Z", Buffer.from(inTransaction ? "T" : "I"));
+}
+
+function errorResponse(sqlState: string, text: string, severity: "ERROR" | "FATAL" = "FATAL"): Buffer {
   const fields = Buffer.concat([
-    Buffer.from("S"), cstring("FATAL"),
-    Buffer.from("V"), cstring("FATAL"),
+    Buffer.from("S"), cstring(severity),
+    Buffer.from("V"), cstring(severity),
     Buffer.from("C"), cstring(sqlState),
     Buffer.from("M"), cstring(text),
     Buffer.from([0]),

@@ -1,4 +1,4 @@
-import type { Deployment, Revision, StateDocument } from "../../../store/model.js";
+import type { Deployment, Revision } from "../../../store/model.js";
 import {
   deploymentStateWords,
   formatAge,
@@ -14,13 +14,23 @@ import type { Page } from "./send-page.js";
 /** How many revisions each deployment lists on the index, the latest included. */
 export const RECENT_REVISIONS = 10;
 
+export interface IndexInput {
+  /** The deployments the viewer may see, and revisions of them (from the live document). */
+  deployments: readonly Deployment[];
+  revisions: readonly Revision[];
+  basePath: string;
+  now: Date;
+  /** Under the heading: why some deployments are not listed, and how to see them. */
+  notice?: SafeHtml;
+}
+
 /**
  * `GET /`: deployments grouped by repository, each with its latest revision and the most
  * recent ones. Reads only the live document: it always holds a deployment's newest revisions.
  */
-export function renderIndex(state: Readonly<StateDocument>, basePath: string, now: Date): Page {
+export function renderIndex({ deployments, revisions, basePath, now, notice }: IndexInput): Page {
   const revisionsByDeployment = new Map<string, Revision[]>();
-  for (const revision of Object.values(state.revisions)) {
+  for (const revision of revisions) {
     const list = revisionsByDeployment.get(revision.deploymentId) ?? [];
     list.push(revision);
     revisionsByDeployment.set(revision.deploymentId, list);
@@ -28,13 +38,13 @@ export function renderIndex(state: Readonly<StateDocument>, basePath: string, no
   for (const list of revisionsByDeployment.values()) list.sort((a, b) => b.number - a.number);
 
   const byRepository = new Map<string, Deployment[]>();
-  for (const deployment of Object.values(state.deployments)) {
+  for (const deployment of deployments) {
     const list = byRepository.get(deployment.repository.fullName) ?? [];
     list.push(deployment);
     byRepository.set(deployment.repository.fullName, list);
   }
   const repositories = [...byRepository.entries()].sort(([a], [b]) => a.localeCompare(b));
-  const inFlight = Object.values(state.revisions).some((r) => !isFinal(r));
+  const inFlight = revisions.some((r) => !isFinal(r));
 
   const revisionLink = (revision: Revision) => html`${basePath}/revisions/${revision.id}`;
 
@@ -72,8 +82,9 @@ ${
   const body: SafeHtml =
     repositories.length === 0
       ? html`<h1>Deployments</h1>
-<p class="muted">No deployments yet. Push to a branch that an environment tracks (see <code>.github/slipway.yml</code>), or comment <code>/deploy</code> on a pull request.</p>`
+${notice ?? html`<p class="muted">No deployments yet. Push to a branch that an environment tracks (see <code>.github/slipway.yml</code>), or comment <code>/deploy</code> on a pull request.</p>`}`
       : html`<h1>Deployments</h1>
+${notice ?? ""}
 ${repositories.map(
   ([fullName, deployments]) => html`<h2>${fullName}</h2>
 ${sortEnvironments(deployments).map(deploymentCard)}`,

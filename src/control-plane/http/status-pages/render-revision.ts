@@ -9,11 +9,11 @@ import {
   revisionStateWords,
   triggerText,
 } from "./describe-for-people.js";
-import { html } from "./html.js";
+import { html, type SafeHtml } from "./html.js";
 import type { LogSlice } from "./read-log.js";
 import type { Page } from "./send-page.js";
 
-/** How much of the log the page shows; the rest is one link away. */
+/** How much of the log the page shows at first, and how much each "Show earlier output" adds. */
 export const LOG_TAIL_BYTES = 256 * 1024;
 
 export interface RevisionPageInput {
@@ -23,10 +23,18 @@ export interface RevisionPageInput {
   log: LogSlice | undefined;
   basePath: string;
   now: Date;
+  /** The buttons to draw (the viewer has write permission), with the session's CSRF token. */
+  actions?: { csrfToken: string; cancel: boolean; redeploy: boolean };
+  /** The action the viewer just asked for, to confirm it. */
+  requested?: "cancel" | "redeploy";
+  header?: SafeHtml;
 }
 
-/** `GET /revisions/<id>`: header, phase timeline and log; a running revision follows its log live. */
-export function renderRevision({ revision, deployment, log, basePath, now }: RevisionPageInput): Page {
+/**
+ * `GET /revisions/<id>`: header, phase timeline and log; a running revision follows its log
+ * live, and a long log is shown from its end, earlier parts a page at a time.
+ */
+export function renderRevision({ revision, deployment, log, basePath, now, actions, requested, header }: RevisionPageInput): Page {
   const words = revisionStateWords(revision.state);
   const final = isFinal(revision);
   const revisionPath = `${basePath}/revisions/${revision.id}`;
@@ -35,6 +43,7 @@ export function renderRevision({ revision, deployment, log, basePath, now }: Rev
   const title = `${repository} · ${environment} · revision ${revision.number}`;
   const took = revision.finishedAt ? Date.parse(revision.finishedAt) - Date.parse(revision.createdAt) : undefined;
   const cut = log !== undefined && log.start > 0;
+  const shown = log ? (cut ? fromFirstFullLine(log) : { text: log.text, start: log.start }) : undefined;
   const phases = phaseLines(revision, deployment, now);
 
   const deploymentBadge = deployment
@@ -63,7 +72,9 @@ ${
 }
 ${revision.attempts > 1 ? html`<dt>Attempts</dt><dd>${revision.attempts}</dd>` : ""}
 </dl>
+${actions && (actions.cancel || actions.redeploy) ? actionButtons(revisionPath, actions) : ""}
 </div>
+${requested ? html`<p class="notice" role="status">${requestedNotice(requested, basePath, deployment)}</p>` : ""}
 ${
   revision.error
     ? html`<div class="card error" role="alert"><strong>What went wrong:</strong> ${revision.error}${
@@ -86,27 +97,59 @@ ${p.note ? html`<span class="muted note">${p.note}</span>` : ""}</li>`,
     log && log.size > 0 ? html`<a class="raw-link" href="${revisionPath}/log">raw log</a>` : ""
   }</h2>
 ${
-  cut
-    ? html`<p class="muted" id="log-cut">Showing the last ${formatBytes(log.size - log.start)} of ${formatBytes(log.size)}. <a href="${revisionPath}/log">The full log</a>.</p>`
+  cut || !final
+    ? html`<div class="log-pager">${
+        cut
+          ? html`<p class="muted" id="log-cut">Showing the last ${formatBytes(log.size - log.start)} of ${formatBytes(log.size)}. <a href="${revisionPath}/log">The full log</a>.</p>`
+          : ""
+      }
+<button type="button" id="log-earlier" hidden>Show earlier output</button></div>`
     : ""
 }
 ${final ? "" : html`<p class="muted" id="live" aria-live="polite">Following the log…</p>`}
 ${log && log.text.length > 0 ? "" : html`<p class="muted" id="log-empty">${final ? "Nothing was logged." : "No output yet."}</p>`}
 <pre class="log" id="log">
-${log ? ansiToHtml(cut ? fromFirstFullLine(log.text) : log.text) : ""}</pre>`;
+${shown && shown.text.length > 0 ? html`<span class="chunk" data-start="${shown.start}">${ansiToHtml(shown.text)}</span>` : ""}</pre>
+<p class="muted" id="log-later" hidden>Later output is left out while earlier output is shown, to keep this page quick. <a href="${revisionPath}">Back to the end</a>.</p>`;
 
+  const data: Record<string, string> = { "log-page": `${revisionPath}/log-page`, "log-end": String(log?.end ?? 0) };
+  if (!final) Object.assign(data, { state: revision.state, events: `${revisionPath}/events?from=${log?.end ?? 0}` });
   return {
     title,
+    header,
     body,
-    data: final ? {} : { state: revision.state, events: `${revisionPath}/events?from=${log?.end ?? 0}` },
-    script: final ? undefined : FOLLOW_SCRIPT,
+    data: final && !cut ? {} : data,
+    script: final && !cut ? undefined : LOG_SCRIPT,
   };
 }
 
-/** A cut log starts mid-line; start at the next line when one begins soon. */
-function fromFirstFullLine(text: string): string {
-  const newline = text.indexOf("\n");
-  return newline >= 0 && newline < 4096 ? text.slice(newline + 1) : text;
+/** A page of a log, earlier than byte `before`, for "Show earlier output". */
+export function renderLogPage(slice: LogSlice): { start: number; end: number; html: string } {
+  const shown = slice.start > 0 ? fromFirstFullLine(slice) : { text: slice.text, start: slice.start };
+  return { start: shown.start, end: slice.end, html: ansiToHtml(shown.text).value };
+}
+
+/**
+ * A cut log starts mid-line; start at the next line when one begins soon. The cut-off part
+ * belongs to the page before, which ends exactly where this one starts.
+ */
+function fromFirstFullLine(slice: LogSlice): { text: string; start: number } {
+  const newline = slice.text.indexOf("\n");
+  if (newline < 0 || newline >= 4096) return { text: slice.text, start: slice.start };
+  const skipped = slice.text.slice(0, newline + 1);
+  return { text: slice.text.slice(newline + 1), start: slice.start + Buffer.byteLength(skipped) };
+}
+
+function actionButtons(revisionPath: string, actions: { csrfToken: string; cancel: boolean; redeploy: boolean }) {
+  const button = (action: "cancel" | "redeploy", label: string, tone: string) =>
+    html`<form method="post" action="${revisionPath}/${action}"><input type="hidden" name="csrf" value="${actions.csrfToken}"><button type="submit" class="${tone}" id="${action}-button">${label}</button></form>`;
+  return html`<div class="actions">${actions.cancel ? button("cancel", "Cancel", "danger") : ""}${actions.redeploy ? button("redeploy", "Redeploy", "") : ""}</div>`;
+}
+
+function requestedNotice(requested: "cancel" | "redeploy", basePath: string, deployment: Deployment | undefined) {
+  if (requested === "cancel") return html`Cancel requested: the revision stops in a moment.`;
+  const anchor = deployment ? `#deployment-${deployment.id}` : "";
+  return html`Redeploy requested: a new revision of this commit appears on <a href="${basePath}/${anchor}">the deployments page</a> in a moment.`;
 }
 
 function formatBytes(bytes: number): string {
@@ -116,34 +159,101 @@ function formatBytes(bytes: number): string {
 }
 
 /**
- * Follows a running revision: appends log text as it arrives (as text, never markup) and
- * reloads when the state changes, which also brings the phases and colours up to date.
- * EventSource reconnects by itself and resumes at the last byte it got (Last-Event-ID).
+ * The log's script: "Show earlier output" fetches the page before the first one shown
+ * (rendered by the server, colours included) and prepends it, keeping the reader's place;
+ * a running revision appends log text as it arrives (as text, never markup) and reloads when
+ * the state changes, which also brings the phases and colours up to date. EventSource
+ * reconnects by itself and resumes at the last byte it got (Last-Event-ID).
+ *
+ * The page holds at most `KEEP` characters of log, so even a 10 MB log never freezes it:
+ * live output drops the oldest chunks (which "Show earlier output" brings back), and paging
+ * back drops the newest ones, pausing the live view until "Back to the end".
  */
-const FOLLOW_SCRIPT = String.raw`
+const LOG_SCRIPT = String.raw`
 (() => {
   const data = document.body.dataset;
-  if (!data.events || !window.EventSource) return;
   const log = document.getElementById("log");
+  if (!log) return;
+  const root = document.scrollingElement || document.documentElement;
+  const earlier = document.getElementById("log-earlier");
+  const cut = document.getElementById("log-cut");
+  const later = document.getElementById("log-later");
   const empty = document.getElementById("log-empty");
   const live = document.getElementById("live");
+  const KEEP = 2000000;
+  let kept = log.textContent.length;
+  let source;
+
+  const firstStart = () => (log.firstElementChild ? Number(log.firstElementChild.dataset.start) : Number(data.logEnd || 0));
+  const chunk = (start) => {
+    const span = document.createElement("span");
+    span.className = "chunk";
+    span.dataset.start = String(start);
+    return span;
+  };
+  const showEarlier = () => {
+    if (earlier) earlier.hidden = firstStart() <= 0;
+  };
+  showEarlier();
+
+  earlier?.addEventListener("click", async () => {
+    earlier.disabled = true;
+    try {
+      const response = await fetch(data.logPage + "?before=" + firstStart(), { headers: { accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const page = await response.json();
+      const span = chunk(page.start);
+      span.innerHTML = page.html; // rendered and escaped by the server
+      const height = root.scrollHeight;
+      log.prepend(span);
+      root.scrollTop += root.scrollHeight - height;
+      kept += span.textContent.length;
+      while (kept > KEEP && log.children.length > 1) {
+        kept -= log.lastElementChild.textContent.length;
+        log.lastElementChild.remove();
+        if (source) source.close();
+        source = undefined;
+        if (live) live.hidden = true;
+        if (later) later.hidden = false;
+      }
+      earlier.textContent = "Show earlier output";
+    } catch (error) {
+      earlier.textContent = "Loading failed: try again";
+    } finally {
+      earlier.disabled = false;
+      showEarlier();
+      if (cut && firstStart() <= 0) cut.textContent = "Showing the log from its start.";
+    }
+  });
+
+  if (!data.events || !window.EventSource) return;
   const escapes = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?/g;
   const controls = /[\x00-\x08\x0b-\x1f\x7f]/g;
-  const source = new EventSource(data.events);
+  let end = Number(data.logEnd || 0);
+  source = new EventSource(data.events);
   source.addEventListener("open", () => { if (live) live.textContent = "Following the log live."; });
-  source.addEventListener("error", () => { if (live) live.textContent = "Connection lost, reconnecting…"; });
+  source.addEventListener("error", () => { if (live && source) live.textContent = "Connection lost, reconnecting…"; });
   source.addEventListener("log", (event) => {
+    const start = end;
+    end = Number(event.lastEventId) || end;
     const text = JSON.parse(event.data).replace(/\r\n?/g, "\n").replace(escapes, "").replace(controls, "");
-    if (!text) return;
-    const root = document.scrollingElement || document.documentElement;
+    if (!text || !source) return;
     const atBottom = root.scrollTop + root.clientHeight >= root.scrollHeight - 48;
-    log.append(text);
+    const span = chunk(start);
+    span.textContent = text;
+    log.append(span);
+    kept += text.length;
+    while (kept > KEEP && log.children.length > 1) {
+      kept -= log.firstElementChild.textContent.length;
+      log.firstElementChild.remove();
+    }
+    showEarlier();
     if (empty) empty.hidden = true;
     if (atBottom) root.scrollTop = root.scrollHeight;
   });
   source.addEventListener("state", (event) => {
     const message = JSON.parse(event.data);
-    if (message.final) source.close();
+    if (message.final && source) source.close();
     if (message.state !== data.state) location.reload();
   });
 })();

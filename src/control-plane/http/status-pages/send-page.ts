@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { html, type SafeHtml } from "./html.js";
+import { html, SafeHtml } from "./html.js";
 
 export interface Page {
   title: string;
@@ -11,12 +11,15 @@ export interface Page {
   script?: string;
   /** Reload every so many seconds (the index, while something is in flight). */
   refreshSeconds?: number;
+  /** Above the body: who is signed in. */
+  header?: SafeHtml;
 }
 
 /**
  * Sends a complete HTML page. The Content-Security-Policy allows only the page's own inline
- * script (by nonce) and style, and connections to this origin: should an escape ever be
- * missed, injected markup still cannot run script or load anything.
+ * script (by nonce) and style, and connections and form posts to this origin: should an
+ * escape ever be missed, injected markup still cannot run script, load anything or post a
+ * form elsewhere.
  */
 export function sendPage(response: ServerResponse, status: number, page: Page): void {
   const nonce = randomBytes(16).toString("base64");
@@ -27,15 +30,17 @@ export function sendPage(response: ServerResponse, status: number, page: Page): 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
+<link rel="icon" href="data:,">
 ${page.refreshSeconds ? html`<meta http-equiv="refresh" content="${page.refreshSeconds}">` : ""}
 <title>${page.title} · Slipway</title>
 <style>${STYLE}</style>
 </head>
 <body${data}>
 <main>
+${page.header ?? ""}
 ${page.body}
 </main>
-${page.script ? html`<script nonce="${nonce}">${page.script}</script>` : ""}
+${page.script ? html`<script nonce="${nonce}">${scriptText(page.script)}</script>` : ""}
 </body>
 </html>
 `;
@@ -51,11 +56,21 @@ ${page.script ? html`<script nonce="${nonce}">${page.script}</script>` : ""}
       "connect-src 'self'",
       "img-src 'self' data:",
       "base-uri 'none'",
-      "form-action 'none'",
+      "form-action 'self'",
       "frame-ancestors 'none'",
     ].join("; "),
   });
   response.end(document.value);
+}
+
+/**
+ * A page's script goes in as it is: inside `<script>` the browser decodes no entities, so
+ * escaping it would break it. It is static text, never request data; what would end the
+ * element early is refused.
+ */
+function scriptText(script: string): SafeHtml {
+  if (/<\/script|<!--/i.test(script)) throw new Error("a page script must not contain </script or <!--");
+  return new SafeHtml(script);
 }
 
 /** Kept as one constant so the page needs no request for a stylesheet. */
@@ -99,6 +114,17 @@ white-space:pre-wrap;overflow-wrap:anywhere;min-height:3rem}
 .a-0{color:#6e7681}.a-1{color:#ff7b72}.a-2{color:#3fb950}.a-3{color:#d29922}.a-4{color:#58a6ff}.a-5{color:#bc8cff}
 .a-6{color:#39c5cf}.a-7{color:#b1bac4}.a-8{color:#8b949e}.a-9{color:#ffa198}.a-10{color:#56d364}.a-11{color:#e3b341}
 .a-12{color:#79c0ff}.a-13{color:#d2a8ff}.a-14{color:#56d4dd}.a-15{color:#fff}
+.account{display:flex;flex-wrap:wrap;gap:.3rem .5rem;align-items:center;justify-content:flex-end;font-size:.9rem;margin-bottom:.25rem}
+.account form,.actions form{display:inline;margin:0}
+.button,button{display:inline-block;font:inherit;font-size:.9rem;font-weight:600;line-height:1.4;padding:.35rem .8rem;
+border-radius:6px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer;text-decoration:none}
+.button:hover,button:hover{text-decoration:none;border-color:var(--muted)}
+button.link{border:0;background:none;padding:0;color:var(--link);font-weight:400}
+button.danger{color:#fff;background:var(--failed);border-color:var(--failed)}
+button:disabled{opacity:.6;cursor:default}
+.actions{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 0}
+.notice{border-left:3px solid var(--active);padding:.25rem .75rem;margin:.75rem 0}
+.log-pager{display:flex;flex-wrap:wrap;gap:.3rem .75rem;align-items:center}
 @media (max-width:40rem){main{padding:.5rem .6rem 2rem}dl.facts{grid-template-columns:1fr;gap:0}
 dl.facts dd{margin-bottom:.35rem}pre.log{margin:.5rem -.6rem;border-radius:0}}
 `;

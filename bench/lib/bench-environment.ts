@@ -1,0 +1,135 @@
+import { generateKeyPairSync } from "node:crypto";
+import { cp, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+
+export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const WEBHOOK_SECRET = "bench-webhook-secret";
+const SERVER_PROBE = path.join(BENCH_DIR, "lib", "server-probe.mjs");
+
+/** A server child the benchmark started, with what it needs to look inside it. */
+export interface BenchServer extends RunningSlipway {
+  name: string;
+  dataDir: string;
+  /** Where server-probe.mjs answers heap readings (only when started with `heapProbe`). */
+  heapFile?: string;
+  /** Lines of its JSON log at level ≥ 50 (error, fatal). */
+  errorLines(): string[];
+}
+
+export interface BenchEnvironment {
+  quick: boolean;
+  /** `--profile`: servers write CPU profiles into `profileDir` when they stop. */
+  profileDir?: string;
+  github: GitHubStandIn;
+  privateKey: string;
+  tmpRoot: string;
+  /** Progress lines (stderr, with the time since start). */
+  say(line: string): void;
+  /** A fresh repository with its own installation, holding `.github/slipway.yml`. */
+  addRepository(name: string, config: string): StandInRepositoryHandle;
+  /** Starts Slipway (`src/main.ts`) or another script the same way, against the stand-in. */
+  startServer(options: { name: string; script?: string; env?: Record<string, string>; heapProbe?: boolean; profile?: boolean; dataDir?: string; port?: number }): Promise<BenchServer>;
+  /** A data folder holding a copy of an initialised embedded-database template, when one exists. */
+  seededDataDir(name: string): Promise<string>;
+  /** Remembers where an initialised embedded-database template lives (`<dataDir>/databases/.template`). */
+  rememberTemplate(dataDir: string): void;
+  /** Problems of the product seen during the run. */
+  problems: string[];
+  close(): Promise<void>;
+}
+
+export async function createBenchEnvironment(options: { quick: boolean; profileDir?: string }): Promise<BenchEnvironment> {
+  const started = performance.now();
+  const say = (line: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: "pkcs1", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
+  const tmpRoot = await mkdtemp(path.join(tmpdir(), "slipway-bench-"));
+  const github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
+  const servers = new Set<BenchServer>();
+  let nextInstallation = 1_000;
+  let templateDir: string | undefined;
+  let profiles = 0;
+  const problems: string[] = [];
+
+  return {
+    quick: options.quick,
+    profileDir: options.profileDir,
+    github,
+    privateKey,
+    tmpRoot,
+    say,
+    problems,
+    addRepository(name, config) {
+      return github.addRepository({ owner: "bench", name, installationId: nextInstallation++, files: { ".github/slipway.yml": config } });
+    },
+    async startServer(server) {
+      const dataDir = server.dataDir ?? (await mkdtemp(path.join(tmpRoot, `${server.name}-`)));
+      const heapFile = server.heapProbe ? path.join(tmpRoot, `${server.name}-heap.json`) : undefined;
+      const probe: Record<string, string> = {};
+      if (heapFile) probe.SLIPWAY_BENCH_HEAP_FILE = heapFile;
+      if (server.profile && options.profileDir) {
+        await mkdir(options.profileDir, { recursive: true });
+        probe.SLIPWAY_BENCH_CPU_PROFILE = path.join(options.profileDir, `${server.name}-${++profiles}.cpuprofile`);
+      }
+      const running = await startSlipway({
+        script: server.script,
+        port: server.port,
+        env: {
+          APP_ID: "1",
+          PRIVATE_KEY: privateKey,
+          WEBHOOK_SECRET,
+          GHE_HOST: github.host,
+          GHE_PROTOCOL: "http",
+          SLIPWAY_DATA_DIR: dataDir,
+          LOG_LEVEL: "info",
+          ...probe,
+          ...(Object.keys(probe).length ? { NODE_OPTIONS: `--import=${SERVER_PROBE}` } : {}),
+          ...server.env,
+        },
+      });
+      const benchServer: BenchServer = {
+        ...running,
+        name: server.name,
+        dataDir,
+        heapFile,
+        errorLines: () =>
+          running
+            .output()
+            .split("\n")
+            .filter((line) => /"level":(5\d|60)/.test(line)),
+        async stop(signal) {
+          servers.delete(benchServer);
+          const code = await running.stop(signal);
+          if (code !== 0 && code !== null) problems.push(`${server.name} exited with code ${code}`);
+          return code;
+        },
+      };
+      servers.add(benchServer);
+      say(`${server.name} started (pid ${running.process.pid}) at ${running.url}`);
+      return benchServer;
+    },
+    async seededDataDir(name) {
+      const dataDir = await mkdtemp(path.join(tmpRoot, `${name}-`));
+      if (templateDir) {
+        await mkdir(path.join(dataDir, "databases"), { recursive: true, mode: 0o700 });
+        await cp(templateDir, path.join(dataDir, "databases", ".template"), { recursive: true });
+      }
+      return dataDir;
+    },
+    rememberTemplate(dataDir) {
+      templateDir = path.join(dataDir, "databases", ".template");
+    },
+    async close() {
+      await Promise.all([...servers].map((server) => server.stop()));
+      await github.close();
+      await rm(tmpRoot, { recursive: true, force: true, maxRetries: 5 });
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { readFile, rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** Memory figures of a running process from /proc/<pid>/status, in bytes. */
+export interface ProcessMemory {
+  /** Resident set size now. */
+  rss: number;
+  /** Peak resident set size since the process started (VmHWM). */
+  peakRss: number;
+}
+
+export async function readProcessMemory(pid: number): Promise<ProcessMemory | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => undefined);
+  if (!status) return undefined;
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kib("VmRSS"), peakRss: kib("VmHWM") };
+}
+
+/** Samples a process's RSS every `intervalMs` until stopped; `stop` answers the highest sample and VmHWM. */
+export function sampleProcessMemory(pid: number, intervalMs = 250): { stop(): Promise<{ maxSampledRss: number; peakRss: number }> } {
+  let maxSampledRss = 0;
+  let peakRss = 0;
+  const timer = setInterval(() => {
+    void readProcessMemory(pid).then((memory) => {
+      if (!memory) return;
+      maxSampledRss = Math.max(maxSampledRss, memory.rss);
+      peakRss = Math.max(peakRss, memory.peakRss);
+    });
+  }, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      const last = await readProcessMemory(pid);
+      if (last) {
+        maxSampledRss = Math.max(maxSampledRss, last.rss);
+        peakRss = Math.max(peakRss, last.peakRss);
+      }
+      return { maxSampledRss, peakRss };
+    },
+  };
+}
+
+/** What server-probe.mjs writes. */
+export interface HeapReading {
+  at: number;
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/**
+ * Asks a child started with server-probe.mjs preloaded for its heap after two full GCs
+ * (SIGUSR2), and waits for the answer in `file`.
+ */
+export async function readHeapAfterGc(pid: number, file: string, timeoutMs = 10_000): Promise<HeapReading> {
+  await rm(file, { force: true });
+  process.kill(pid, "SIGUSR2");
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const text = await readFile(file, "utf8").catch(() => undefined);
+    if (text) {
+      try {
+        return JSON.parse(text) as HeapReading;
+      } catch {
+        // half written: read again
+      }
+    }
+    await sleep(50);
+  }
+  throw new Error(`no heap reading from process ${pid} within ${timeoutMs} ms (was it started with server-probe.mjs?)`);
+}

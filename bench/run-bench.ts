@@ -1,0 +1,108 @@
+/**
+ * `npm run bench` (about 8 minutes on a 2-core machine) and `npm run bench -- --quick`
+ * (under a minute): how fast Slipway acknowledges webhooks, how little it adds to a
+ * deploy, how many GitHub API calls a revision costs, how its state store scales and how
+ * it holds up under many revisions, each as a ratio against a baseline run side by side
+ * in the same run. Prints a plain table and writes it as JSON to bench/results/latest.json.
+ *
+ * It reports; it does not judge the machine: the exit code is 0 unless the benchmark
+ * itself broke. Not part of `npm test`.
+ *
+ * Options: --quick (smaller), --only=ack,deploy,store,throughput (a subset),
+ * --profile (Slipway servers write CPU profiles to bench/results/profiles/, summarised at the end).
+ */
+import { cpus, loadavg } from "node:os";
+import path from "node:path";
+import { createBenchEnvironment, BENCH_DIR } from "./lib/bench-environment.js";
+import { startLoadGenerator } from "./lib/load-generator.js";
+import { formatResultsTable, writeReport, type BenchReport, type ResultRow } from "./lib/results-table.js";
+import { summarizeCpuProfiles } from "./lib/summarize-cpu-profiles.js";
+import { benchDeployOverhead } from "./sections/deploy-overhead.js";
+import { benchStateStore } from "./sections/state-store.js";
+import { benchThroughputAndMemory } from "./sections/throughput-and-memory.js";
+import { benchWebhookAck } from "./sections/webhook-ack.js";
+
+const SECTIONS = ["ack", "deploy", "store", "throughput"] as const;
+type SectionName = (typeof SECTIONS)[number];
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const profile = args.includes("--profile");
+const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
+const unknown = (only ?? []).filter((name) => !SECTIONS.includes(name as SectionName));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown section(s) ${unknown.join(", ")}; choose from ${SECTIONS.join(", ")}\n`);
+  process.exit(2);
+}
+const selected = (name: SectionName) => !only || only.includes(name);
+
+const resultsDir = path.join(BENCH_DIR, "results");
+const profileDir = profile ? path.join(resultsDir, "profiles", new Date().toISOString().replace(/[:.]/g, "-")) : undefined;
+const startedAt = new Date();
+const loadAtStart = loadavg();
+const started = performance.now();
+const env = await createBenchEnvironment({ quick, profileDir });
+const load = startLoadGenerator();
+const rows: ResultRow[] = [];
+const details: Record<string, unknown> = {};
+let broken: unknown;
+
+env.say(`benchmark (${quick ? "quick" : "full"}) on ${cpus().length} CPUs, Node ${process.version}; GitHub stand-in at ${env.github.url}`);
+try {
+  // The state store section runs in this process and touches no server: first, on a quiet machine.
+  if (selected("store")) {
+    const store = await benchStateStore(env);
+    rows.push(...store.rows);
+    details.store = store.details;
+  }
+  if (selected("ack")) {
+    const ack = await benchWebhookAck(env, load);
+    rows.push(...ack.rows);
+    details.ack = ack.details;
+  }
+  if (selected("deploy")) {
+    const deploy = await benchDeployOverhead(env);
+    rows.push(...deploy.rows);
+    details.deploy = deploy.details;
+  }
+  if (selected("throughput")) {
+    const throughput = await benchThroughputAndMemory(env, load);
+    rows.push(...throughput.rows);
+    details.throughput = throughput.details;
+  }
+} catch (error) {
+  broken = error;
+  env.say(`the benchmark broke: ${(error as Error).stack ?? String(error)}`);
+} finally {
+  await load.close().catch(() => undefined);
+  await env.close().catch((error: unknown) => env.say(`cleanup failed: ${(error as Error).message}`));
+}
+
+if (profileDir) details.profiles = await summarizeCpuProfiles(profileDir).catch((error: unknown) => ({ error: (error as Error).message }));
+
+const order = (row: ResultRow) => ["1.", "2.", "3.", "4.", "5."].findIndex((prefix) => row.section.startsWith(prefix));
+rows.sort((a, b) => order(a) - order(b));
+const report: BenchReport = {
+  mode: quick ? "quick" : "full",
+  startedAt: startedAt.toISOString(),
+  durationSeconds: Math.round((performance.now() - started) / 100) / 10,
+  machine: { cpus: cpus().length, node: process.version, platform: `${process.platform} ${process.arch}`, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg() },
+  rows,
+  details,
+  problems: env.problems,
+};
+const file = path.join(resultsDir, "latest.json");
+await writeReport(file, report);
+
+const loadText = (values: number[]) => values.map((v) => v.toFixed(1)).join(" ");
+process.stdout.write(
+  `\nSlipway benchmark (${report.mode}, ${report.durationSeconds} s, ${report.machine.cpus} CPUs, Node ${report.machine.node}, ` +
+    `load average ${loadText(loadAtStart)} at start, ${loadText(report.machine.loadAverageAtEnd)} at end)\n\n`,
+);
+process.stdout.write(`${formatResultsTable(rows)}\n`);
+const notes = rows.filter((row) => row.note).map((row) => `- ${row.figure}: ${row.note}`);
+if (notes.length) process.stdout.write(`\nNotes:\n${notes.join("\n")}\n`);
+if (env.problems.length) process.stdout.write(`\nProblems seen under load:\n${env.problems.map((p) => `- ${p}`).join("\n")}\n`);
+if (profileDir && details.profiles) process.stdout.write(`\nCPU profiles in ${profileDir} (summary in ${path.relative(process.cwd(), file)} → details.profiles)\n`);
+process.stdout.write(`\nWritten to ${path.relative(process.cwd(), file)}\n`);
+if (broken) process.exitCode = 1;

@@ -1,0 +1,276 @@
+/**
+ * 2. Deploy overhead: the same build command run directly with /bin/sh, and through
+ * Slipway (push delivered → check run `completed` at the stand-in), for a deployment's
+ * first revision (its embedded database is created) and for later ones.
+ * 3. GitHub API calls per revision, counted at the stand-in for each of those lifecycles.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp } from "node:fs/promises";
+import path from "node:path";
+import pino from "pino";
+import { createDatabaseBackend } from "../../src/listener/database/database-backend.js";
+import type { RecordedRequest, StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
+import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
+import { ratioOf, type ResultRow } from "../lib/results-table.js";
+import { median } from "../lib/stats.js";
+import { watchRevisions, type RevisionWatch } from "../lib/watch-revisions.js";
+
+const DEPLOY = "2. deploy overhead";
+const CALLS = "3. GitHub API calls per revision";
+const OVERHEAD_GOAL_MS = 300;
+const API_CALL_GOAL = 8;
+
+/** One revision's lifecycle, as the stand-in and Slipway's JSON API saw it. */
+export interface Lifecycle {
+  sha: string;
+  ackMs: number;
+  /** Push sent → check run `completed` arrived at the stand-in. */
+  totalMs: number;
+  conclusion: string | null | undefined;
+  /** Where the time went, from the revision's own timestamps (ms). */
+  breakdown: {
+    pushToRevisionCreated: number;
+    createdToBuildStarted: number;
+    databasePhase: number | null;
+    buildPhase: number | null;
+    finishedToCheckRunCompleted: number;
+  } | null;
+  /** Requests to the GitHub API (not codeload) in the whole lifecycle, by operation. */
+  apiCalls: number;
+  byOperation: Record<string, number>;
+  /** Writes that needed more than one attempt (5xx, rate limits) would show here as repeats. */
+  codeloadDownloads: number;
+}
+
+interface RevisionView {
+  createdAt: string;
+  finishedAt: string | null;
+  phases: Array<{ name: string; startedAt: string; finishedAt: string | null; note: string | null }>;
+}
+
+export async function benchDeployOverhead(env: BenchEnvironment): Promise<{ rows: ResultRow[]; details: unknown }> {
+  const commands = env.quick ? [{ command: "sleep 1", direct: 2, later: 2, first: 1 }] : [
+    { command: "sleep 1", direct: 3, later: 3, first: 2 },
+    { command: "sleep 10", direct: 1, later: 2, first: 1 },
+  ];
+
+  // The database setup on its own: the embedded backend's provision + connect, called directly.
+  const database = await measureDatabaseSetup(env);
+  env.say(`database setup called directly: ${database.coldMs} ms on a fresh data folder (template init), ${database.warmMs} ms after`);
+
+  const server = await env.startServer({ name: "slipway-deploy", dataDir: await env.seededDataDir("slipway-deploy"), profile: true });
+  const watch = watchRevisions(env.github);
+  const rows: ResultRow[] = [];
+  const details: Record<string, unknown> = { database, commands: {} };
+  try {
+    // Warm up: JIT, the installation token, the Bree job code.
+    const warmRepo = env.addRepository("deploy-warm-up", "build:\n  commands: ['true']\n");
+    await lifecycle(env, server, watch, warmRepo, "build:\n  commands: ['true']\n");
+    await lifecycle(env, server, watch, warmRepo, "build:\n  commands: ['true']\n");
+
+    const lifecyclesByCommand: Record<string, { direct: number[]; first: Lifecycle[]; later: Lifecycle[] }> = {};
+    for (const spec of commands) {
+      const direct: number[] = [];
+      for (let i = 0; i < spec.direct; i++) direct.push(await runDirectly(spec.command));
+      const config = `build:\n  commands: [${JSON.stringify(spec.command)}]\n`;
+      const first: Lifecycle[] = [];
+      const later: Lifecycle[] = [];
+      for (let f = 0; f < spec.first; f++) {
+        const repo = env.addRepository(`deploy-${spec.command.replace(/\W+/g, "-")}-${f}`, config);
+        first.push(await lifecycle(env, server, watch, repo, config));
+        env.say(`${spec.command}: first revision ${first.at(-1)!.totalMs} ms (direct ${median(direct)} ms)`);
+        if (f === 0) {
+          for (let i = 0; i < spec.later; i++) {
+            later.push(await lifecycle(env, server, watch, repo, config));
+            env.say(`${spec.command}: later revision ${later.at(-1)!.totalMs} ms`);
+          }
+        }
+      }
+      lifecyclesByCommand[spec.command] = { direct, first, later };
+    }
+    details.commands = lifecyclesByCommand;
+
+    for (const [command, { direct, first, later }] of Object.entries(lifecyclesByCommand)) {
+      const directMs = median(direct);
+      const laterMs = median(later.map((l) => l.totalMs));
+      const firstMs = median(first.map((l) => l.totalMs));
+      const laterOverhead = laterMs - directMs;
+      const firstBeyondDatabase = firstMs - directMs - database.warmMs;
+      rows.push({ section: DEPLOY, figure: `\`${command}\`, later revision: push → check run completed`, unit: "ms", slipway: laterMs, baseline: directMs, baselineIs: "sh -c", ratio: ratioOf(laterMs, directMs), goal: "", met: null });
+      rows.push({
+        section: DEPLOY,
+        figure: `\`${command}\`, later revision: overhead`,
+        unit: "ms",
+        slipway: laterOverhead,
+        baseline: null,
+        ratio: null,
+        goal: `< ${OVERHEAD_GOAL_MS} ms`,
+        met: laterOverhead < OVERHEAD_GOAL_MS,
+        note: describeBreakdown(later, directMs),
+      });
+      rows.push({ section: DEPLOY, figure: `\`${command}\`, first revision: push → check run completed`, unit: "ms", slipway: firstMs, baseline: directMs + database.warmMs, baselineIs: "sh -c + database setup", ratio: ratioOf(firstMs, directMs + database.warmMs), goal: "", met: null });
+      rows.push({
+        section: DEPLOY,
+        figure: `\`${command}\`, first revision: overhead beyond the database setup`,
+        unit: "ms",
+        slipway: firstBeyondDatabase,
+        baseline: null,
+        ratio: null,
+        goal: `< ${OVERHEAD_GOAL_MS} ms`,
+        met: firstBeyondDatabase < OVERHEAD_GOAL_MS,
+        note: describeBreakdown(first, directMs),
+      });
+    }
+    const allFirst = Object.values(lifecyclesByCommand).flatMap((c) => c.first);
+    const databasePhase = median(allFirst.map((l) => l.breakdown?.databasePhase ?? Number.NaN).filter(Number.isFinite));
+    rows.push({
+      section: DEPLOY,
+      figure: "database phase of a first revision (embedded PGlite)",
+      unit: "ms",
+      slipway: databasePhase,
+      baseline: database.warmMs,
+      baselineIs: "provision + connect called directly",
+      ratio: ratioOf(databasePhase, database.warmMs),
+      goal: "",
+      met: null,
+      note: `the phase runs provision in a Bree worker; connect runs after it, before the build phase. A fresh data folder first initialises the template: ${database.coldMs} ms directly`,
+    });
+
+    const callRow = (figure: string, lifecycles: Lifecycle[]): ResultRow => {
+      const calls = median(lifecycles.map((l) => l.apiCalls));
+      const example = lifecycles.find((l) => l.apiCalls === calls) ?? lifecycles[0]!;
+      return {
+        section: CALLS,
+        figure,
+        unit: "",
+        slipway: calls,
+        baseline: null,
+        ratio: null,
+        goal: `≤ ${API_CALL_GOAL}`,
+        met: calls <= API_CALL_GOAL,
+        note: `${Object.entries(example.byOperation).map(([op, n]) => `${op} ${n}`).join(", ")}; plus ${example.codeloadDownloads} codeload download (not the API)`,
+      };
+    };
+    for (const [command, { first, later }] of Object.entries(lifecyclesByCommand)) {
+      rows.push(callRow(`\`${command}\`, first revision`, first));
+      rows.push(callRow(`\`${command}\`, later revision`, later));
+    }
+  } finally {
+    watch.close();
+    const errors = server.errorLines();
+    if (errors.length) env.problems.push(`${server.name}: ${errors.length} error lines in its log (first: ${errors[0]!.slice(0, 300)})`);
+    await server.stop();
+  }
+  return { rows, details };
+}
+
+/** Pushes a new commit, waits for its check run to complete and for GitHub to be told everything, and says what it cost. */
+export async function lifecycle(env: BenchEnvironment, server: BenchServer, watch: RevisionWatch, repo: StandInRepositoryHandle, config: string): Promise<Lifecycle> {
+  const { github } = env;
+  const sha = github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": config, "revision.txt": String(Math.random()) } });
+  const firstRequest = github.requests.length;
+  const pushedAt = Date.now();
+  const started = performance.now();
+  const response = await sendWebhook({
+    url: `${server.url}/api/github/webhooks`,
+    secret: WEBHOOK_SECRET,
+    event: "push",
+    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+  });
+  const ackMs = Math.round(performance.now() - started);
+  if (response.status >= 300) throw new Error(`Slipway answered ${response.status} to a push: ${response.body}`);
+  const progress = await watch.until(repo.fullName, sha, (p) => p.checkRunCompletedAt !== undefined, 120_000);
+  await watch.until(repo.fullName, sha, (p) => p.finalStatusAt !== undefined, 60_000);
+  await watch.quiet(repo.fullName, 1_500);
+
+  const requests = github.requests.slice(firstRequest).filter((r) => belongsTo(r, repo));
+  const api = requests.filter((r) => r.operationId !== "codeload");
+  const byOperation: Record<string, number> = {};
+  for (const request of api) byOperation[request.operationId ?? `${request.method} ${request.path}`] = (byOperation[request.operationId ?? `${request.method} ${request.path}`] ?? 0) + 1;
+
+  let breakdown: Lifecycle["breakdown"] = null;
+  const answer = progress.revisionId ? await fetch(`${server.url}/api/v1/revisions/${progress.revisionId}`).catch(() => undefined) : undefined;
+  if (answer?.ok) {
+    const view = (await answer.json()) as RevisionView | { revision: RevisionView };
+    const revision = "revision" in view ? view.revision : view;
+    const at = (iso: string | null | undefined) => (iso ? Date.parse(iso) : Number.NaN);
+    const phase = (name: string) => revision.phases.find((p) => p.name === name);
+    const span = (name: string) => {
+      const p = phase(name);
+      return p?.finishedAt ? at(p.finishedAt) - at(p.startedAt) : null;
+    };
+    breakdown = {
+      pushToRevisionCreated: at(revision.createdAt) - pushedAt,
+      createdToBuildStarted: at(phase("build")?.startedAt) - at(revision.createdAt),
+      databasePhase: span("database"),
+      buildPhase: span("build"),
+      finishedToCheckRunCompleted: progress.checkRunCompletedAt! - at(revision.finishedAt),
+    };
+  }
+  return {
+    sha,
+    ackMs,
+    totalMs: progress.checkRunCompletedAt! - pushedAt,
+    conclusion: progress.conclusion,
+    breakdown,
+    apiCalls: api.length,
+    byOperation,
+    codeloadDownloads: requests.length - api.length,
+  };
+}
+
+/** Requests about this repository or its installation (tokens). */
+function belongsTo(request: RecordedRequest, repo: StandInRepositoryHandle): boolean {
+  return (
+    request.path.startsWith(`/repos/${repo.owner}/${repo.name}/`) ||
+    request.path.startsWith(`/_codeload/${repo.owner}/${repo.name}/`) ||
+    request.path === `/app/installations/${repo.installationId}/access_tokens`
+  );
+}
+
+function describeBreakdown(lifecycles: Lifecycle[], directMs: number): string {
+  const parts = lifecycles.map((l) => l.breakdown).filter((b): b is NonNullable<Lifecycle["breakdown"]> => b !== null);
+  if (parts.length === 0) return "no breakdown (revision not readable)";
+  const m = (pick: (b: NonNullable<Lifecycle["breakdown"]>) => number | null) => Math.round(median(parts.map(pick).filter((v): v is number => v !== null && Number.isFinite(v))));
+  const database = m((b) => b.databasePhase);
+  return [
+    `push → revision recorded ${m((b) => b.pushToRevisionCreated)} ms`,
+    `recorded → build started ${m((b) => b.createdToBuildStarted)} ms${Number.isFinite(database) ? ` (database phase ${database} ms)` : ""}`,
+    `build phase ${m((b) => b.buildPhase)} ms vs ${Math.round(directMs)} ms by hand`,
+    `finished → check run completed at GitHub ${m((b) => b.finishedToCheckRunCompleted)} ms`,
+  ].join("; ");
+}
+
+/** Runs a command with /bin/sh -c, as a build would, and answers how long it took (ms). */
+async function runDirectly(command: string): Promise<number> {
+  const started = performance.now();
+  const child = spawn("/bin/sh", ["-c", command], { stdio: "ignore" });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`\`${command}\` exited with ${code}`);
+  return Math.round(performance.now() - started);
+}
+
+/** Provision + connect of the embedded backend, called directly: on a fresh data folder (template init), then for another deployment. */
+async function measureDatabaseSetup(env: BenchEnvironment): Promise<{ coldMs: number; warmMs: number; samples: number[] }> {
+  const dataDir = await mkdtemp(path.join(env.tmpRoot, "database-direct-"));
+  const backend = createDatabaseBackend({ dataDir, log: pino({ level: "silent" }) });
+  const setup = async (environment: string) => {
+    const identity = { installationId: 1, repository: "bench/database", environment };
+    const started = performance.now();
+    const { url } = await backend.provision(identity);
+    await backend.connect(identity, url);
+    return Math.round(performance.now() - started);
+  };
+  try {
+    const coldMs = await setup("cold");
+    const samples: number[] = [];
+    for (let i = 0; i < (env.quick ? 1 : 3); i++) samples.push(await setup(`warm-${i}`));
+    env.rememberTemplate(dataDir);
+    return { coldMs, warmMs: median(samples), samples };
+  } finally {
+    await backend.close();
+  }
+}

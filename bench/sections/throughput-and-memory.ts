@@ -1,0 +1,183 @@
+/**
+ * 5. Throughput and memory: many revisions of a no-op build across many repositories with
+ * two listeners (the embedded one and one `npm run listener` child); revisions per second,
+ * the control plane's peak RSS, and its heap before and after a soak of signed deliveries.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { KEEP_DELIVERIES } from "../../src/store/open-state-store.js";
+import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
+import type { StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { freePort } from "../../tools/start-slipway.js";
+import { BENCH_DIR, WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
+import type { LoadGenerator } from "../lib/load-generator.js";
+import { readHeapAfterGc, readProcessMemory, sampleProcessMemory, type HeapReading } from "../lib/process-memory.js";
+import { ratioOf, type ResultRow } from "../lib/results-table.js";
+import { summarizeLatencies } from "../lib/stats.js";
+import { watchRevisions } from "../lib/watch-revisions.js";
+
+const SECTION = "5. throughput and memory";
+const MIB = 1024 * 1024;
+const PLACEHOLDER = "feedfacefeedfacefeedfacefeedfacefeedface";
+const CONFIG = "build:\n  commands: []\n";
+/** Heap growth over the soak that still counts as noise. */
+const HEAP_GROWTH_LIMIT = 1.1;
+
+export async function benchThroughputAndMemory(env: BenchEnvironment, load: LoadGenerator): Promise<{ rows: ResultRow[]; details: unknown }> {
+  const settings = env.quick ? { repositories: 10, revisionsPerRepository: 5, soak: 1_000 } : { repositories: 50, revisionsPerRepository: 10, soak: 10_000 };
+  const total = settings.repositories * settings.revisionsPerRepository;
+  const token = randomBytes(24).toString("base64url");
+  const port = await freePort();
+  const controlPlaneUrl = `http://127.0.0.1:${port}`;
+  const shared = { SLIPWAY_CONTROL_PLANE_URL: controlPlaneUrl, SLIPWAY_LISTENER_TOKEN: token };
+
+  const server = await env.startServer({ name: "slipway-throughput", port, env: shared, heapProbe: true, profile: true, dataDir: await env.seededDataDir("slipway-throughput") });
+  const listener = await startStandaloneListener({ ...shared, SLIPWAY_DATA_DIR: await env.seededDataDir("listener"), LOG_LEVEL: "info" });
+  env.say(`standalone listener started (npm run listener, pid ${listener.process.pid})`);
+  const watch = watchRevisions(env.github);
+  const rows: ResultRow[] = [];
+  const details: Record<string, unknown> = { settings };
+  try {
+    await sleep(1_000);
+    const idle = (await readProcessMemory(server.process.pid!))!;
+    const memory = sampleProcessMemory(server.process.pid!);
+    const repos = Array.from({ length: settings.repositories }, (_, i) => env.addRepository(`throughput-${i}`, CONFIG));
+
+    // Each repository pushes its next commit as soon as the previous revision is being built
+    // (its source was downloaded), so no revision is superseded and the queue never runs dry.
+    const shas: Array<{ repo: StandInRepositoryHandle; sha: string }> = [];
+    const started = Date.now();
+    await Promise.all(
+      repos.map(async (repo) => {
+        for (let k = 0; k < settings.revisionsPerRepository; k++) {
+          const sha = env.github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": CONFIG, "n.txt": String(k) } });
+          shas.push({ repo, sha });
+          const response = await sendWebhook({ url: `${server.url}/api/github/webhooks`, secret: WEBHOOK_SECRET, event: "push", payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: "main", after: sha }) });
+          if (response.status >= 300) throw new Error(`push answered ${response.status}: ${response.body}`);
+          if (k < settings.revisionsPerRepository - 1) await watch.until(repo.fullName, sha, (p) => p.tarballAt !== undefined, 300_000);
+        }
+      }),
+    );
+    const completed = await Promise.all(shas.map(({ repo, sha }) => watch.until(repo.fullName, sha, (p) => p.checkRunCompletedAt !== undefined, 600_000)));
+    const finished = Math.max(...completed.map((p) => p.checkRunCompletedAt!));
+    const seconds = (finished - started) / 1000;
+    const failed = completed.filter((p) => p.conclusion !== "success").length;
+    env.say(`throughput: ${total} revisions in ${seconds.toFixed(1)} s (${failed} not successful)`);
+    await Promise.all(repos.map((repo) => watch.quiet(repo.fullName, 2_000, 120_000)));
+    const peak = await memory.stop();
+
+    // Who built what: the control plane logs the listener of every lease.
+    const leases = server.output().split("\n").filter((line) => line.includes('"revision leased"'));
+    const embedded = leases.filter((line) => line.includes(`-${server.process.pid}-`)).length;
+
+    const directSeconds = await runDirectly(total, 4);
+    rows.push({ section: SECTION, figure: `revisions per second (${total} no-op builds, ${settings.repositories} repositories, 2 listeners)`, unit: "/s", slipway: total / seconds, baseline: total / directSeconds, baselineIs: "sh -c true, 4 at a time", ratio: ratioOf(total / seconds, total / directSeconds), goal: "", met: null, note: `push → last check run completed ${seconds.toFixed(1)} s; ${failed} not successful; leases: ${embedded} embedded listener, ${leases.length - embedded} standalone` });
+    rows.push({ section: SECTION, figure: "control plane peak RSS (VmHWM) during the run", unit: "MiB", slipway: peak.peakRss / MIB, baseline: idle.rss / MIB, baselineIs: "idle after start", ratio: ratioOf(peak.peakRss, idle.rss), goal: "", met: null, note: `highest RSS sampled every 250 ms: ${(peak.maxSampledRss / MIB).toFixed(0)} MiB; the embedded listener serves its deployments' PGlite databases in this process` });
+    if (failed > 0) env.problems.push(`throughput: ${failed} of ${total} revisions did not succeed`);
+
+    // Soak: deliveries to a branch no environment tracks (recorded, config read, ignored).
+    const before = await readHeapAfterGc(server.process.pid!, server.heapFile!);
+    await sleep(2_000);
+    const beforeAgain = await readHeapAfterGc(server.process.pid!, server.heapFile!);
+    const firstRequest = env.github.requests.length;
+    const soak = await load.run({
+      url: `${server.url}/api/github/webhooks`,
+      secret: WEBHOOK_SECRET,
+      templates: repos.map((repo) => ({ json: JSON.stringify(pushPayload({ repository: repo, installationId: repo.installationId, ref: "bench-untracked", after: PLACEHOLDER })), installationId: repo.installationId })),
+      placeholder: PLACEHOLDER,
+      deliveries: Array.from({ length: settings.soak }, (_, i) => ({ template: i % repos.length, sha: randomBytes(20).toString("hex") })),
+      mode: { kind: "max", connections: 10 },
+    });
+    const soakSummary = summarizeLatencies(soak.latencies);
+    env.say(`soak: ${soak.completed} deliveries at ${soak.achievedRate.toFixed(0)}/s (p99 ${soakSummary.p99.toFixed(0)} ms); waiting for Slipway to process them`);
+    // Each delivery makes Slipway read the repository's config once; wait until it has, then settle.
+    const deadline = Date.now() + 180_000;
+    const configReads = () => env.github.requests.slice(firstRequest).filter((r) => r.operationId === "repos/get-content").length;
+    while (configReads() < settings.soak && Date.now() < deadline) await sleep(250);
+    const processed = configReads();
+    await sleep(3_000);
+    const after = await readHeapAfterGc(server.process.pid!, server.heapFile!);
+    const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { deliveries: Record<string, unknown>; revisions: Record<string, unknown> };
+    const kept = Object.keys(state.deliveries).length;
+    env.say(`soak processed ${processed}/${settings.soak}; heap ${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB; deliveries in state.json ${kept}`);
+
+    const noise = Math.abs(beforeAgain.heapUsed - before.heapUsed);
+    rows.push({
+      section: SECTION,
+      figure: `heap used after GC, after a ${settings.soak.toLocaleString("en")}-delivery soak`,
+      unit: "MiB",
+      slipway: after.heapUsed / MIB,
+      baseline: before.heapUsed / MIB,
+      baselineIs: "before it",
+      ratio: ratioOf(after.heapUsed, before.heapUsed),
+      goal: `≤ ${HEAP_GROWTH_LIMIT}× (noise)`,
+      met: after.heapUsed <= before.heapUsed * HEAP_GROWTH_LIMIT,
+      note: `read in the server after two full GCs (bench/lib/server-probe.mjs, SIGUSR2); two readings 2 s apart before the soak differ by ${(noise / MIB).toFixed(2)} MiB; RSS ${mib(before.rss)} → ${mib(after.rss)} MiB; soak acks ${soak.achievedRate.toFixed(0)}/s, p99 ${soakSummary.p99.toFixed(0)} ms; ${processed} of ${settings.soak} processed`,
+    });
+    rows.push({ section: SECTION, figure: "RSS after the soak", unit: "MiB", slipway: after.rss / MIB, baseline: before.rss / MIB, baselineIs: "before it", ratio: ratioOf(after.rss, before.rss), goal: "", met: null });
+    rows.push({ section: SECTION, figure: "deliveries kept in state.json after the soak", unit: "", slipway: kept, baseline: null, ratio: null, goal: `≤ ${KEEP_DELIVERIES} (KEEP_DELIVERIES)`, met: kept <= KEEP_DELIVERIES, note: `state.json holds ${Object.keys(state.revisions).length} revisions` });
+    const failedSoak = Object.entries(soak.statusCounts).filter(([status]) => !status.startsWith("2")).reduce((sum, [, n]) => sum + n, 0) + soak.errors + soak.timeouts;
+    if (failedSoak > 0) env.problems.push(`soak: ${failedSoak} of ${settings.soak} deliveries failed (${JSON.stringify(soak.statusCounts)}, ${soak.errors} errors, ${soak.timeouts} timeouts)`);
+    if (processed < settings.soak) env.problems.push(`soak: Slipway had read the config for only ${processed} of ${settings.soak} deliveries 3 minutes after the soak`);
+    Object.assign(details, { seconds, failed, leases: { total: leases.length, embedded }, idleRss: idle.rss, peak, heap: { before, beforeAgain, after }, soak: { ...soakSummary, rate: soak.achievedRate, statusCounts: soak.statusCounts, processed }, deliveriesKept: kept });
+  } finally {
+    watch.close();
+    for (const [name, lines] of [[server.name, server.errorLines()], ["standalone listener", listener.errorLines()]] as const) {
+      if (lines.length) env.problems.push(`${name}: ${lines.length} error lines in its log (first: ${lines[0]!.slice(0, 300)})`);
+    }
+    await listener.stop();
+    await server.stop();
+  }
+  return { rows, details };
+}
+
+function mib(bytes: number): string {
+  return (bytes / MIB).toFixed(1);
+}
+
+/** `npm run listener` as its own process group, so it can be stopped as a whole. */
+async function startStandaloneListener(extraEnv: Record<string, string>): Promise<{ process: ChildProcess; errorLines(): string[]; stop(): Promise<void> }> {
+  const child = spawn("npm", ["run", "--silent", "listener"], {
+    cwd: path.resolve(BENCH_DIR, ".."),
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", LOG_FORMAT: "json", ...extraEnv },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = once(child, "exit");
+  const deadline = Date.now() + 30_000;
+  while (!output.includes('"listener started"')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the standalone listener did not start:\n${output}`);
+    await sleep(100);
+  }
+  return {
+    process: child,
+    errorLines: () => output.split("\n").filter((line) => /"level":(5\d|60)/.test(line)),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      process.kill(-child.pid!, "SIGTERM");
+      const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 40_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** `count` runs of `/bin/sh -c true`, `concurrency` at a time: the builds alone. Seconds. */
+async function runDirectly(count: number, concurrency: number): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < count) await once(spawn("/bin/sh", ["-c", "true"], { stdio: "ignore" }), "exit");
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}

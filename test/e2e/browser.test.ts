@@ -1,0 +1,204 @@
+/**
+ * The status pages in a real browser: headless Chromium (Debian's package, driven by
+ * playwright-core) against the real server, with GitHub — its OAuth endpoints included — played
+ * by the OpenAPI-validating stand-in. Someone with write permission signs in, watches a build's
+ * log arrive live and cancels it; someone without access gets no page and no JSON; a 10 MB log
+ * stays responsive. Screenshots go to test-artifacts/.
+ */
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { freePort, startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { generateAppKey } from "../support/app-credentials.js";
+
+const SECRET = "e2e-browser-secret";
+const ARTIFACTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../test-artifacts");
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+/** A build that logs a line every 200 ms for a minute: long enough to watch and to cancel. */
+const SLOW_CONFIG = "build:\n  timeout: 120\n  commands: ['for i in $(seq 1 300); do printf \"\\033[32mtick\\033[0m %s\\n\" $i; sleep 0.2; done']\n";
+/** About 10 MB of coloured output, as fast as the shell writes it. */
+const BIG_CONFIG =
+  "build:\n  commands: ['awk \"BEGIN { for (i = 0; i < 135000; i++) printf \\\"\\\\033[3%dmline %06d\\\\033[0m %s\\\\n\\\", i % 8, i, \\\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789\\\" }\"']\n";
+
+let github: GitHubStandIn;
+let slipway: RunningSlipway;
+let browser: Browser;
+let workDir: string;
+let app: StandInRepositoryHandle;
+let big: StandInRepositoryHandle;
+let bigSha: string;
+
+beforeAll(async () => {
+  const { privateKey, publicKey } = generateAppKey();
+  const [stand, launched] = await Promise.all([
+    startGitHubStandIn({ appId: 1, appPublicKey: publicKey }),
+    chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS }),
+  ]);
+  github = stand;
+  browser = launched;
+  workDir = await mkdtemp(path.join(tmpdir(), "slipway-e2e-browser-"));
+  await mkdir(ARTIFACTS, { recursive: true });
+  const port = await freePort();
+  slipway = await startSlipway({
+    port,
+    env: {
+      APP_ID: "1",
+      PRIVATE_KEY: privateKey,
+      WEBHOOK_SECRET: SECRET,
+      GHE_HOST: github.host,
+      GHE_PROTOCOL: "http",
+      SLIPWAY_DATA_DIR: path.join(workDir, "data"),
+      SLIPWAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      SLIPWAY_MAX_CONCURRENT_BUILDS: "4",
+      GITHUB_CLIENT_ID: github.oauth.clientId,
+      GITHUB_CLIENT_SECRET: github.oauth.clientSecret,
+    },
+  });
+  app = github.addRepository({ owner: "acme", name: "app", installationId: 71, private: true, files: { ".github/slipway.yml": SLOW_CONFIG } });
+  github.setPermission("acme", "app", "alice", "write");
+  big = github.addRepository({ owner: "acme", name: "big", installationId: 72, files: { ".github/slipway.yml": BIG_CONFIG } });
+  // The big log builds meanwhile; its test comes last.
+  bigSha = await push(big, BIG_CONFIG);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  const code = await slipway?.stop();
+  await github?.close();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+  expect(code).toBe(0);
+});
+
+async function push(repo: StandInRepositoryHandle, config: string): Promise<string> {
+  const sha = github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": config, "v.txt": String(Math.random()) } });
+  const response = await sendWebhook({
+    url: `${slipway.url}/api/github/webhooks`,
+    secret: SECRET,
+    event: "push",
+    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+  });
+  expect(response.status).toBeLessThan(300);
+  return sha;
+}
+
+/** Signs in the way a person does: the index's button, GitHub's authorize page, back to the index. */
+async function signIn(context: BrowserContext, login: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`${slipway.url}/`);
+  await page.click(".account a");
+  await page.waitForURL(`${github.url}/login/oauth/authorize?**`);
+  await page.fill("#login", login);
+  await page.click("#authorize");
+  await page.waitForURL(`${slipway.url}/`);
+  await expect.poll(() => page.textContent(".account")).toContain(`@${login}`);
+  return page;
+}
+
+describe("the status pages in Chromium", () => {
+  it("signs in with GitHub, follows a running build's log live, and cancels it", async () => {
+    const sha = await push(app, SLOW_CONFIG);
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await signIn(context, "alice");
+
+    // The revision is listed for alice (a private repository she can read) once it exists.
+    const run = await github.waitFor((gh) => gh.checkRuns({ owner: "acme", name: "app" }).find((r) => r.headSha === sha), { timeoutMs: 20_000 });
+    const revisionUrl = `${slipway.url}/revisions/${run.externalId}`;
+    await expect.poll(async () => (await context.request.get(`${slipway.url}/api/v1/revisions/${run.externalId}`)).json(), { timeout: 30_000, interval: 250 }).toMatchObject({ revision: { state: "BUILDING" } });
+    await page.reload();
+    await expect.poll(() => page.textContent("main")).toContain("acme/app");
+    await page.screenshot({ path: path.join(ARTIFACTS, "index.png"), fullPage: true });
+
+    await page.click(`a[href="/revisions/${run.externalId}"]`);
+    await page.waitForURL(revisionUrl);
+    await expect.poll(() => page.textContent("#live"), { timeout: 5_000 }).toBe("Following the log live.");
+    const ticks = async () => ((await page.textContent("#log")) ?? "").match(/tick \d+/g)?.length ?? 0;
+    const shown = await ticks();
+    // New lines arrive without a reload: the element holding the first ones is still there.
+    await page.evaluate(() => ((window as unknown as { firstChunk: Element | null }).firstChunk = document.querySelector("#log > .chunk")));
+    await expect.poll(ticks, { timeout: 5_000, interval: 100 }).toBeGreaterThanOrEqual(shown + 5);
+    expect(await page.evaluate(() => (window as unknown as { firstChunk: Element | null }).firstChunk?.isConnected ?? document.querySelector("#log > .chunk") !== null)).toBe(true);
+    await page.screenshot({ path: path.join(ARTIFACTS, "revision.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(ARTIFACTS, "revision-phone.png") });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+
+    await page.click("#cancel-button");
+    await page.waitForURL(`${revisionUrl}?requested=cancel`);
+    const cancelled = await github.waitFor((gh) => gh.checkRuns({ owner: "acme", name: "app" }).find((r) => r.externalId === run.externalId && r.conclusion === "cancelled"), {
+      timeoutMs: 20_000,
+      description: "the check run concluded cancelled",
+    });
+    expect(cancelled.output.summary).toContain("Cancelled by @alice");
+    await expect.poll(() => page.getAttribute("#state", "data-state"), { timeout: 10_000 }).toBe("CANCELLED");
+    await context.close();
+  });
+
+  it("gives someone without access no page and no JSON, and sends strangers to sign in", async () => {
+    const revisionId = github.checkRuns({ owner: "acme", name: "app" })[0]!.externalId;
+    const context = await browser.newContext();
+    const page = await signIn(context, "mallory");
+    const answer = await page.goto(`${slipway.url}/revisions/${revisionId}`);
+    expect(answer?.status()).toBe(404);
+    expect(await page.textContent("main")).not.toMatch(/acme\/app|tick/);
+    expect((await context.request.get(`${slipway.url}/api/v1/revisions/${revisionId}`)).status()).toBe(404);
+    expect((await context.request.get(`${slipway.url}/revisions/${revisionId}/log`)).status()).toBe(404);
+    expect(JSON.stringify(await (await context.request.get(`${slipway.url}/api/v1/deployments`)).json())).not.toContain("acme/app");
+    expect(await page.goto(`${slipway.url}/`).then(() => page.textContent("main"))).not.toContain("acme/app");
+    await context.close();
+
+    const stranger = await browser.newContext();
+    const strangerPage = await stranger.newPage();
+    await strangerPage.goto(`${slipway.url}/revisions/${revisionId}`);
+    expect(strangerPage.url()).toMatch(new RegExp(`^${github.url}/login/oauth/authorize\\?`));
+    await stranger.close();
+  });
+
+  it("pages through a 10 MB log without freezing the page", async () => {
+    const run = await github.waitFor((gh) => gh.checkRuns({ owner: "acme", name: "big" }).find((r) => r.headSha === bigSha && r.status === "completed"), { timeoutMs: 40_000 });
+    expect(run.conclusion).toBe("success");
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const started = performance.now();
+    await page.goto(`${slipway.url}/revisions/${run.externalId}`);
+    const loadMs = performance.now() - started;
+    expect(await page.textContent("#log-cut")).toMatch(/Showing the last 256 KiB of (9\.\d|10\.0) MiB/);
+
+    const clicks: number[] = [];
+    while (await page.isVisible("#log-earlier")) {
+      const before = performance.now();
+      const first = await page.getAttribute("#log > .chunk", "data-start");
+      await page.click("#log-earlier");
+      await page.waitForFunction((start) => document.querySelector("#log > .chunk")?.getAttribute("data-start") !== start, first);
+      clicks.push(performance.now() - before);
+      if (clicks.length > 60) break;
+    }
+    const kept = await page.evaluate(() => document.getElementById("log")!.textContent!.length);
+    const firstLine = await page.evaluate(() => document.getElementById("log")!.textContent!.slice(0, 20));
+    process.stdout.write(
+      `10 MB log: page loaded in ${Math.round(loadMs)} ms; ${clicks.length} pages back, median ${Math.round(median(clicks))} ms, slowest ${Math.round(Math.max(...clicks))} ms; ${kept} characters kept in the page\n`,
+    );
+    expect(firstLine).toBe("line 000000 01234567");
+    expect(clicks.length).toBeGreaterThanOrEqual(35);
+    expect(kept).toBeLessThanOrEqual(2_000_000 + 300_000);
+    expect(await page.isVisible("#log-later")).toBe(true);
+    expect(Math.max(...clicks)).toBeLessThan(2_000);
+    await context.close();
+  });
+});
+
+describe("what GitHub was asked", () => {
+  it("every request matched GitHub's OpenAPI description", () => {
+    expect(github.violations).toEqual([]);
+  });
+});
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}

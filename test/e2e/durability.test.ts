@@ -1,0 +1,293 @@
+/**
+ * Durability with real processes and real signals on loopback: control planes and
+ * listeners killed with SIGKILL mid-build, graceful stops, the outbox across a crash,
+ * missed webhooks, and the state file under `kill -9`.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { freePort, startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { generateAppKey } from "../support/app-credentials.js";
+import { testDatabaseUrl } from "../support/postgres.js";
+
+const SECRET = "e2e-durability-secret";
+const TOKEN = "listener-token-for-durability-tests";
+let github: GitHubStandIn;
+let key: { privateKey: string; publicKey: string };
+let root: string;
+let nextInstallation = 900;
+const started: RunningSlipway[] = [];
+
+beforeAll(async () => {
+  key = generateAppKey();
+  github = await startGitHubStandIn({ appId: 1, appPublicKey: key.publicKey });
+  root = await mkdtemp(path.join(tmpdir(), "slipway-e2e-durability-"));
+});
+
+afterAll(async () => {
+  for (const process of started) await process.stop("SIGKILL");
+  await github?.close();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+function controlPlaneEnv(dataDir: string, extra: Record<string, string> = {}) {
+  return {
+    APP_ID: "1",
+    PRIVATE_KEY: key.privateKey,
+    WEBHOOK_SECRET: SECRET,
+    GHE_HOST: github.host,
+    GHE_PROTOCOL: "http",
+    SLIPWAY_DATA_DIR: dataDir,
+    SLIPWAY_LISTENER_TOKEN: TOKEN,
+    SLIPWAY_LEASE_TTL_SECONDS: "3",
+    // A real PostgreSQL server for deployment databases (issue 4's backend): fast to set up,
+    // so these tests spend their time on what they test. The embedded default is covered elsewhere.
+    SLIPWAY_DATABASE_URL: testDatabaseUrl,
+    ...extra,
+  };
+}
+
+async function start(options: Parameters<typeof startSlipway>[0]) {
+  const process = await startSlipway(options);
+  started.push(process);
+  return process;
+}
+
+function startListener(controlPlane: RunningSlipway, dataDir: string, extra: Record<string, string> = {}) {
+  return start({
+    script: "src/listener/main.ts",
+    waitForHealth: false,
+    env: { SLIPWAY_CONTROL_PLANE_URL: controlPlane.url, SLIPWAY_LISTENER_TOKEN: TOKEN, SLIPWAY_DATA_DIR: dataDir, SLIPWAY_DATABASE_URL: testDatabaseUrl, ...extra },
+  });
+}
+
+function repository(name: string, config: string): StandInRepositoryHandle {
+  return github.addRepository({ owner: "durable", name, installationId: nextInstallation++, files: { ".github/slipway.yml": config } });
+}
+
+async function push(url: string, repo: StandInRepositoryHandle, config: string) {
+  const sha = github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": config, "n.txt": String(Math.random()) } });
+  const response = await sendWebhook({
+    url: `${url}/api/github/webhooks`,
+    secret: SECRET,
+    event: "push",
+    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+  });
+  expect(response.status).toBeLessThan(300);
+  return sha;
+}
+
+const runsOf = (repo: StandInRepositoryHandle) => github.checkRuns({ owner: repo.owner, name: repo.name });
+
+function completedRun(repo: StandInRepositoryHandle, sha: string, timeoutMs = 60_000) {
+  return github.waitFor((gh) => gh.checkRuns({ owner: repo.owner, name: repo.name }).find((r) => r.headSha === sha && r.status === "completed"), {
+    timeoutMs,
+    description: `a completed check run on ${repo.fullName}@${sha.slice(0, 7)}`,
+  });
+}
+
+async function waitForFile(file: string, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(file, "utf8").catch(() => "");
+    if (text.trim()) return text.trim();
+    if (Date.now() > deadline) throw new Error(`${file} did not appear`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+describe.concurrent("durability", () => {
+  it("kill -9 of the control plane during a build: after a restart the revision is built again and concluded; orphans are gone", async () => {
+    const dataDir = path.join(root, "cp-kill");
+    const marks = path.join(root, "cp-kill-marks");
+    await mkdir(marks, { recursive: true });
+    // The first attempt records its pid and hangs; the second finds the file and finishes.
+    const config = `build:\n  env: { MARKS: ${JSON.stringify(marks)} }\n  commands: ['if [ -e "$MARKS/first.pid" ]; then echo second attempt; else echo $$ > "$MARKS/first.pid"; sleep 300; fi']\n`;
+    const repo = repository("cp-kill", config);
+    const port = await freePort();
+    const first = await start({ port, env: controlPlaneEnv(dataDir) });
+    const sha = await push(first.url, repo, config);
+    const orphan = Number(await waitForFile(path.join(marks, "first.pid")));
+    expect(isAlive(orphan)).toBe(true);
+    await first.stop("SIGKILL");
+
+    const second = await start({ port, env: controlPlaneEnv(dataDir) });
+    const run = await completedRun(repo, sha, 60_000);
+    expect(run.conclusion).toBe("success");
+    expect(isAlive(orphan)).toBe(false);
+    const log = await (await fetch(`${second.url}/revisions/${run.externalId}/log`)).text();
+    expect(log).toContain("second attempt");
+    await second.stop();
+  });
+
+  it("kill -9 of a standalone listener during a build: the lease expires and another listener finishes it, once", async () => {
+    const dataDir = path.join(root, "listener-kill");
+    const marks = path.join(root, "listener-kill-marks");
+    await mkdir(marks, { recursive: true });
+    const config = `build:\n  env: { MARKS: ${JSON.stringify(marks)} }\n  commands: ['echo $$ >> "$MARKS/attempts"; if [ ! -e "$MARKS/hang" ]; then echo $$ > "$MARKS/hang"; sleep 300; fi']\n`;
+    const repo = repository("listener-kill", config);
+    const controlPlane = await start({ env: controlPlaneEnv(dataDir, { SLIPWAY_LISTENER: "off" }) });
+    const doomed = await startListener(controlPlane, path.join(root, "listener-kill-a"));
+    const sha = await push(controlPlane.url, repo, config);
+    const hung = Number(await waitForFile(path.join(marks, "hang")));
+    await doomed.stop("SIGKILL");
+    const survivor = await startListener(controlPlane, path.join(root, "listener-kill-b"));
+    // The killed listener's build is an orphan now; its next start would stop it (see the control plane test).
+    process.kill(-hung, "SIGKILL");
+    const run = await completedRun(repo, sha, 60_000);
+    expect(run.conclusion).toBe("success");
+    expect((await readFile(path.join(marks, "attempts"), "utf8")).trim().split("\n")).toHaveLength(2);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(runsOf(repo).filter((r) => r.status === "completed")).toHaveLength(1);
+    await survivor.stop();
+    await controlPlane.stop();
+  });
+
+  it("two listeners and 20 revisions: each is built exactly once", async () => {
+    const dataDir = path.join(root, "twenty");
+    const marks = path.join(root, "twenty-marks");
+    await mkdir(marks, { recursive: true });
+    const config = `build:\n  env: { MARKS: ${JSON.stringify(marks)} }\n  commands: ['echo built >> "$MARKS/$SLIPWAY_REVISION"; sleep 0.2']\n`;
+    const controlPlane = await start({ env: controlPlaneEnv(dataDir, { SLIPWAY_LISTENER: "off" }) });
+    const listeners = [await startListener(controlPlane, path.join(root, "twenty-a")), await startListener(controlPlane, path.join(root, "twenty-b"))];
+    const repos = Array.from({ length: 20 }, (_, i) => repository(`twenty-${i}`, config));
+    const shas = await Promise.all(repos.map((repo) => push(controlPlane.url, repo, config)));
+    const runs = await Promise.all(repos.map((repo, i) => completedRun(repo, shas[i]!, 90_000)));
+    expect(runs.every((r) => r.conclusion === "success")).toBe(true);
+    const files = await readdir(marks);
+    expect(files).toHaveLength(20);
+    for (const file of files) expect((await readFile(path.join(marks, file), "utf8")).trim().split("\n")).toEqual(["built"]);
+    // Both listeners took work.
+    const byListener = new Set(listeners.map((l) => l.output().match(/"msg":"work finished"/g)?.length ?? 0));
+    expect([...byListener].every((n) => n > 0)).toBe(true);
+    for (const listener of listeners) await listener.stop();
+    await controlPlane.stop();
+  });
+
+  it("SIGTERM during a build that ignores SIGTERM exits in bounded time, stops the build and hands the work back", async () => {
+    const dataDir = path.join(root, "sigterm");
+    const marks = path.join(root, "sigterm-marks");
+    await mkdir(marks, { recursive: true });
+    const config = `build:\n  env: { MARKS: ${JSON.stringify(marks)} }\n  commands: ["trap '' TERM; echo $$ > \\"$MARKS/pid\\"; sleep 300"]\n`;
+    const repo = repository("sigterm", config);
+    const slipway = await start({ env: controlPlaneEnv(dataDir, { SLIPWAY_SHUTDOWN_GRACE_SECONDS: "1" }) });
+    const sha = await push(slipway.url, repo, config);
+    const pid = Number(await waitForFile(path.join(marks, "pid")));
+    const stopping = Date.now();
+    const code = await slipway.stop("SIGTERM");
+    const tookMs = Date.now() - stopping;
+    expect(code).toBe(0);
+    expect(tookMs).toBeLessThan(25_000); // grace 1 s + SIGKILL after 5 s + flushing; far below the 30 s default grace
+    expect(isAlive(pid)).toBe(false);
+    expect(slipway.output()).toContain("work handed back");
+    expect(runsOf(repo).find((r) => r.headSha === sha)?.status).not.toBe("completed");
+  });
+
+  it("the outbox survives a crash between a state change and its GitHub write", async () => {
+    const dataDir = path.join(root, "outbox");
+    const config = "build:\n  commands: ['echo done']\n";
+    const repo = repository("outbox", config);
+    const port = await freePort();
+    const fault = github.injectFaults({ method: "PATCH", path: new RegExp(`^/repos/durable/outbox/check-runs/`), status: 502, count: 100_000 });
+    const first = await start({ port, env: controlPlaneEnv(dataDir) });
+    const sha = await push(first.url, repo, config);
+    // Wait until the store says DEPLOYED while GitHub has not been told.
+    for (let i = 0; ; i++) {
+      const text = await (await fetch(`${first.url}/api/v1/deployments`)).text();
+      if (text.includes('"DEPLOYED"')) break;
+      if (i > 300) throw new Error(`never DEPLOYED: ${text}\n${first.output().slice(-5000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(runsOf(repo).find((r) => r.headSha === sha)?.status).not.toBe("completed");
+    await first.stop("SIGKILL");
+    fault.clear();
+    const second = await start({ port, env: controlPlaneEnv(dataDir) });
+    expect((await completedRun(repo, sha, 30_000)).conclusion).toBe("success");
+    await second.stop();
+  });
+
+  it("a listener with a wrong token is refused (401) and the token is never logged", async () => {
+    const dataDir = path.join(root, "bad-token");
+    const controlPlane = await start({ env: controlPlaneEnv(dataDir, { SLIPWAY_LISTENER: "off", LOG_LEVEL: "debug" }) });
+    const wrong = "this-is-not-the-right-token";
+    const listener = await startListener(controlPlane, path.join(root, "bad-token-listener"), { SLIPWAY_LISTENER_TOKEN: wrong });
+    const response = await fetch(`${controlPlane.url}/api/v1/work/lease`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${wrong}`, "content-type": "application/json" },
+      body: JSON.stringify({ listenerId: "x" }),
+    });
+    expect(response.status).toBe(401);
+    const deadline = Date.now() + 10_000;
+    while (!listener.output().includes("refused the listener token") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(listener.output()).toContain("refused the listener token");
+    expect(controlPlane.output()).toContain("wrong or missing token");
+    expect(controlPlane.output()).not.toContain(wrong);
+    expect(listener.output()).not.toContain(wrong);
+    expect(controlPlane.output()).not.toContain(TOKEN);
+    await listener.stop();
+    await controlPlane.stop();
+  });
+
+  it("a push sent while Slipway was down is redelivered at start-up", async () => {
+    const dataDir = path.join(root, "missed");
+    const config = "build:\n  commands: ['echo caught up']\n";
+    const repo = repository("missed", config);
+    const port = await freePort();
+    const sha = github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": config } });
+    const delivery = await github.deliverWebhook({
+      url: `http://127.0.0.1:${port}/api/github/webhooks`,
+      secret: SECRET,
+      event: "push",
+      payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+    });
+    expect(delivery.statusCode === 0 || delivery.statusCode >= 400).toBe(true);
+    const slipway = await start({ port, env: controlPlaneEnv(dataDir) });
+    expect((await completedRun(repo, sha, 30_000)).conclusion).toBe("success");
+    await slipway.stop();
+  });
+});
+
+describe("the state file under kill -9", () => {
+  it("always parses, whenever a writer is killed", async () => {
+    const dataDir = path.join(root, "state-kill");
+    const script = `
+      import { openStateStore } from "./src/store/open-state-store.ts";
+      import pino from "pino";
+      const store = await openStateStore({ dataDir: ${JSON.stringify(dataDir)}, log: pino({ level: "silent" }) });
+      for (let i = 0; ; i++) {
+        await store.update((s) => { s.deliveries["d" + (i % 500)] = { id: "d" + i, event: "push", receivedAt: new Date().toISOString(), status: "ignored", note: "x".repeat(200) }; });
+      }
+    `;
+    for (let round = 0; round < 15; round++) {
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: path.resolve("."), stdio: "ignore" });
+      await new Promise((resolve) => setTimeout(resolve, 600 + Math.random() * 400));
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("exit", resolve));
+      const text = await readFile(path.join(dataDir, "state.json"), "utf8").catch(() => undefined);
+      if (text === undefined) continue; // killed before the first write
+      expect(() => JSON.parse(text), `round ${round}`).not.toThrow();
+    }
+    expect(JSON.parse(await readFile(path.join(dataDir, "state.json"), "utf8")).version).toBe(1);
+  });
+});
+
+describe("what GitHub was asked", () => {
+  it("every request matched GitHub's OpenAPI description", () => {
+    expect(github.violations).toEqual([]);
+  });
+});

@@ -1,0 +1,268 @@
+import http from "node:http";
+import { setTimeout as delay } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+
+import { createRevisionRunner, type CreateRevisionRunnerOptions, type RevisionRunner } from "../../../src/listener/run/create-revision-runner.js";
+import { createRouter, type Router } from "../../../src/listener/run/create-router.js";
+import { tempDir } from "../../support/temp-dir.js";
+import { appEnv, get, killTagged, newTag, processesWithTag, SAMPLE_APP, SAMPLE_COMMAND, testLog, until, websocketEcho } from "./run-helpers.js";
+
+const HOST = "production.sample.localhost";
+const cleanups: Array<() => Promise<void> | void> = [];
+const tags: string[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  for (const tag of tags.splice(0)) killTagged(tag);
+});
+
+function tag(): string {
+  const value = newTag();
+  tags.push(value);
+  return value;
+}
+
+async function setup(runnerOptions: Partial<CreateRevisionRunnerOptions> = {}): Promise<{ router: Router; runner: RevisionRunner; dataDir: string; lines: string[] }> {
+  const { log, lines } = testLog();
+  const dataDir = await tempDir("slipway-run-");
+  const router = await createRouter({ port: 0, listenHost: "127.0.0.1", domain: "localhost", log });
+  const runner = createRevisionRunner({ dataDir, log, router, killGraceMs: 1_000, ...runnerOptions });
+  cleanups.push(() => router.close(), () => runner.close());
+  return { router, runner, dataDir, lines };
+}
+
+function revision(revisionId: string, testTag: string, extra: Record<string, string> = {}) {
+  return {
+    deploymentId: "deployment-1",
+    host: HOST,
+    revisionId,
+    cwd: SAMPLE_APP,
+    command: SAMPLE_COMMAND,
+    env: appEnv(revisionId, testTag, extra),
+    healthcheck: "/healthz",
+  };
+}
+
+describe("createRevisionRunner", () => {
+  it("switches traffic from revision 1 to revision 2 without a failed request, letting in-flight requests finish", async () => {
+    const { router, runner } = await setup();
+    const tag1 = tag();
+    const tag2 = tag();
+    const first = await runner.deploy(revision("rev-1", tag1));
+    expect(first).toEqual({ ok: true, port: expect.any(Number), url: `http://${HOST}:${router.port}` });
+
+    // Browser-like clients: keep-alive connections to the router, back-to-back requests,
+    // plus slow requests that are in flight when the switch happens.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const answers: Array<{ started: number; ended: number; status?: number; body?: string; error?: string }> = [];
+    let sending = true;
+    const loop = async (path: string) => {
+      while (sending) {
+        const started = performance.now();
+        try {
+          const answer = await get(router.port, HOST, path, agent);
+          answers.push({ started, ended: performance.now(), status: answer.status, body: answer.body.trim() });
+        } catch (error) {
+          answers.push({ started, ended: performance.now(), error: (error as Error).message });
+        }
+      }
+    };
+    const clients = [loop("/"), loop("/"), loop("/"), loop("/slow?ms=300"), loop("/slow?ms=300")];
+    await delay(600);
+    const deployStarted = performance.now();
+    const second = await runner.deploy(revision("rev-2", tag2));
+    const deployEnded = performance.now();
+    const oldGone = processesWithTag(tag1);
+    await delay(600);
+    sending = false;
+    await Promise.all(clients);
+    agent.destroy();
+
+    expect(second).toMatchObject({ ok: true });
+    expect(answers.filter((a) => a.error !== undefined || a.status !== 200)).toEqual([]);
+    expect(answers.length).toBeGreaterThan(100);
+    expect(answers[0]!.body).toMatch(/^revision rev-1/);
+    // Every request sent after the deploy resolved reached revision 2…
+    const afterSwitch = answers.filter((a) => a.started > deployEnded);
+    expect(afterSwitch.length).toBeGreaterThan(20);
+    expect(afterSwitch.every((a) => a.body?.startsWith("revision rev-2"))).toBe(true);
+    // …and revision 1 still finished the slow requests it had when traffic moved.
+    const firstRev2 = Math.min(...answers.filter((a) => a.body?.startsWith("revision rev-2")).map((a) => a.ended));
+    expect(answers.some((a) => a.body === "revision rev-1 (slow)" && a.ended > firstRev2)).toBe(true);
+    // When deploy resolves, the previous revision's processes are gone.
+    expect(oldGone).toEqual([]);
+    expect(processesWithTag(tag2).length).toBeGreaterThan(0);
+
+    const lastRev1 = Math.max(...answers.filter((a) => a.body?.startsWith("revision rev-1")).map((a) => a.ended));
+    // Measured behaviour, for the report.
+    process.stdout.write(
+      `switch-over: ${answers.length} requests, 0 failed; deploy of rev-2 took ${Math.round(deployEnded - deployStarted)} ms; ` +
+        `first rev-2 answer ${Math.round(firstRev2 - deployStarted)} ms after deploy started; last rev-1 answer ${Math.round(lastRev1 - firstRev2)} ms after the first rev-2 one\n`,
+    );
+  });
+
+  it("keeps the previous revision serving when the new one never becomes healthy, and reports its output", async () => {
+    const { router, runner } = await setup();
+    const tag1 = tag();
+    const tag2 = tag();
+    expect(await runner.deploy(revision("rev-1", tag1))).toMatchObject({ ok: true });
+
+    const failed = await runner.deploy({ ...revision("rev-2", tag2, { HEALTH: "fail" }), timeoutMs: 1_500 });
+
+    expect(failed.ok).toBe(false);
+    if (failed.ok) return;
+    expect(failed.error).toMatch(/not healthy within 1500 ms: GET \/healthz answered 500/);
+    expect(failed.outputTail).toContain("revision rev-2 listening on");
+    expect(processesWithTag(tag2)).toEqual([]);
+    expect((await get(router.port, HOST)).body).toBe("revision rev-1\n");
+
+    const exited = await runner.deploy({ ...revision("rev-3", tag()), command: `node -e 'console.error("missing module: express"); process.exit(3)'` });
+    expect(exited).toMatchObject({ ok: false, error: expect.stringMatching(/exited with code 3 before it was healthy/), outputTail: expect.stringContaining("missing module: express") });
+    expect((await get(router.port, HOST)).body).toBe("revision rev-1\n");
+  });
+
+  it("answers 503 with Retry-After while the first revision starts, then serves it", async () => {
+    const { router, runner } = await setup();
+    const deploying = runner.deploy(revision("rev-1", tag(), { STARTUP_DELAY_MS: "1500" }));
+    await until(() => router.route(HOST)?.kind === "starting");
+
+    const starting = await get(router.port, HOST);
+    expect(starting.status).toBe(503);
+    expect(starting.headers["retry-after"]).toBe("5");
+    expect(starting.body).toContain("starting");
+    expect(await websocketEcho(router.port, HOST, "hi")).toEqual({ status: 503 });
+
+    expect(await deploying).toMatchObject({ ok: true });
+    expect(await get(router.port, HOST)).toMatchObject({ status: 200, body: "revision rev-1\n" });
+  });
+
+  it("restarts a revision that crashes, then reports it and leaves it stopped when it keeps crashing", async () => {
+    const crashLoops: Array<{ deploymentId: string; revisionId: string; tail: string }> = [];
+    const output: string[] = [];
+    const { router, runner } = await setup({
+      maxRestarts: 2,
+      restartBackoffMs: 50,
+      onCrashLoop: (deploymentId, revisionId, tail) => crashLoops.push({ deploymentId, revisionId, tail }),
+    });
+    const crashTag = tag();
+    const deployed = await runner.deploy({ ...revision("rev-1", crashTag, { CRASH_AFTER_MS: "400" }), onOutput: (text) => output.push(text) });
+    expect(deployed).toMatchObject({ ok: true });
+
+    expect(await until(() => crashLoops.length > 0, 15_000)).toBe(true);
+
+    const text = output.join("");
+    expect(text.match(/revision rev-1 listening on/g)).toHaveLength(3); // the start and two restarts
+    expect(text).toContain("restart 1 of 2");
+    expect(text).toContain("restart 2 of 2");
+    expect(crashLoops).toEqual([{ deploymentId: "deployment-1", revisionId: "rev-1", tail: expect.stringContaining("crashing on purpose") }]);
+    expect(crashLoops[0]!.tail).toMatch(/crashed 3 times within 300 s and is left stopped/);
+    expect(runner.status()).toEqual([{ deploymentId: "deployment-1", host: HOST, active: { revisionId: "rev-1", state: "crashed", port: undefined, crashes: 3 } }]);
+    expect(processesWithTag(crashTag)).toEqual([]);
+    const down = await get(router.port, HOST);
+    expect(down.status).toBe(503);
+    expect(down.headers["retry-after"]).toBeUndefined();
+    expect(down.body).toContain("crashed repeatedly");
+
+    // A fixed revision takes over.
+    expect(await runner.deploy(revision("rev-2", tag()))).toMatchObject({ ok: true });
+    expect((await get(router.port, HOST)).body).toBe("revision rev-2\n");
+  });
+
+  it("stop: the processes are gone and the URL answers 404", async () => {
+    const { router, runner } = await setup();
+    const appTag = tag();
+    await runner.deploy(revision("rev-1", appTag));
+    expect(processesWithTag(appTag).length).toBeGreaterThan(0);
+
+    await runner.stop("deployment-1");
+
+    expect(processesWithTag(appTag)).toEqual([]);
+    const gone = await get(router.port, HOST);
+    expect(gone.status).toBe(404);
+    expect(gone.headers["content-type"]).toMatch(/text\/html/);
+    expect(gone.body).toContain("Nothing is deployed at this address");
+    expect(runner.status()).toEqual([]);
+    await runner.stop("deployment-1"); // idempotent
+  });
+
+  it("restore: after a listener restart, a new runner serves the active revisions again", async () => {
+    const { log } = testLog();
+    const { router, runner, dataDir } = await setup();
+    const tag1 = tag();
+    const production = revision("rev-1", tag1);
+    const staging = { ...revision("rev-7", tag1), deploymentId: "deployment-2", host: "staging.sample.localhost" };
+    await runner.deploy(production);
+    await runner.deploy(staging);
+
+    await runner.close();
+    expect(processesWithTag(tag1)).toEqual([]);
+    expect((await get(router.port, HOST)).status).toBe(503);
+
+    const restarted = createRevisionRunner({ dataDir, log, router });
+    cleanups.push(() => restarted.close());
+    const results = await restarted.restore([production, staging]);
+
+    expect(results.map((r) => [r.deploymentId, r.result.ok])).toEqual(expect.arrayContaining([["deployment-1", true], ["deployment-2", true]]));
+    expect((await get(router.port, HOST)).body).toBe("revision rev-1\n");
+    expect((await get(router.port, "staging.sample.localhost")).body).toBe("revision rev-7\n");
+  });
+
+  it("passes WebSockets and streamed responses through the router", async () => {
+    const { router, runner } = await setup();
+    await runner.deploy(revision("rev-1", tag()));
+
+    expect(await websocketEcho(router.port, HOST, "hello")).toEqual({ status: 101, reply: "rev-1: hello" });
+    expect(await websocketEcho(router.port, "nothing.sample.localhost", "hello")).toEqual({ status: 404 });
+
+    const chunks: Array<{ text: string; at: number }> = [];
+    await new Promise<void>((resolve, reject) => {
+      http
+        .get({ host: "127.0.0.1", port: router.port, path: "/stream?ms=500", headers: { host: HOST }, agent: false }, (response) => {
+          response.setEncoding("utf8");
+          response.on("data", (text: string) => chunks.push({ text, at: performance.now() }));
+          response.on("end", resolve);
+        })
+        .on("error", reject);
+    });
+    expect(chunks.map((c) => c.text).join("")).toBe("first\nsecond\n");
+    expect(chunks[0]!.text).toBe("first\n");
+    expect(chunks.at(-1)!.at - chunks[0]!.at).toBeGreaterThan(350); // the first chunk was not held back
+  });
+
+  it("limits memory (ulimit -d) and output, and a revision can only lower them", async () => {
+    const output: string[] = [];
+    const { router, runner } = await setup({ memoryLimitMb: 256 });
+    await runner.deploy({ ...revision("rev-1", tag(), { PRINT_BYTES: "50000" }), memoryLimitMb: 128, maxOutputBytes: 2_000, onOutput: (text) => output.push(text) });
+
+    expect((await get(router.port, HOST, "/limits")).body).toMatch(/Max data size\s+134217728\s+134217728\s+bytes/);
+    expect((await get(router.port, HOST, "/hog")).body).toMatch(/^allocation failed after \d+ MiB/);
+    const passed = output.join("");
+    expect(passed).toContain("[slipway: output capped after 2000 bytes; later output is not kept]");
+    expect(Buffer.byteLength(passed)).toBeLessThan(2_200);
+
+    await runner.deploy({ ...revision("rev-2", tag()), memoryLimitMb: 100_000 });
+    expect((await get(router.port, HOST, "/limits")).body).toMatch(/Max data size\s+268435456\s+268435456\s+bytes/);
+
+    // The app sees the allow-listed environment and PORT, nothing of the listener's own.
+    const keys = JSON.parse((await get(router.port, HOST, "/env")).body) as string[];
+    const expected = ["DATABASE_URL", "HOME", "PATH", "PORT", "PWD", "SLIPWAY_ENVIRONMENT", "SLIPWAY_REF", "SLIPWAY_REVISION", "SLIPWAY_RUN_MARKER", "SLIPWAY_SHA", "TEST_TAG"];
+    expect(keys.filter((key) => !expected.includes(key))).toEqual([]);
+  });
+
+  it("refuses an address another deployment holds, and lets a newer deploy supersede one still starting", async () => {
+    const { router, runner } = await setup();
+    await runner.deploy(revision("rev-1", tag()));
+    const clash = await runner.deploy({ ...revision("other-1", tag()), deploymentId: "deployment-9" });
+    expect(clash).toMatchObject({ ok: false, error: expect.stringContaining(`the address ${HOST} is already used by another deployment`) });
+
+    const slowTag = tag();
+    const slow = runner.deploy(revision("rev-2", slowTag, { STARTUP_DELAY_MS: "1500" }));
+    await until(() => runner.status()[0]?.starting?.revisionId === "rev-2");
+    const newest = await runner.deploy(revision("rev-3", tag()));
+
+    expect(await slow).toMatchObject({ ok: false, error: "superseded by revision rev-3" });
+    expect(newest).toMatchObject({ ok: true });
+    expect(processesWithTag(slowTag)).toEqual([]);
+    expect((await get(router.port, HOST)).body).toBe("revision rev-3\n");
+  });
+});

@@ -1,0 +1,96 @@
+import http from "node:http";
+import { once } from "node:events";
+import { afterEach, describe, expect, it } from "vitest";
+
+import { createRouter, type Router } from "../../../src/listener/run/create-router.js";
+import { dnsLabel } from "../../../src/listener/run/dns-label.js";
+import { revisionHost } from "../../../src/listener/run/revision-host.js";
+import { get, testLog } from "./run-helpers.js";
+
+describe("revisionHost", () => {
+  it("is <environment>.<repository name>.<domain> in lower case", () => {
+    expect(revisionHost({ environment: "production", repository: "acme/shop", domain: "localhost" })).toBe("production.shop.localhost");
+    expect(revisionHost({ environment: "pr-42", repository: "Acme/Shop", domain: "Apps.Example.com" })).toBe("pr-42.shop.apps.example.com");
+  });
+
+  it("turns hostile or unusual names into single safe labels that cannot reach another host", () => {
+    const hostile = ["x.evil.com", "../../etc", "a b\tc", "prod\r\nHost: evil", "日本語", "---", "", "__proto__", "a".repeat(200), "ünïcödé"];
+    for (const name of hostile) {
+      const host = revisionHost({ environment: name, repository: `acme/${name || "x"}`, domain: "localhost" });
+      expect(host).toMatch(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.localhost$/);
+    }
+    expect(revisionHost({ environment: "x.evil.com", repository: "acme/shop", domain: "localhost" })).toMatch(/^x-evil-com-[0-9a-f]{6}\.shop\.localhost$/);
+  });
+
+  it("keeps names apart that only slug alike", () => {
+    expect(dnsLabel("my_app")).not.toBe(dnsLabel("my.app"));
+    expect(dnsLabel("my_app")).not.toBe(dnsLabel("my-app"));
+    expect(dnsLabel("my-app")).toBe("my-app");
+    expect(dnsLabel("a".repeat(64))).toHaveLength(63);
+    expect(dnsLabel("a".repeat(64))).not.toBe(dnsLabel("a".repeat(65)));
+  });
+
+  it("refuses a domain that is not a host name", () => {
+    expect(() => revisionHost({ environment: "production", repository: "acme/shop", domain: "evil.com/x" })).toThrow(/not a host name/);
+  });
+});
+
+describe("createRouter", () => {
+  let router: Router | undefined;
+  let upstream: http.Server | undefined;
+  afterEach(async () => {
+    await router?.close();
+    upstream?.close();
+    upstream?.closeAllConnections();
+  });
+
+  async function start(): Promise<{ router: Router; upstreamPort: number }> {
+    upstream = http.createServer((req, res) => res.end(`upstream saw ${req.headers.host} ${req.headers["x-forwarded-host"]}`));
+    upstream.listen(0, "127.0.0.1");
+    await once(upstream, "listening");
+    router = await createRouter({ port: 0, listenHost: "127.0.0.1", domain: "localhost", log: testLog().log });
+    return { router, upstreamPort: (upstream.address() as { port: number }).port };
+  }
+
+  it("routes by Host header, whatever its case, port or trailing dot, and passes the host on", async () => {
+    const { router, upstreamPort } = await start();
+    router.setTarget("production.shop.localhost", upstreamPort);
+
+    for (const host of ["production.shop.localhost", "Production.Shop.Localhost:8080", "production.shop.localhost."]) {
+      const answer = await get(router.port, host);
+      expect(answer.status).toBe(200);
+      expect(answer.body).toBe(`upstream saw ${host} ${host}`);
+    }
+    expect(router.url("production.shop.localhost")).toBe(`http://production.shop.localhost:${router.port}`);
+  });
+
+  it("answers unknown and malformed hosts with an escaped 404 page", async () => {
+    const { router, upstreamPort } = await start();
+    router.setTarget("production.shop.localhost", upstreamPort);
+
+    for (const host of ["other.shop.localhost", "shop.localhost", "x<script>alert(1)</script>", "127.0.0.1", "[::1]:8080"]) {
+      const answer = await get(router.port, host);
+      expect(answer.status).toBe(404);
+      expect(answer.body).not.toContain("<script>");
+      expect(answer.body).toContain("Nothing is deployed at this address");
+    }
+  });
+
+  it("says when an environment is starting (503, Retry-After) or down (503), and tells when an app stops answering (502)", async () => {
+    const { router } = await start();
+    router.markStarting("pr-1.shop.localhost");
+    router.markDown("pr-2.shop.localhost", "This environment's app crashed repeatedly.");
+    router.setTarget("pr-3.shop.localhost", 1); // nothing listens there
+
+    const starting = await get(router.port, "pr-1.shop.localhost");
+    expect(starting).toMatchObject({ status: 503, headers: expect.objectContaining({ "retry-after": "5" }) });
+    const down = await get(router.port, "pr-2.shop.localhost");
+    expect(down.status).toBe(503);
+    expect(down.headers["retry-after"]).toBeUndefined();
+    expect(down.body).toContain("crashed repeatedly");
+    expect((await get(router.port, "pr-3.shop.localhost")).status).toBe(502);
+
+    router.setTarget("pr-1.shop.localhost", undefined);
+    expect((await get(router.port, "pr-1.shop.localhost")).status).toBe(404);
+  });
+});
