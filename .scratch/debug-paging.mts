@@ -29,6 +29,10 @@ const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", arg
 const page = await browser.newPage();
 page.on("console", (m) => console.log("console:", m.text()));
 page.on("pageerror", (e) => console.log("pageerror:", e.message));
+await page.addInitScript(() => {
+  (window as any).longTasks = [];
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) (window as any).longTasks.push(Math.round(e.duration)); }).observe({ type: "longtask", buffered: true });
+});
 const t0 = performance.now();
 await page.goto(`${base}/revisions/${id}`);
 console.log("load", Math.round(performance.now() - t0));
@@ -41,5 +45,7 @@ for (let i = 0; i < 50 && (await page.isVisible("#log-earlier")); i++) {
   const kept = await page.evaluate(() => document.getElementById("log")!.textContent!.length);
   console.log(i, Math.round(performance.now() - t), "ms", await page.getAttribute("#log > .chunk", "data-start"), kept, await page.textContent("#log-earlier"));
 }
+console.log("long tasks", JSON.stringify(await page.evaluate(() => (window as any).longTasks)));
+const t1 = performance.now(); const r = await fetch(`${base}/revisions/${id}/log-page?before=5000000`); const b = await r.text(); console.log("log-page server ms", Math.round(performance.now() - t1), b.length);
 await browser.close();
 server.close();

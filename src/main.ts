@@ -7,7 +7,6 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import { createProbot } from "probot";
-import { randomBytes } from "node:crypto";
 import { EMBEDDED_LISTENER_PREFIX, startControlPlane } from "./control-plane/start-control-plane.js";
 import { SlipwayOctokit } from "./control-plane/github/slipway-octokit.js";
 import { missingCredentials, startSetupMode } from "./control-plane/setup/start-setup-mode.js";
@@ -49,13 +48,15 @@ async function main() {
   let stopListener = async () => {};
   if (settings.listener === "embedded") {
     const database = createDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
-    const listener = startListener({
+    const listener = await startListener({
       client: createControlPlaneClient({ url: controlPlane.url, token: settings.listenerToken, log }),
       database,
       adminDatabaseUrl: settings.databaseUrl,
       dataDir: settings.dataDir,
       maxConcurrentBuilds: settings.maxConcurrentBuilds,
-      listenerId: `${EMBEDDED_LISTENER_PREFIX}${process.pid}-${randomBytes(3).toString("hex")}`,
+      routerPort: settings.routerPort,
+      routerDomain: settings.routerDomain,
+      listenerIdPrefix: EMBEDDED_LISTENER_PREFIX,
       log,
     });
     stopListener = async () => {

@@ -46,6 +46,8 @@ export async function startSlipway(options: {
       LOG_FORMAT: "json",
       PORT: String(port),
       HOST: "127.0.0.1",
+      // Several Slipways run side by side in tests: each gets its own router port.
+      SLIPWAY_ROUTER_PORT: String(await freePort()),
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

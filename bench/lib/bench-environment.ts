@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { cp, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,10 +33,15 @@ export interface BenchEnvironment {
   addRepository(name: string, config: string): StandInRepositoryHandle;
   /** Starts Slipway (`src/main.ts`) or another script the same way, against the stand-in. */
   startServer(options: { name: string; script?: string; env?: Record<string, string>; heapProbe?: boolean; profile?: boolean; dataDir?: string; port?: number }): Promise<BenchServer>;
-  /** A data folder holding a copy of an initialised embedded-database template, when one exists. */
+  /** A fresh data folder, holding a copy of the initialised embedded-database template when there is one. */
   seededDataDir(name: string): Promise<string>;
-  /** Remembers where an initialised embedded-database template lives (`<dataDir>/databases/.template`). */
-  rememberTemplate(dataDir: string): void;
+  /** Whether an initialised embedded-database template is at hand (cached by an earlier run, or made in this one). */
+  hasDatabaseTemplate(): boolean;
+  /**
+   * Keeps `<dataDir>/databases/.template` (PGlite's initdb output, made once per data folder
+   * and PGlite version) in bench/results/cache, so later runs and servers skip its ~5 s.
+   */
+  saveDatabaseTemplate(dataDir: string): Promise<void>;
   /** Problems of the product seen during the run. */
   problems: string[];
   close(): Promise<void>;
@@ -54,7 +59,10 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
   const github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
   const servers = new Set<BenchServer>();
   let nextInstallation = 1_000;
-  let templateDir: string | undefined;
+  const templateCache = path.join(BENCH_DIR, "results", "cache", "pglite-template");
+  const pgliteVersion = (JSON.parse(await readFile(path.join(BENCH_DIR, "..", "node_modules", "@electric-sql", "pglite", "package.json"), "utf8")) as { version: string }).version;
+  const cachedStamp = await readFile(path.join(templateCache, "stamp"), "utf8").catch(() => undefined);
+  let templateDir: string | undefined = cachedStamp === `pglite ${pgliteVersion}` ? templateCache : undefined;
   let profiles = 0;
   const problems: string[] = [];
 
@@ -123,8 +131,12 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
       }
       return dataDir;
     },
-    rememberTemplate(dataDir) {
-      templateDir = path.join(dataDir, "databases", ".template");
+    hasDatabaseTemplate: () => templateDir !== undefined,
+    async saveDatabaseTemplate(dataDir) {
+      await rm(templateCache, { recursive: true, force: true });
+      await mkdir(path.dirname(templateCache), { recursive: true });
+      await cp(path.join(dataDir, "databases", ".template"), templateCache, { recursive: true });
+      templateDir = templateCache;
     },
     async close() {
       await Promise.all([...servers].map((server) => server.stop()));

@@ -28,6 +28,7 @@ export function watchRevisions(github: GitHubStandIn): RevisionWatch {
   const commits = new Map<string, CommitProgress>();
   const lastRequest = new Map<string, number>();
   const waiters = new Set<() => void>();
+  const timers = new Set<NodeJS.Timeout>();
   const key = (fullName: string, sha: string) => `${fullName.toLowerCase()}@${sha}`;
   const entry = (fullName: string, sha: string) => {
     const k = key(fullName, sha);
@@ -75,11 +76,14 @@ export function watchRevisions(github: GitHubStandIn): RevisionWatch {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(check);
+          timers.delete(timer);
           reject(new Error(`timed out after ${timeoutMs} ms waiting for ${fullName}@${sha.slice(0, 7)} (${JSON.stringify(progress)})`));
         }, timeoutMs);
+        timers.add(timer);
         const check = () => {
           if (!test(progress)) return;
           clearTimeout(timer);
+          timers.delete(timer);
           waiters.delete(check);
           resolve(progress);
         };
@@ -100,6 +104,8 @@ export function watchRevisions(github: GitHubStandIn): RevisionWatch {
       github.events.off("deployment-status", onStatus);
       github.events.off("request", onRequest);
       waiters.clear();
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
     },
   };
 }

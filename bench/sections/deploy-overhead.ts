@@ -59,7 +59,7 @@ export async function benchDeployOverhead(env: BenchEnvironment): Promise<{ rows
 
   // The database setup on its own: the embedded backend's provision + connect, called directly.
   const database = await measureDatabaseSetup(env);
-  env.say(`database setup called directly: ${database.coldMs} ms on a fresh data folder (template init), ${database.warmMs} ms after`);
+  env.say(`database setup called directly: ${database.warmMs} ms${database.coldMs === null ? " (template from bench/results/cache)" : `; ${database.coldMs} ms on a fresh data folder (template init)`}`);
 
   const server = await env.startServer({ name: "slipway-deploy", dataDir: await env.seededDataDir("slipway-deploy"), profile: true });
   const watch = watchRevisions(env.github);
@@ -136,7 +136,7 @@ export async function benchDeployOverhead(env: BenchEnvironment): Promise<{ rows
       ratio: ratioOf(databasePhase, database.warmMs),
       goal: "",
       met: null,
-      note: `the phase runs provision in a Bree worker; connect runs after it, before the build phase. A fresh data folder first initialises the template: ${database.coldMs} ms directly`,
+      note: `the phase runs provision in a Bree worker; connect runs after it, before the build phase${database.coldMs === null ? "" : `. A fresh data folder first initialises its template: ${database.coldMs} ms directly`}`,
     });
 
     const callRow = (figure: string, lifecycles: Lifecycle[]): ResultRow => {
@@ -253,9 +253,13 @@ async function runDirectly(command: string): Promise<number> {
   return Math.round(performance.now() - started);
 }
 
-/** Provision + connect of the embedded backend, called directly: on a fresh data folder (template init), then for another deployment. */
-async function measureDatabaseSetup(env: BenchEnvironment): Promise<{ coldMs: number; warmMs: number; samples: number[] }> {
-  const dataDir = await mkdtemp(path.join(env.tmpRoot, "database-direct-"));
+/**
+ * Provision + connect of the embedded backend, called directly, for new deployments. On a
+ * data folder without a template the first one also initialises it (`coldMs`); the
+ * template is then cached for the servers of this run and later runs.
+ */
+async function measureDatabaseSetup(env: BenchEnvironment): Promise<{ coldMs: number | null; warmMs: number; samples: number[] }> {
+  const dataDir = await env.seededDataDir("database-direct");
   const backend = createDatabaseBackend({ dataDir, log: pino({ level: "silent" }) });
   const setup = async (environment: string) => {
     const identity = { installationId: 1, repository: "bench/database", environment };
@@ -265,10 +269,10 @@ async function measureDatabaseSetup(env: BenchEnvironment): Promise<{ coldMs: nu
     return Math.round(performance.now() - started);
   };
   try {
-    const coldMs = await setup("cold");
+    const coldMs = env.hasDatabaseTemplate() ? null : await setup("cold");
+    if (coldMs !== null) await env.saveDatabaseTemplate(dataDir);
     const samples: number[] = [];
     for (let i = 0; i < (env.quick ? 1 : 3); i++) samples.push(await setup(`warm-${i}`));
-    env.rememberTemplate(dataDir);
     return { coldMs, warmMs: median(samples), samples };
   } finally {
     await backend.close();

@@ -14,6 +14,7 @@ import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import type { StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
 import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
 import { freePort } from "../../tools/start-slipway.js";
+import { BENCH_DATABASE_URL, dropBenchDatabases, postgresReachable } from "../lib/bench-postgres.js";
 import { BENCH_DIR, WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
 import type { LoadGenerator } from "../lib/load-generator.js";
 import { readHeapAfterGc, readProcessMemory, sampleProcessMemory, type HeapReading } from "../lib/process-memory.js";
@@ -28,20 +29,26 @@ const CONFIG = "build:\n  commands: []\n";
 /** Heap growth over the soak that still counts as noise. */
 const HEAP_GROWTH_LIMIT = 1.1;
 
-export async function benchThroughputAndMemory(env: BenchEnvironment, load: LoadGenerator): Promise<{ rows: ResultRow[]; details: unknown }> {
-  const settings = env.quick ? { repositories: 10, revisionsPerRepository: 5, soak: 1_000 } : { repositories: 50, revisionsPerRepository: 10, soak: 10_000 };
+export async function benchThroughputAndMemory(env: BenchEnvironment, load: LoadGenerator, options: { embeddedDatabases?: boolean } = {}): Promise<{ rows: ResultRow[]; details: unknown }> {
+  const settings = env.quick ? { repositories: 10, revisionsPerRepository: 2, soak: 500 } : { repositories: 50, revisionsPerRepository: 10, soak: 10_000 };
   const total = settings.repositories * settings.revisionsPerRepository;
   const token = randomBytes(24).toString("base64url");
   const port = await freePort();
   const controlPlaneUrl = `http://127.0.0.1:${port}`;
-  const shared = { SLIPWAY_CONTROL_PLANE_URL: controlPlaneUrl, SLIPWAY_LISTENER_TOKEN: token };
+  // Two listeners with their own data folders (as on two machines) need one database server:
+  // an embedded database lives on the disk of the listener that made it (--embedded-databases shows why).
+  const postgres = !options.embeddedDatabases && (await postgresReachable());
+  if (!options.embeddedDatabases && !postgres) env.problems.push(`throughput: PostgreSQL at ${BENCH_DATABASE_URL.replace(/\/\/[^@]*@/, "//")} is not reachable (set SLIPWAY_BENCH_DATABASE_URL); ran with embedded databases`);
+  if (postgres) await dropBenchDatabases();
+  const shared = { SLIPWAY_CONTROL_PLANE_URL: controlPlaneUrl, SLIPWAY_LISTENER_TOKEN: token, ...(postgres ? { SLIPWAY_DATABASE_URL: BENCH_DATABASE_URL } : {}) };
+  const databases = postgres ? "one PostgreSQL server (SLIPWAY_DATABASE_URL)" : "embedded PGlite databases";
 
   const server = await env.startServer({ name: "slipway-throughput", port, env: shared, heapProbe: true, profile: true, dataDir: await env.seededDataDir("slipway-throughput") });
   const listener = await startStandaloneListener({ ...shared, SLIPWAY_DATA_DIR: await env.seededDataDir("listener"), LOG_LEVEL: "info" });
   env.say(`standalone listener started (npm run listener, pid ${listener.process.pid})`);
   const watch = watchRevisions(env.github);
   const rows: ResultRow[] = [];
-  const details: Record<string, unknown> = { settings };
+  const details: Record<string, unknown> = { settings, databases };
   try {
     await sleep(1_000);
     const idle = (await readProcessMemory(server.process.pid!))!;
@@ -59,7 +66,8 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
           shas.push({ repo, sha });
           const response = await sendWebhook({ url: `${server.url}/api/github/webhooks`, secret: WEBHOOK_SECRET, event: "push", payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: "main", after: sha }) });
           if (response.status >= 300) throw new Error(`push answered ${response.status}: ${response.body}`);
-          if (k < settings.revisionsPerRepository - 1) await watch.until(repo.fullName, sha, (p) => p.tarballAt !== undefined, 300_000);
+          // Building (its source was fetched), or already finished (a failure may never fetch it).
+          if (k < settings.revisionsPerRepository - 1) await watch.until(repo.fullName, sha, (p) => p.tarballAt !== undefined || p.checkRunCompletedAt !== undefined, 300_000);
         }
       }),
     );
@@ -76,9 +84,16 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const embedded = leases.filter((line) => line.includes(`-${server.process.pid}-`)).length;
 
     const directSeconds = await runDirectly(total, 4);
-    rows.push({ section: SECTION, figure: `revisions per second (${total} no-op builds, ${settings.repositories} repositories, 2 listeners)`, unit: "/s", slipway: total / seconds, baseline: total / directSeconds, baselineIs: "sh -c true, 4 at a time", ratio: ratioOf(total / seconds, total / directSeconds), goal: "", met: null, note: `push → last check run completed ${seconds.toFixed(1)} s; ${failed} not successful; leases: ${embedded} embedded listener, ${leases.length - embedded} standalone` });
-    rows.push({ section: SECTION, figure: "control plane peak RSS (VmHWM) during the run", unit: "MiB", slipway: peak.peakRss / MIB, baseline: idle.rss / MIB, baselineIs: "idle after start", ratio: ratioOf(peak.peakRss, idle.rss), goal: "", met: null, note: `highest RSS sampled every 250 ms: ${(peak.maxSampledRss / MIB).toFixed(0)} MiB; the embedded listener serves its deployments' PGlite databases in this process` });
-    if (failed > 0) env.problems.push(`throughput: ${failed} of ${total} revisions did not succeed`);
+    rows.push({ section: SECTION, figure: `revisions per second (${total} no-op builds, ${settings.repositories} repositories, 2 listeners)`, unit: "/s", slipway: total / seconds, baseline: total / directSeconds, baselineIs: "sh -c true, 4 at a time", ratio: ratioOf(total / seconds, total / directSeconds), goal: "", met: null, note: `push → last check run completed ${seconds.toFixed(1)} s; ${failed} not successful; leases: ${embedded} embedded listener, ${leases.length - embedded} standalone; databases: ${databases}` });
+    rows.push({ section: SECTION, figure: "control plane peak RSS (VmHWM) during the run", unit: "MiB", slipway: peak.peakRss / MIB, baseline: idle.rss / MIB, baselineIs: "idle after start", ratio: ratioOf(peak.peakRss, idle.rss), goal: "", met: null, note: `highest RSS sampled every 250 ms: ${(peak.maxSampledRss / MIB).toFixed(0)} MiB; the embedded listener and its builds' workers run in this process${postgres ? "" : ", and it serves its deployments' PGlite databases"}` });
+    if (failed > 0) {
+      const failures = shas
+        .map(({ repo, sha }) => env.github.checkRuns({ owner: repo.owner, name: repo.name }).find((run) => run.headSha === sha))
+        .filter((run) => run && run.conclusion !== "success")
+        .map((run) => `${run!.owner}/${run!.repo}@${run!.headSha.slice(0, 7)}: ${run!.output.title ?? ""} — ${(run!.output.summary ?? "").replace(/\s+/g, " ").slice(0, 300)}`);
+      env.problems.push(`throughput: ${failed} of ${total} revisions did not succeed:\n    ${failures.slice(0, 5).join("\n    ")}`);
+      details.failures = failures;
+    }
 
     // Soak: deliveries to a branch no environment tracks (recorded, config read, ignored).
     const before = await readHeapAfterGc(server.process.pid!, server.heapFile!);
@@ -132,6 +147,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     }
     await listener.stop();
     await server.stop();
+    if (postgres) await dropBenchDatabases().catch((error: unknown) => env.say(`could not drop the benchmark's databases: ${(error as Error).message}`));
   }
   return { rows, details };
 }

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { FINAL_STATES, type BuildSettings, type Deployment, type PullRequestLink, type RepositoryRef, type Revision, type StateDocument, type Trigger } from "../store/model.js";
+import { FINAL_STATES, type BuildSettings, type Deployment, type PullRequestLink, type RepositoryRef, type Revision, type RunSettings, type StateDocument, type Trigger } from "../store/model.js";
 
 export interface RevisionRequest {
   installationId: number;
@@ -9,6 +9,7 @@ export interface RevisionRequest {
   ref: string;
   trigger: Trigger;
   build: BuildSettings;
+  run?: RunSettings;
   /**
    * When the commit already has a revision of this deployment: `never` (default) reuses it;
    * `if-finished` makes a new one unless that one is still queued or running (`/deploy`);
@@ -82,6 +83,7 @@ export function createRevision(state: StateDocument, request: RevisionRequest, n
     trigger: request.trigger,
     state: "QUEUED",
     build: request.build,
+    run: request.run,
     phases: [],
     attempts: 0,
     github: {},

@@ -1,7 +1,7 @@
 import { parseDocument, isMap, isSeq, type Node } from "yaml";
 import { z } from "zod";
 import type { ProbotOctokit } from "probot";
-import type { BuildSettings } from "../store/model.js";
+import type { BuildSettings, RunSettings } from "../store/model.js";
 
 export const CONFIG_PATH = ".github/slipway.yml";
 
@@ -41,10 +41,12 @@ export const repoConfigSchema = z
       .object({
         command: z.string().min(1),
         healthcheck: z.string().startsWith("/", "healthcheck is a path such as /healthz").optional(),
-        timeout: z.number().int().positive().max(3_600).optional(),
+        timeout: z.number().int().positive().max(3_600).default(60).describe("seconds to become healthy"),
+        memory_mb: z.number().int().positive().optional().describe("lowers the listener's memory cap per process"),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe("optional: start each revision, health-check it, switch traffic to it"),
   })
   .strict();
 
@@ -95,6 +97,11 @@ export function environmentsForBranch(config: RepoConfig, branch: string, defaul
 
 export function buildSettingsOf(config: RepoConfig): BuildSettings {
   return { commands: config.build.commands, timeoutSeconds: config.build.timeout, env: config.build.env };
+}
+
+export function runSettingsOf(config: RepoConfig): RunSettings | undefined {
+  const run = config.run;
+  return run && { command: run.command, healthcheck: run.healthcheck, timeoutSeconds: run.timeout, memoryMb: run.memory_mb };
 }
 
 async function readRawConfig(octokit: ProbotOctokit, owner: string, repo: string): Promise<string> {

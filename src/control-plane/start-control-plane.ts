@@ -49,9 +49,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     signIn: readSignInSettings(process.env),
     // What GitHub says now, not what the last webhook said: a repository made private stops being shown at once.
     async isPublicRepository(deployment) {
-      const octokit = await probot.auth(deployment.installationId);
-      const { data } = await octokit.rest.repos.get({ owner: deployment.repository.owner, repo: deployment.repository.name });
-      return data.private === false;
+      try {
+        const octokit = await probot.auth(deployment.installationId);
+        const { data } = await octokit.rest.repos.get({ owner: deployment.repository.owner, repo: deployment.repository.name });
+        return data.private === false;
+      } catch (error) {
+        // Uninstalled, or the repository is gone: nothing of it is public through Slipway any more.
+        if ((error as { status?: number }).status === 404) return false;
+        throw error;
+      }
     },
     async cancel(revisionId, actorLogin) {
       await queue.cancel(revisionId, `Cancelled by @${actorLogin}`);

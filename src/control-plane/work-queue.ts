@@ -14,7 +14,9 @@ import type { StateStore } from "../store/open-state-store.js";
 import type { SecretBox } from "../store/secret-box.js";
 import type {
   CompleteRequest,
+  CrashReport,
   HeartbeatResponse,
+  RunningRevision,
   ProgressReport,
   RevisionWork,
   TeardownWork,
@@ -53,6 +55,10 @@ export interface WorkQueue {
   lease(listenerId: string, waitSeconds: number, signal?: AbortSignal): Promise<Work | undefined>;
   heartbeat(leaseId: string, report: ProgressReport): Promise<HeartbeatResponse | LeaseLost>;
   complete(leaseId: string, request: CompleteRequest): Promise<"ok" | LeaseLost>;
+  /** The active revision of each environment this listener deployed and runs (for a restarted listener). */
+  running(listenerId: string): RunningRevision[];
+  /** A running revision kept crashing and was left stopped. */
+  crashed(report: CrashReport): Promise<void>;
   /** Cancels a queued revision at once, or asks its listener to stop. */
   cancel(revisionId: string, reason: string): Promise<void>;
   /** New work may be runnable: answer waiting listeners. */
@@ -210,6 +216,7 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
         ? { action: "connect", url: options.secrets.open(deployment.database.encryptedUrl) }
         : { action: "provision" },
       build: leased.build,
+      run: leased.run,
       source: {
         tarballUrl: `${options.apiBaseUrl}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/tarball/${leased.sha}`,
         token: source.token,
@@ -368,6 +375,7 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
         }
         r.state = request.outcome as Revision["state"];
         r.error = request.error;
+        if (request.outcome === "DEPLOYED" && request.environmentUrl) r.environmentUrl = request.environmentUrl;
         r.infrastructureFault = request.infrastructureFault || undefined;
         r.updatedAt = at;
         r.finishedAt = at;
@@ -376,6 +384,41 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
       options.onRevisionChanged(revision.id);
       queue.wake(); // the deployment is free for its next revision
       return "ok";
+    },
+
+    running(listenerId) {
+      const result: RunningRevision[] = [];
+      for (const deployment of Object.values(store.state.deployments)) {
+        if (deployment.state !== "READY") continue;
+        const active = Object.values(store.state.revisions)
+          .filter((r) => r.deploymentId === deployment.id && r.state === "DEPLOYED")
+          .sort((a, b) => b.number - a.number)[0];
+        if (!active?.run || active.lease?.listenerId !== listenerId || active.runtimeError) continue;
+        result.push({
+          deployment: {
+            id: deployment.id,
+            environment: deployment.environment,
+            installationId: deployment.installationId,
+            repository: deployment.repository.fullName,
+          },
+          revision: { id: active.id, sha: active.sha, ref: active.ref },
+          build: active.build,
+          run: active.run,
+          databaseUrl: deployment.database && options.secrets.open(deployment.database.encryptedUrl),
+        });
+      }
+      return result;
+    },
+
+    async crashed(report) {
+      const revision = store.state.revisions[report.revisionId];
+      if (!revision || revision.lease?.listenerId !== report.listenerId) return;
+      await store.update((state) => {
+        const r = state.revisions[report.revisionId];
+        if (r) Object.assign(r, { runtimeError: report.message.slice(0, 500), updatedAt: new Date().toISOString() });
+      });
+      log.warn({ revision: report.revisionId }, "a running revision kept crashing and was left stopped");
+      options.onRevisionChanged(report.revisionId);
     },
 
     async cancel(revisionId, reason) {

@@ -2,7 +2,9 @@ import type { Logger } from "pino";
 import {
   PROTOCOL_PREFIX,
   type CompleteRequest,
+  type CrashReport,
   type HeartbeatResponse,
+  type RunningRevision,
   type LeaseRequest,
   type ProgressReport,
   type Work,
@@ -20,6 +22,9 @@ export interface ControlPlaneClient {
   lease(request: LeaseRequest, signal?: AbortSignal): Promise<Work | undefined>;
   heartbeat(leaseId: string, report: ProgressReport): Promise<HeartbeatResponse>;
   complete(leaseId: string, request: CompleteRequest): Promise<void>;
+  /** The active revisions this listener deployed and should run (after a restart). */
+  running(listenerId: string): Promise<RunningRevision[]>;
+  crashed(report: CrashReport): Promise<void>;
 }
 
 /**
@@ -57,6 +62,12 @@ export function createControlPlaneClient(options: { url: string; token: string; 
     },
     async complete(leaseId, request) {
       await post(`/${leaseId}/complete`, request);
+    },
+    async running(listenerId) {
+      return ((await (await post("/running", { listenerId })).json()) as { running: RunningRevision[] }).running;
+    },
+    async crashed(report) {
+      await post("/crashed", report);
     },
   };
 }

@@ -19,12 +19,14 @@ try {
     throw new Error("a standalone listener needs SLIPWAY_CONTROL_PLANE_URL and SLIPWAY_LISTENER_TOKEN");
   }
   const database = createDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
-  const listener = startListener({
+  const listener = await startListener({
     client: createControlPlaneClient({ url: settings.controlPlaneUrl, token: settings.listenerToken, log }),
     database,
     adminDatabaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
     maxConcurrentBuilds: settings.maxConcurrentBuilds,
+    routerPort: settings.routerPort,
+    routerDomain: settings.routerDomain,
     log,
   });
   onShutdownSignals({

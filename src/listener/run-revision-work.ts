@@ -8,11 +8,18 @@ import { secretsOf } from "./database/database-backend.js";
 import type { BuildJobData, BuildJobMessage, BuildJobResult, ProvisionJobData, ProvisionJobResult } from "./job-messages.js";
 import type { JobRun, JobRunner } from "./job-runner.js";
 import { startWorkProgress } from "./work-progress.js";
+import { buildEnvironment } from "./build/build-environment.js";
+import { createBuildLog } from "./build/build-log.js";
+import type { RevisionRunner } from "./run/create-revision-runner.js";
+import { revisionHost } from "./run/revision-host.js";
 
 export interface RevisionWorkContext {
   client: ControlPlaneClient;
   jobs: JobRunner;
   database: DatabaseBackend;
+  /** Starts revisions that have a `run` section, behind the router. */
+  runner: RevisionRunner;
+  routerDomain: string;
   /** What the provisioning job needs to build its own backend in its worker. */
   provisioning: Omit<ProvisionJobData, "identity">;
   workRoot: string;
@@ -134,13 +141,16 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
     runsDir: context.runsDir,
     secrets: [work.source.token, ...secretsOf(databaseUrl), ...secretsOf(provisionedUrl)],
   };
+  let logEnd = 0;
   const run = await context.jobs.run<BuildJobResult>({
     job: "build-revision",
     runId,
     workerData: data,
     onMessage(message) {
       const m = message as BuildJobMessage;
-      if (m.type === "log") progress.log(m.text, m.offset);
+      if (m.type !== "log") return;
+      progress.log(m.text, m.offset);
+      logEnd = m.offset + Buffer.byteLength(m.text);
     },
   });
   current = run;
@@ -153,19 +163,82 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
   current = undefined;
   const outcome = result.outcome === "succeeded" ? "succeeded" : result.outcome === "cancelled" ? "cancelled" : "failed";
   progress.event({ type: "phase_finished", phase: "build", at: now(), outcome });
-  await keepOnlyLatestBuild(path.dirname(workDir), result.outcome === "succeeded" ? work.revision.id : undefined, workDir);
+  if (result.outcome === "cancelled") {
+    await removeBuild(workDir);
+    return finish("CANCELLED", result.error ?? "Cancelled");
+  }
+  if (result.outcome !== "succeeded") {
+    await removeBuild(workDir);
+    return finish("BUILD_FAILED", result.error, result.infrastructureFault);
+  }
+  if (!work.run) {
+    await keepOnlyBuild(workDir);
+    return finish("DEPLOYED");
+  }
 
-  if (result.outcome === "succeeded") return finish("DEPLOYED");
-  if (result.outcome === "cancelled") return finish("CANCELLED", result.error ?? "Cancelled");
-  return finish("BUILD_FAILED", result.error, result.infrastructureFault);
+  // Deploy: start the new revision, health-check it, switch traffic, stop the previous one.
+  progress.event({ type: "phase_started", phase: "deploy", at: now() });
+  const abortDeploy = new AbortController();
+  current = { result: Promise.resolve(undefined), cancel: () => abortDeploy.abort() };
+  if (cancelled || released || leaseLost) abortDeploy.abort();
+  let shipOutput = true;
+  const runLog = await createBuildLog({
+    file: path.join(workDir, "run.log"),
+    secrets: data.secrets,
+    // Until the lease ends, the revision's own output goes on in its log on the status page;
+    // after that it stays in run.log beside the build.
+    onChunk: (text, offset) => {
+      if (shipOutput) progress.log(text, logEnd + offset);
+    },
+  });
+  const deployed = await context.runner.deploy({
+    deploymentId: work.deployment.id,
+    host: revisionHost({ environment: work.deployment.environment, repository: work.deployment.repository, domain: context.routerDomain }),
+    revisionId: work.revision.id,
+    cwd: path.join(workDir, "source"),
+    command: work.run.command,
+    env: buildEnvironment({
+      configEnv: work.build.env,
+      databaseUrl,
+      sha: work.revision.sha,
+      ref: work.revision.ref,
+      environment: work.deployment.environment,
+      revisionId: work.revision.id,
+      runMarker: `slipway-run-${work.revision.id}`, // replaced per process by the runner
+    }),
+    healthcheck: work.run.healthcheck,
+    timeoutMs: work.run.timeoutSeconds * 1000,
+    memoryLimitMb: work.run.memoryMb,
+    onOutput: (text) => runLog.write(text),
+    signal: abortDeploy.signal,
+  });
+  current = undefined;
+  if (!deployed.ok) {
+    const tail = runLog.tail(4_000); // masked, unlike the runner's own tail
+    await runLog.close();
+    progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: abortDeploy.signal.aborted ? "cancelled" : "failed" });
+    await removeBuild(workDir);
+    if (abortDeploy.signal.aborted) return finish("CANCELLED", "Cancelled while starting");
+    return finish("DEPLOY_FAILED", `The new revision did not become healthy: ${deployed.error}${tail ? ` — last output: ${tail.slice(-300)}` : ""}`);
+  }
+  progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: "succeeded", note: `serving at ${deployed.url}` });
+  await keepOnlyBuild(workDir); // the previous revision is stopped by now
+  await progress.complete({ outcome: "DEPLOYED", environmentUrl: deployed.url });
+  shipOutput = false;
+  context.stopping?.removeEventListener("abort", release);
+  log.info({ url: deployed.url }, "revision deployed and serving");
+  return "DEPLOYED";
 }
 
-/** A deployment's folder keeps the newest successful build (a later issue runs it); failed ones go. */
-async function keepOnlyLatestBuild(deploymentDir: string, keep: string | undefined, current: string) {
-  if (!keep) {
-    await rm(current, { recursive: true, force: true });
-    return;
-  }
+/** Removes a build that will not run (failed, cancelled, or not healthy). */
+async function removeBuild(workDir: string) {
+  await rm(workDir, { recursive: true, force: true });
+}
+
+/** Keeps only this build in its deployment's folder: the one that runs now, or the newest. */
+async function keepOnlyBuild(workDir: string) {
+  const deploymentDir = path.dirname(workDir);
+  const keep = path.basename(workDir);
   for (const name of await readdir(deploymentDir).catch(() => [] as string[])) {
     if (name !== keep) await rm(path.join(deploymentDir, name), { recursive: true, force: true });
   }

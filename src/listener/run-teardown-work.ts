@@ -3,11 +3,19 @@ import type { TeardownWork } from "../protocol/listener-protocol.js";
 import type { ControlPlaneClient } from "./control-plane-client.js";
 import { describeDatabaseError, type DatabaseBackend } from "./database/database-backend.js";
 import { startWorkProgress } from "./work-progress.js";
+import type { RevisionRunner } from "./run/create-revision-runner.js";
 
 /** A torn-down deployment: its database is dropped (idempotent), then the control plane is told. */
 export async function runTeardownWork(
   work: TeardownWork,
-  context: { client: ControlPlaneClient; database: DatabaseBackend; adminDatabaseUrl?: string; heartbeatIntervalMs: number; log: Logger },
+  context: {
+    client: ControlPlaneClient;
+    database: DatabaseBackend;
+    runner: RevisionRunner;
+    adminDatabaseUrl?: string;
+    heartbeatIntervalMs: number;
+    log: Logger;
+  },
 ): Promise<void> {
   const log = context.log.child({ environment: work.deployment.environment, teardown: work.leaseId });
   const progress = startWorkProgress({
@@ -24,6 +32,8 @@ export async function runTeardownWork(
     environment: work.deployment.environment,
   };
   try {
+    // First the running revision (its URL answers 404 after), then the database it was using.
+    await context.runner.stop(work.deployment.id);
     await context.database.drop(identity);
     log.info("database dropped");
     await progress.complete({ outcome: "DELETED" });

@@ -1,5 +1,3 @@
-import { hostname } from "node:os";
-import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Work } from "../protocol/listener-protocol.js";
@@ -9,17 +7,28 @@ import { createJobRunner } from "./job-runner.js";
 import { runRevisionWork } from "./run-revision-work.js";
 import { runTeardownWork } from "./run-teardown-work.js";
 import { killOrphanedRuns } from "./kill-orphaned-runs.js";
+import { buildEnvironment } from "./build/build-environment.js";
+import { createRevisionRunner } from "./run/create-revision-runner.js";
+import { createRouter } from "./run/create-router.js";
+import { revisionHost } from "./run/revision-host.js";
+import { stableListenerId } from "./stable-listener-id.js";
 
 export interface ListenerOptions {
   client: ControlPlaneClient;
   database: DatabaseBackend;
+  /** SLIPWAY_ROUTER_PORT and SLIPWAY_ROUTER_DOMAIN: where running revisions answer. */
+  routerPort: number;
+  routerDomain: string;
   /** Passed to the provisioning job, which builds its own backend in its worker. */
   adminDatabaseUrl?: string;
   /** Work folders and embedded databases live here. */
   dataDir: string;
   maxConcurrentBuilds: number;
   log: Logger;
+  /** Default: an id kept in the data folder, so a restarted listener is recognised. */
   listenerId?: string;
+  /** Put before the kept id (the embedded listener's `embedded-`). */
+  listenerIdPrefix?: string;
   heartbeatIntervalMs?: number;
   leaseWaitSeconds?: number;
 }
@@ -34,10 +43,21 @@ export interface Listener {
  * The data-plane listener: pulls work from the control plane (long-polling), at most
  * `maxConcurrentBuilds` at once, and runs each piece as Bree jobs.
  */
-export function startListener(options: ListenerOptions): Listener {
-  const id = options.listenerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+export async function startListener(options: ListenerOptions): Promise<Listener> {
+  const id = options.listenerId ?? (await stableListenerId({ dataDir: options.dataDir, prefix: options.listenerIdPrefix }));
   const log = options.log.child({ component: "listener", listener: id });
   const jobs = createJobRunner({ log });
+  const router = await createRouter({ port: options.routerPort, domain: options.routerDomain, log });
+  const runner = createRevisionRunner({
+    dataDir: options.dataDir,
+    log,
+    router,
+    onCrashLoop(_deploymentId, revisionId, tail) {
+      options.client
+        .crashed({ listenerId: id, revisionId, message: `It kept crashing and was stopped. Last output: ${tail.slice(-300)}` })
+        .catch((error: unknown) => log.warn({ err: { message: (error as Error).message } }, "could not report a crash loop"));
+    },
+  });
   const running = new Map<string, Promise<unknown>>();
   const runsDir = path.join(options.dataDir, "runs");
   const stopping = new AbortController();
@@ -47,6 +67,7 @@ export function startListener(options: ListenerOptions): Listener {
 
   async function loop() {
     await killOrphanedRuns({ runsDir, log });
+    void restoreRunning();
     let failures = 0;
     while (!stopping.signal.aborted) {
       if (running.size >= options.maxConcurrentBuilds) {
@@ -75,11 +96,13 @@ export function startListener(options: ListenerOptions): Listener {
       const heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.min(3_000, (work.leaseTtlSeconds * 1000) / 3);
       const task =
         work.kind === "teardown"
-          ? runTeardownWork(work, { client: options.client, database: options.database, adminDatabaseUrl: options.adminDatabaseUrl, heartbeatIntervalMs, log })
+          ? runTeardownWork(work, { client: options.client, database: options.database, runner, adminDatabaseUrl: options.adminDatabaseUrl, heartbeatIntervalMs, log })
           : runRevisionWork(work, {
               client: options.client,
               jobs,
               database: options.database,
+              runner,
+              routerDomain: options.routerDomain,
               provisioning: { adminUrl: options.adminDatabaseUrl, dataDir: options.dataDir },
               workRoot: path.join(options.dataDir, "work"),
               runsDir,
@@ -94,6 +117,47 @@ export function startListener(options: ListenerOptions): Listener {
           slotFreed?.();
         });
       running.set(work.leaseId, job);
+    }
+  }
+
+  /** After a restart: start again the revisions this listener was running. */
+  async function restoreRunning() {
+    for (let attempt = 1; !stopping.signal.aborted; attempt++) {
+      try {
+        const running = await options.client.running(id);
+        const specs = [];
+        for (const item of running) {
+          const identity = { installationId: item.deployment.installationId, repository: item.deployment.repository, environment: item.deployment.environment };
+          const databaseUrl = item.databaseUrl ? await options.database.connect(identity, item.databaseUrl) : "";
+          specs.push({
+            deploymentId: item.deployment.id,
+            host: revisionHost({ environment: item.deployment.environment, repository: item.deployment.repository, domain: options.routerDomain }),
+            revisionId: item.revision.id,
+            cwd: path.join(options.dataDir, "work", item.deployment.id, item.revision.id, "source"),
+            command: item.run.command,
+            env: buildEnvironment({
+              configEnv: item.build.env,
+              databaseUrl,
+              sha: item.revision.sha,
+              ref: item.revision.ref,
+              environment: item.deployment.environment,
+              revisionId: item.revision.id,
+              runMarker: `slipway-run-${item.revision.id}`,
+            }),
+            healthcheck: item.run.healthcheck,
+            timeoutMs: item.run.timeoutSeconds * 1000,
+            memoryLimitMb: item.run.memoryMb,
+          });
+        }
+        if (specs.length === 0) return;
+        const results = await runner.restore(specs);
+        log.info({ restored: results.filter((r) => r.result.ok).length, of: results.length }, "running revisions started again");
+        return;
+      } catch (error) {
+        const delay = Math.min(30_000, 1_000 * 2 ** Math.min(attempt, 5));
+        log.warn({ err: { message: (error as Error).message }, retryInMs: delay }, "could not restore running revisions; will retry");
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
   }
 
@@ -115,6 +179,8 @@ export function startListener(options: ListenerOptions): Listener {
         await all;
       }
       await jobs.stop();
+      await runner.close();
+      await router.close();
     },
   };
 }

@@ -6,7 +6,7 @@
  *   POST /api/v1/work/<leaseId>/heartbeat   → 200 HeartbeatResponse | 409 lease lost
  *   POST /api/v1/work/<leaseId>/complete    → 200 | 409 lease lost
  */
-import type { BuildSettings, PhaseName } from "../store/model.js";
+import type { BuildSettings, PhaseName, RunSettings } from "../store/model.js";
 
 export const PROTOCOL_PREFIX = "/api/v1/work";
 
@@ -26,6 +26,8 @@ export interface RevisionWork {
   /** First revision of a deployment provisions; later ones connect to what exists. */
   database: { action: "provision" } | { action: "connect"; url: string };
   build: BuildSettings;
+  /** Set when the revision is started after its build (the deploy phase). */
+  run?: RunSettings;
   /** A short-lived token scoped to this one repository, read-only. */
   source: { tarballUrl: string; token: string; expiresAt: string };
 }
@@ -83,4 +85,28 @@ export interface CompleteRequest extends ProgressReport {
   error?: string;
   /** True when the failure is Slipway's or the machine's, not the user's code (deployment status `error`). */
   infrastructureFault?: boolean;
+  /** For a deployed revision that runs: where it answers. */
+  environmentUrl?: string;
+}
+
+/**
+ *   POST /api/v1/work/running   → 200 { running: RunningRevision[] }
+ * What a (re)starting listener should run: the active revision of each environment it deployed.
+ */
+export interface RunningRevision {
+  deployment: { id: string; environment: string; installationId: number; repository: string };
+  revision: { id: string; sha: string; ref: string };
+  build: BuildSettings;
+  run: RunSettings;
+  databaseUrl?: string;
+}
+
+/**
+ *   POST /api/v1/work/crashed   → 200
+ * A running revision kept crashing and was left stopped.
+ */
+export interface CrashReport {
+  listenerId: string;
+  revisionId: string;
+  message: string;
 }

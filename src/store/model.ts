@@ -110,6 +110,14 @@ export interface BuildSettings {
   env: Record<string, string>;
 }
 
+/** `run` in `.github/slipway.yml`: start the revision and switch traffic to it. */
+export interface RunSettings {
+  command: string;
+  healthcheck?: string;
+  timeoutSeconds: number;
+  memoryMb?: number;
+}
+
 /** What GitHub has been told about a revision, and what ids it gave back. */
 export interface GitHubSync {
   deploymentId?: number;
@@ -135,7 +143,12 @@ export interface Revision {
   trigger: Trigger;
   state: RevisionState;
   build: BuildSettings;
+  run?: RunSettings;
   phases: Phase[];
+  /** Where the running revision answers (from the listener's router). */
+  environmentUrl?: string;
+  /** Set when a running revision kept crashing and was left stopped. */
+  runtimeError?: string;
   /** Why it failed, in words for the check run; never a secret. */
   error?: string;
   /** The failure was Slipway's or the machine's, not the code's (deployment status `error`). */

@@ -22,6 +22,7 @@ export interface CheckRunView {
 export interface DeploymentStatusView {
   state: DeploymentStatusState;
   description: string;
+  environmentUrl?: string;
 }
 
 const CHECK_RUN: Record<RevisionState, { status: CheckRunStatus; conclusion?: CheckRunConclusion }> = {
@@ -79,7 +80,7 @@ export function describeDeploymentStatus(revision: Revision, deployment: Deploym
       case "DEPLOYING":
         return "in_progress";
       case "DEPLOYED":
-        return "success";
+        return revision.runtimeError ? "error" : "success";
       case "CANCELLED":
       case "SUPERSEDED":
         return "inactive";
@@ -89,17 +90,32 @@ export function describeDeploymentStatus(revision: Revision, deployment: Deploym
         return revision.infrastructureFault ? "error" : "failure";
     }
   })();
-  const detail = tornDown ? ": the preview was removed" : revision.error ? `: ${revision.error}` : "";
+  const detail = tornDown
+    ? ": the preview was removed"
+    : revision.runtimeError
+      ? ": it kept crashing and was stopped"
+      : revision.error
+        ? `: ${revision.error}`
+        : "";
   return {
     state,
+    environmentUrl: state === "success" ? revision.environmentUrl : undefined,
     // An inactive deployment needs no second word: keep it from costing another write.
     description: state === "inactive" ? "Inactive" : clip(`${TITLES[revision.state]} (revision ${revision.number} of ${deployment.environment})${detail}`, DESCRIPTION_LIMIT),
   };
 }
 
 /** A short signature of what GitHub shows; equal signatures need no update. */
-export function signatureOf(view: { status?: string; conclusion?: string; state?: string; summary?: string; description?: string; actions?: unknown }): string {
-  return JSON.stringify([view.status, view.conclusion, view.state, view.summary, view.description, view.actions]);
+export function signatureOf(view: {
+  status?: string;
+  conclusion?: string;
+  state?: string;
+  summary?: string;
+  description?: string;
+  actions?: unknown;
+  environmentUrl?: string;
+}): string {
+  return JSON.stringify([view.status, view.conclusion, view.state, view.summary, view.description, view.actions, view.environmentUrl]);
 }
 
 function summarize(revision: Revision, deployment: Deployment): string {

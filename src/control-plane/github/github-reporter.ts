@@ -194,6 +194,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
         state: statusView.state,
         description: statusView.description,
         log_url: revisionUrl,
+        ...(statusView.environmentUrl ? { environment_url: statusView.environmentUrl } : {}),
         ...(statusView.state === "success" ? { auto_inactive: !isPreview(deployment) } : {}),
       });
       await change((r) => (r.github.deploymentStatusSent = signatureOf(statusView)));

@@ -44,6 +44,8 @@ export function describePullRequestComment(options: {
     `| Revision | ${revision.number} · \`${revision.sha.slice(0, 7)}\` · ${triggerText(revision)} |`,
     `| Status page | ${publicUrl}/revisions/${revision.id} |`,
   );
+  if (revision.environmentUrl && revision.state === "DEPLOYED") lines.push(`| Preview | ${revision.environmentUrl} |`);
+  if (revision.runtimeError) lines.push("| Running | ❌ it kept crashing and was stopped; see the status page |");
   if (revision.error) lines.push(`| What went wrong | ${revision.error.replace(/[|\r\n]/g, " ")} |`);
   if (options.logTail && FINAL_STATES.has(revision.state) && revision.state !== "DEPLOYED") {
     const tail = options.logTail.split("\n").slice(-TAIL_LINES).join("\n");

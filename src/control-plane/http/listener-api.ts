@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { PROTOCOL_PREFIX, type CompleteRequest, type LeaseRequest, type ProgressReport } from "../../protocol/listener-protocol.js";
+import { PROTOCOL_PREFIX, type CompleteRequest, type CrashReport, type LeaseRequest, type ProgressReport } from "../../protocol/listener-protocol.js";
 import type { WorkQueue } from "../work-queue.js";
 import { HttpError, hasBearerToken, readJson, sendJson } from "./http-helpers.js";
 
@@ -42,6 +42,22 @@ export function createListenerApi(options: { queue: WorkQueue; token: string; lo
         return true;
       }
       sendJson(response, 200, { work });
+      return true;
+    }
+
+    if (pathname === `${PROTOCOL_PREFIX}/running`) {
+      const body = await readJson<{ listenerId?: string }>(request);
+      if (typeof body.listenerId !== "string") throw new HttpError(400, "listenerId is required");
+      sendJson(response, 200, { running: queue.running(body.listenerId) });
+      return true;
+    }
+    if (pathname === `${PROTOCOL_PREFIX}/crashed`) {
+      const body = await readJson<CrashReport>(request);
+      if (typeof body.listenerId !== "string" || typeof body.revisionId !== "string" || typeof body.message !== "string") {
+        throw new HttpError(400, "listenerId, revisionId and message are required");
+      }
+      await queue.crashed(body);
+      sendJson(response, 200, { ok: true });
       return true;
     }
 

@@ -1,5 +1,5 @@
 import type { CheckRunIntent } from "../../store/model.js";
-import { buildSettingsOf, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf, loadRepoConfig } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -34,6 +34,7 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
     ref: revision.ref,
     trigger: { kind: intent.action === "redeploy" ? "redeploy" : "rerun", actor: intent.actor, deliveryId },
     build: config.ok ? buildSettingsOf(config.config) : revision.build,
+    run: config.ok ? runSettingsOf(config.config) : revision.run,
     again: "always",
   });
   return { status: "processed" };

@@ -2,7 +2,7 @@ import { FINAL_STATES, type CommandIntent } from "../../store/model.js";
 import { DEPLOY_COMMAND_HELP } from "../commands/parse-deploy-command.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
-import { buildSettingsOf, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf, loadRepoConfig } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -72,6 +72,7 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     ref: `refs/heads/${pr.head.ref}`,
     trigger: { kind: "deploy_command", actor, deliveryId, commentId: intent.commentId },
     build: buildSettingsOf(config.config),
+    run: runSettingsOf(config.config),
     again: "if-finished",
     pullRequest: { number, headRepository, fork: headRepository !== repository.fullName },
   });

@@ -1,7 +1,7 @@
 import { FINAL_STATES, type PullRequestIntent } from "../../store/model.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { replyOnPullRequest } from "../github/pull-request-replies.js";
-import { buildSettingsOf, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf, loadRepoConfig } from "../repo-config.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
 
@@ -64,6 +64,7 @@ export async function processPullRequest(context: IntentContext, intent: PullReq
     ref: `refs/heads/${intent.headRef}`,
     trigger: { kind: "pr_update", actor: intent.actor, deliveryId },
     build: buildSettingsOf(config.config),
+    run: runSettingsOf(config.config),
   });
   return { status: "processed" };
 }

@@ -1,6 +1,6 @@
 import type { PushIntent } from "../../store/model.js";
 import { reportInvalidConfig } from "../github/report-invalid-config.js";
-import { buildSettingsOf, environmentsForBranch, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf, environmentsForBranch, loadRepoConfig } from "../repo-config.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
 
@@ -28,6 +28,7 @@ export async function processPush(context: IntentContext, intent: PushIntent, de
       ref: intent.ref,
       trigger: { kind: "push", actor: intent.pusher, deliveryId },
       build: buildSettingsOf(config.config),
+      run: runSettingsOf(config.config),
     });
   }
   return { status: "processed" };

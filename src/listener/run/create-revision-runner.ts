@@ -35,7 +35,10 @@ export interface RunSpec {
   onOutput?: (text: string) => void;
 }
 
-export type DeployOptions = RunSpec;
+export interface DeployOptions extends RunSpec {
+  /** Cancels the deploy while the revision is starting (the previous one keeps serving); no effect once traffic switched. */
+  signal?: AbortSignal;
+}
 
 export type DeployResult = { ok: true; port: number; url: string } | { ok: false; error: string; outputTail: string };
 
@@ -365,12 +368,21 @@ export function createRevisionRunner(options: CreateRevisionRunnerOptions): Revi
       superseded.state = "retired";
       superseded.abort.abort(`superseded by revision ${spec.revisionId}`);
     }
-    const slot = newSlot(env, { ...spec, host });
+    const { signal, ...runSpec } = spec;
+    const slot = newSlot(env, { ...runSpec, host });
     env.starting = slot;
+    const onCancel = () => {
+      if (slot.state !== "starting") return;
+      slot.state = "retired";
+      slot.abort.abort("cancelled");
+    };
+    if (signal?.aborted) onCancel();
+    signal?.addEventListener("abort", onCancel, { once: true });
     if (env.active?.state !== "serving" && env.active?.state !== "restarting") router.markStarting(host);
     slot.log.info({ host }, "deploying revision");
 
     const result = await launch(slot);
+    signal?.removeEventListener("abort", onCancel);
     if (env.starting === slot) env.starting = undefined;
     const stillOurs = environments.get(spec.deploymentId) === env && slot.state === "starting";
     if (!result.ok) {

@@ -280,6 +280,30 @@ describe("who may read what", () => {
   });
 });
 
+describe("whether a repository is public", () => {
+  it("is what GitHub says now, not what the last event said; not knowing shows strangers nothing", async () => {
+    let answer: () => Promise<boolean> = async () => false;
+    handler = await pages({ isPublicRepository: () => answer() });
+    // Recorded as public, but GitHub says private now (made private since its last push):
+    expect((await request(`/revisions/${publicSite.revision.id}`)).status).toBe(302);
+    expect((await request(`/api/v1/revisions/${publicSite.revision.id}`)).status).toBe(404);
+
+    answer = async () => {
+      throw Object.assign(new Error("Bad gateway"), { status: 502 });
+    };
+    clock += CACHE_MS + 1;
+    expect((await request(`/revisions/${publicSite.revision.id}`)).status).toBe(503);
+    const index = await request("/");
+    expect(index.status).toBe(200);
+    expect(index.text).toContain("GitHub did not answer");
+    expect(index.text).not.toContain("acme/site");
+    expect((await request("/api/v1/deployments")).status).toBe(503);
+    // A signed-in person's own token answers instead.
+    const rita = await signIn("rita");
+    expect((await request(`/revisions/${publicSite.revision.id}`, { cookie: rita })).status).toBe(200);
+  });
+});
+
 describe("sessions", () => {
   it("a forged, tampered or foreign cookie is no session: it is cleared and the private page sends to sign-in", async () => {
     const rita = await signIn("rita");

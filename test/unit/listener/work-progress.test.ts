@@ -21,6 +21,8 @@ function recordingClient(options: { heartbeatDelayMs?: number; failFirstHeartbea
   };
   const client: ControlPlaneClient = {
     lease: async () => undefined,
+    running: async () => [],
+    crashed: async () => undefined,
     async heartbeat(_leaseId, sent): Promise<HeartbeatResponse> {
       const report = structuredClone(sent); // what went over the wire, as HTTP would have it
       await new Promise((resolve) => setTimeout(resolve, options.heartbeatDelayMs ?? 0));

@@ -249,7 +249,7 @@ describe("createRevisionRunner", () => {
     expect(keys.filter((key) => !expected.includes(key))).toEqual([]);
   });
 
-  it("refuses an address another deployment holds, and lets a newer deploy supersede one still starting", async () => {
+  it("refuses an address another deployment holds; a newer deploy supersedes, and a cancel stops, one still starting", async () => {
     const { router, runner } = await setup();
     await runner.deploy(revision("rev-1", tag()));
     const clash = await runner.deploy({ ...revision("other-1", tag()), deploymentId: "deployment-9" });
@@ -263,6 +263,16 @@ describe("createRevisionRunner", () => {
     expect(await slow).toMatchObject({ ok: false, error: "superseded by revision rev-3" });
     expect(newest).toMatchObject({ ok: true });
     expect(processesWithTag(slowTag)).toEqual([]);
+    expect((await get(router.port, HOST)).body).toBe("revision rev-3\n");
+
+    // Cancel (the check run's button) while starting: the running revision is untouched.
+    const cancelTag = tag();
+    const cancel = new AbortController();
+    const cancelled = runner.deploy({ ...revision("rev-4", cancelTag, { STARTUP_DELAY_MS: "1500" }), signal: cancel.signal });
+    await until(() => processesWithTag(cancelTag).length > 0);
+    cancel.abort();
+    expect(await cancelled).toMatchObject({ ok: false, error: "cancelled" });
+    expect(processesWithTag(cancelTag)).toEqual([]);
     expect((await get(router.port, HOST)).body).toBe("revision rev-3\n");
   });
 });

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Deployment } from "../../../store/model.js";
-import { UserTokenRejectedError, type GitHubUserApi, type RepositoryAccess } from "./github-user-api.js";
+import { GitHubUnavailableError, UserTokenRejectedError, type GitHubUserApi, type RepositoryAccess } from "./github-user-api.js";
 import type { Session, SessionStore } from "./session-store.js";
 
 export interface AccessPolicy {
@@ -44,7 +44,13 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   const permissions = createTtlCache<RepositoryAccess>(now, cacheMs);
 
   async function isPublic(deployment: Deployment): Promise<boolean> {
-    return visibility.get(String(deployment.repository.id), () => options.isPublic(deployment));
+    return visibility.get(String(deployment.repository.id), () =>
+      options.isPublic(deployment).catch((error: unknown) => {
+        throw error instanceof GitHubUnavailableError
+          ? error
+          : new GitHubUnavailableError(`could not ask GitHub whether ${deployment.repository.fullName} is public: ${(error as Error).message}`);
+      }),
+    );
   }
 
   /** GitHub's answer for this person, asked with their own token; a session GitHub no longer honours grants nothing. */
@@ -77,7 +83,12 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
 
   return {
     async canRead(viewer, deployment) {
-      if (await isPublic(deployment)) return true;
+      try {
+        if (await isPublic(deployment)) return true;
+      } catch (error) {
+        // A signed-in person's own question answers for public repositories too.
+        if (!viewer) throw error;
+      }
       return viewer ? (await userAccess(viewer, deployment, false)).read : false;
     },
     async canWrite(viewer, deployment, writeOptions = {}) {

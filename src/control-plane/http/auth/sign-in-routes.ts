@@ -151,10 +151,11 @@ export function createSignInRoutes(options: SignInRoutesOptions): SignInRoutes {
 
   return async function signInRoutes(request, response, pathname) {
     const method = request.method ?? "GET";
+    // GET only: a HEAD (a link preview) must neither start a sign-in nor spend a code.
     const route =
-      pathname === "/auth/sign-in" && (method === "GET" || method === "HEAD")
+      pathname === "/auth/sign-in" && method === "GET"
         ? "sign-in"
-        : pathname === CALLBACK_PATH && (method === "GET" || method === "HEAD")
+        : pathname === CALLBACK_PATH && method === "GET"
           ? "callback"
           : pathname === "/auth/sign-out" && method === "POST"
             ? "sign-out"

@@ -98,7 +98,7 @@ ${p.note ? html`<span class="muted note">${p.note}</span>` : ""}</li>`,
   }</h2>
 ${
   cut || !final
-    ? html`<div class="log-pager">${
+    ? html`<div class="log-pager" id="log-pager"${cut ? "" : html` hidden`}>${
         cut
           ? html`<p class="muted" id="log-cut">Showing the last ${formatBytes(log.size - log.start)} of ${formatBytes(log.size)}. <a href="${revisionPath}/log">The full log</a>.</p>`
           : ""
@@ -165,9 +165,11 @@ function formatBytes(bytes: number): string {
  * the state changes, which also brings the phases and colours up to date. EventSource
  * reconnects by itself and resumes at the last byte it got (Last-Event-ID).
  *
- * The page holds at most `KEEP` characters of log, so even a 10 MB log never freezes it:
- * live output drops the oldest chunks (which "Show earlier output" brings back), and paging
- * back drops the newest ones, pausing the live view until "Back to the end".
+ * The log is a column of blocks (`.chunk`, each starting at a line start and at a known byte
+ * offset), at most `CHUNK` characters each, so that adding one lays out only that block. The
+ * page holds at most `KEEP` characters, so even a 10 MB log never freezes it: live output
+ * drops the oldest blocks (which "Show earlier output" brings back), and paging back drops the
+ * newest ones, pausing the live view until "Back to the end".
  */
 const LOG_SCRIPT = String.raw`
 (() => {
@@ -175,24 +177,27 @@ const LOG_SCRIPT = String.raw`
   const log = document.getElementById("log");
   if (!log) return;
   const root = document.scrollingElement || document.documentElement;
+  const pager = document.getElementById("log-pager");
   const earlier = document.getElementById("log-earlier");
   const cut = document.getElementById("log-cut");
   const later = document.getElementById("log-later");
   const empty = document.getElementById("log-empty");
   const live = document.getElementById("live");
   const KEEP = 2000000;
+  const CHUNK = 262144;
   let kept = log.textContent.length;
   let source;
 
   const firstStart = () => (log.firstElementChild ? Number(log.firstElementChild.dataset.start) : Number(data.logEnd || 0));
   const chunk = (start) => {
-    const span = document.createElement("span");
-    span.className = "chunk";
-    span.dataset.start = String(start);
-    return span;
+    const block = document.createElement("span");
+    block.className = "chunk";
+    block.dataset.start = String(start);
+    return block;
   };
   const showEarlier = () => {
     if (earlier) earlier.hidden = firstStart() <= 0;
+    if (pager && earlier && !earlier.hidden) pager.hidden = false;
   };
   showEarlier();
 
@@ -202,12 +207,12 @@ const LOG_SCRIPT = String.raw`
       const response = await fetch(data.logPage + "?before=" + firstStart(), { headers: { accept: "application/json" } });
       if (!response.ok) throw new Error("HTTP " + response.status);
       const page = await response.json();
-      const span = chunk(page.start);
-      span.innerHTML = page.html; // rendered and escaped by the server
+      const block = chunk(page.start);
+      block.innerHTML = page.html; // rendered and escaped by the server
       const height = root.scrollHeight;
-      log.prepend(span);
+      log.prepend(block);
       root.scrollTop += root.scrollHeight - height;
-      kept += span.textContent.length;
+      kept += block.textContent.length;
       while (kept > KEEP && log.children.length > 1) {
         kept -= log.lastElementChild.textContent.length;
         log.lastElementChild.remove();
@@ -229,21 +234,51 @@ const LOG_SCRIPT = String.raw`
   if (!data.events || !window.EventSource) return;
   const escapes = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?/g;
   const controls = /[\x00-\x08\x0b-\x1f\x7f]/g;
+  const encoder = new TextEncoder();
   let end = Number(data.logEnd || 0);
+  let tail = log.lastElementChild;
+  let tailLength = tail ? tail.textContent.length : 0;
+  let lineStart = !tail || log.textContent.endsWith("\n");
+
+  const put = (raw) => {
+    const text = raw.replace(/\r\n?/g, "\n").replace(escapes, "").replace(controls, "");
+    if (text) {
+      tail.append(text);
+      tailLength += text.length;
+      kept += text.length;
+    }
+    if (raw) lineStart = raw.endsWith("\n");
+  };
+  const appendLive = (raw, start) => {
+    // A full block ends at the next line end, so that every block starts at a line start.
+    if (tail && tailLength > CHUNK && !lineStart) {
+      const newline = raw.indexOf("\n");
+      if (newline >= 0) {
+        const head = raw.slice(0, newline + 1);
+        put(head);
+        start += encoder.encode(head).length;
+        raw = raw.slice(newline + 1);
+      }
+    }
+    if (!raw) return;
+    if (!tail || (tailLength > CHUNK && lineStart)) {
+      tail = chunk(start);
+      tailLength = 0;
+      log.append(tail);
+    }
+    put(raw);
+  };
+
   source = new EventSource(data.events);
   source.addEventListener("open", () => { if (live) live.textContent = "Following the log live."; });
   source.addEventListener("error", () => { if (live && source) live.textContent = "Connection lost, reconnecting…"; });
   source.addEventListener("log", (event) => {
     const start = end;
     end = Number(event.lastEventId) || end;
-    const text = JSON.parse(event.data).replace(/\r\n?/g, "\n").replace(escapes, "").replace(controls, "");
-    if (!text || !source) return;
+    if (!source) return;
     const atBottom = root.scrollTop + root.clientHeight >= root.scrollHeight - 48;
-    const span = chunk(start);
-    span.textContent = text;
-    log.append(span);
-    kept += text.length;
-    while (kept > KEEP && log.children.length > 1) {
+    appendLive(JSON.parse(event.data), start);
+    while (kept > KEEP && log.children.length > 1 && log.firstElementChild !== tail) {
       kept -= log.firstElementChild.textContent.length;
       log.firstElementChild.remove();
     }

@@ -79,7 +79,7 @@ const STYLE = html`
 --ok:#1a7f37;--failed:#cf222e;--active:#0969da;--waiting:#6e7781;--warn:#9a6700}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#8d96a0;--line:#30363d;--card:#161b22;
 --link:#4493f8;--ok:#238636;--failed:#da3633;--active:#1f6feb;--waiting:#6e7681;--warn:#9e6a03}}
-*{box-sizing:border-box}
+*{box-sizing:border-box}[hidden]{display:none!important}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
 main{max-width:64rem;margin:0 auto;padding:.75rem 1rem 3rem}
 a{color:var(--link);text-decoration:none}a:hover{text-decoration:underline}
@@ -110,6 +110,7 @@ border-left:3px solid var(--line);margin-left:.3rem}
 .timeline .name{font-weight:600;min-width:5.5rem}
 pre.log{background:#0d1117;color:#e6edf3;padding:.75rem;border-radius:8px;margin:.5rem 0;overflow-x:auto;
 white-space:pre-wrap;overflow-wrap:anywhere;min-height:3rem}
+pre.log .chunk{display:block}
 .a-b{font-weight:700}.a-d{opacity:.65}.a-i{font-style:italic}.a-u{text-decoration:underline}
 .a-0{color:#6e7681}.a-1{color:#ff7b72}.a-2{color:#3fb950}.a-3{color:#d29922}.a-4{color:#58a6ff}.a-5{color:#bc8cff}
 .a-6{color:#39c5cf}.a-7{color:#b1bac4}.a-8{color:#8b949e}.a-9{color:#ffa198}.a-10{color:#56d364}.a-11{color:#e3b341}
