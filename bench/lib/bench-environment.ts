@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +44,8 @@ export interface BenchEnvironment {
   saveDatabaseTemplate(dataDir: string): Promise<void>;
   /** Problems of the product seen during the run. */
   problems: string[];
+  /** Keeps a process's output in bench/results/logs/<name>.log. */
+  saveLog(name: string, output: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,12 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
   let templateDir: string | undefined = cachedStamp === `pglite ${pgliteVersion}` ? templateCache : undefined;
   let profiles = 0;
   const problems: string[] = [];
+  const logDir = path.join(BENCH_DIR, "results", "logs");
+  await rm(logDir, { recursive: true, force: true });
+  const saveLog = async (name: string, output: string) => {
+    await mkdir(logDir, { recursive: true });
+    await writeFile(path.join(logDir, `${name}.log`), output);
+  };
 
   return {
     quick: options.quick,
@@ -74,6 +82,7 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
     tmpRoot,
     say,
     problems,
+    saveLog,
     addRepository(name, config) {
       return github.addRepository({ owner: "bench", name, installationId: nextInstallation++, files: { ".github/slipway.yml": config } });
     },
@@ -96,6 +105,8 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
           GHE_HOST: github.host,
           GHE_PROTOCOL: "http",
           SLIPWAY_DATA_DIR: dataDir,
+          // Any free port for the listener's router: 8080 may be taken (another server of this run, other tests).
+          SLIPWAY_ROUTER_PORT: "0",
           LOG_LEVEL: "info",
           ...probe,
           ...(Object.keys(probe).length ? { NODE_OPTIONS: `--import=${SERVER_PROBE}` } : {}),
@@ -115,7 +126,8 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
         async stop(signal) {
           servers.delete(benchServer);
           const code = await running.stop(signal);
-          if (code !== 0 && code !== null) problems.push(`${server.name} exited with code ${code}`);
+          if (code !== 0 && code !== null) problems.push(`${server.name} exited with code ${code} (log: ${path.relative(process.cwd(), path.join(logDir, `${server.name}.log`))})`);
+          await saveLog(server.name, running.output());
           return code;
         },
       };

@@ -34,6 +34,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 function where(frame: CpuProfileNode["callFrame"]): string {
   const file = frame.url.replace(/^file:\/\//, "").replace(`${ROOT}/`, "");
   const name = frame.functionName || "(anonymous)";
+  // tsx hands V8 transformed code, where Slipway's lines are not the file's: name the function only.
+  if (file.startsWith("src/") || file.startsWith("jobs/") || file.startsWith("bench/") || file.startsWith("tools/")) return `${file} ${name}`;
   return file ? `${file}:${frame.lineNumber + 1} ${name}` : name;
 }
 

@@ -30,7 +30,8 @@ const CONFIG = "build:\n  commands: []\n";
 const HEAP_GROWTH_LIMIT = 1.1;
 
 export async function benchThroughputAndMemory(env: BenchEnvironment, load: LoadGenerator, options: { embeddedDatabases?: boolean } = {}): Promise<{ rows: ResultRow[]; details: unknown }> {
-  const settings = env.quick ? { repositories: 10, revisionsPerRepository: 2, soak: 500 } : { repositories: 50, revisionsPerRepository: 10, soak: 10_000 };
+  const settings = env.quick ? { repositories: 8, revisionsPerRepository: 2, soak: 500 } : { repositories: 50, revisionsPerRepository: 10, soak: 10_000 };
+  const settleMs = env.quick ? 1_000 : 3_000;
   const total = settings.repositories * settings.revisionsPerRepository;
   const token = randomBytes(24).toString("base64url");
   const port = await freePort();
@@ -43,14 +44,16 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
   const shared = { SLIPWAY_CONTROL_PLANE_URL: controlPlaneUrl, SLIPWAY_LISTENER_TOKEN: token, ...(postgres ? { SLIPWAY_DATABASE_URL: BENCH_DATABASE_URL } : {}) };
   const databases = postgres ? "one PostgreSQL server (SLIPWAY_DATABASE_URL)" : "embedded PGlite databases";
 
-  const server = await env.startServer({ name: "slipway-throughput", port, env: shared, heapProbe: true, profile: true, dataDir: await env.seededDataDir("slipway-throughput") });
-  const listener = await startStandaloneListener({ ...shared, SLIPWAY_DATA_DIR: await env.seededDataDir("listener"), LOG_LEVEL: "info" });
+  const [server, listener] = await Promise.all([
+    env.startServer({ name: "slipway-throughput", port, env: shared, heapProbe: true, profile: true, dataDir: await env.seededDataDir("slipway-throughput") }),
+    startStandaloneListener({ ...shared, SLIPWAY_DATA_DIR: await env.seededDataDir("listener"), SLIPWAY_ROUTER_PORT: "0", LOG_LEVEL: "info" }),
+  ]);
   env.say(`standalone listener started (npm run listener, pid ${listener.process.pid})`);
   const watch = watchRevisions(env.github);
   const rows: ResultRow[] = [];
   const details: Record<string, unknown> = { settings, databases };
   try {
-    await sleep(1_000);
+    await sleep(settleMs);
     const idle = (await readProcessMemory(server.process.pid!))!;
     const memory = sampleProcessMemory(server.process.pid!);
     const repos = Array.from({ length: settings.repositories }, (_, i) => env.addRepository(`throughput-${i}`, CONFIG));
@@ -76,12 +79,12 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const seconds = (finished - started) / 1000;
     const failed = completed.filter((p) => p.conclusion !== "success").length;
     env.say(`throughput: ${total} revisions in ${seconds.toFixed(1)} s (${failed} not successful)`);
-    await Promise.all(repos.map((repo) => watch.quiet(repo.fullName, 2_000, 120_000)));
+    await Promise.all(repos.map((repo) => watch.quiet(repo.fullName, settleMs, 120_000)));
     const peak = await memory.stop();
 
     // Who built what: the control plane logs the listener of every lease.
     const leases = server.output().split("\n").filter((line) => line.includes('"revision leased"'));
-    const embedded = leases.filter((line) => line.includes(`-${server.process.pid}-`)).length;
+    const embedded = leases.filter((line) => line.includes('"listener":"embedded-')).length;
 
     const directSeconds = await runDirectly(total, 4);
     rows.push({ section: SECTION, figure: `revisions per second (${total} no-op builds, ${settings.repositories} repositories, 2 listeners)`, unit: "/s", slipway: total / seconds, baseline: total / directSeconds, baselineIs: "sh -c true, 4 at a time", ratio: ratioOf(total / seconds, total / directSeconds), goal: "", met: null, note: `push → last check run completed ${seconds.toFixed(1)} s; ${failed} not successful; leases: ${embedded} embedded listener, ${leases.length - embedded} standalone; databases: ${databases}` });
@@ -97,7 +100,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
 
     // Soak: deliveries to a branch no environment tracks (recorded, config read, ignored).
     const before = await readHeapAfterGc(server.process.pid!, server.heapFile!);
-    await sleep(2_000);
+    await sleep(settleMs);
     const beforeAgain = await readHeapAfterGc(server.process.pid!, server.heapFile!);
     const firstRequest = env.github.requests.length;
     const soak = await load.run({
@@ -115,7 +118,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const configReads = () => env.github.requests.slice(firstRequest).filter((r) => r.operationId === "repos/get-content").length;
     while (configReads() < settings.soak && Date.now() < deadline) await sleep(250);
     const processed = configReads();
-    await sleep(3_000);
+    await sleep(settleMs);
     const after = await readHeapAfterGc(server.process.pid!, server.heapFile!);
     const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { deliveries: Record<string, unknown>; revisions: Record<string, unknown> };
     const kept = Object.keys(state.deliveries).length;
@@ -132,7 +135,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
       ratio: ratioOf(after.heapUsed, before.heapUsed),
       goal: `≤ ${HEAP_GROWTH_LIMIT}× (noise)`,
       met: after.heapUsed <= before.heapUsed * HEAP_GROWTH_LIMIT,
-      note: `read in the server after two full GCs (bench/lib/server-probe.mjs, SIGUSR2); two readings 2 s apart before the soak differ by ${(noise / MIB).toFixed(2)} MiB; RSS ${mib(before.rss)} → ${mib(after.rss)} MiB; soak acks ${soak.achievedRate.toFixed(0)}/s, p99 ${soakSummary.p99.toFixed(0)} ms; ${processed} of ${settings.soak} processed`,
+      note: `read in the server after two full GCs (bench/lib/server-probe.mjs, SIGUSR2); two readings ${settleMs / 1000} s apart before the soak differ by ${(noise / MIB).toFixed(2)} MiB; RSS ${mib(before.rss)} → ${mib(after.rss)} MiB; soak acks ${soak.achievedRate.toFixed(0)}/s, p99 ${soakSummary.p99.toFixed(0)} ms; ${processed} of ${settings.soak} processed`,
     });
     rows.push({ section: SECTION, figure: "RSS after the soak", unit: "MiB", slipway: after.rss / MIB, baseline: before.rss / MIB, baselineIs: "before it", ratio: ratioOf(after.rss, before.rss), goal: "", met: null });
     rows.push({ section: SECTION, figure: "deliveries kept in state.json after the soak", unit: "", slipway: kept, baseline: null, ratio: null, goal: `≤ ${KEEP_DELIVERIES} (KEEP_DELIVERIES)`, met: kept <= KEEP_DELIVERIES, note: `state.json holds ${Object.keys(state.revisions).length} revisions` });
@@ -146,6 +149,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
       if (lines.length) env.problems.push(`${name}: ${lines.length} error lines in its log (first: ${lines[0]!.slice(0, 300)})`);
     }
     await listener.stop();
+    await env.saveLog("standalone-listener", listener.output());
     await server.stop();
     if (postgres) await dropBenchDatabases().catch((error: unknown) => env.say(`could not drop the benchmark's databases: ${(error as Error).message}`));
   }
@@ -157,7 +161,7 @@ function mib(bytes: number): string {
 }
 
 /** `npm run listener` as its own process group, so it can be stopped as a whole. */
-async function startStandaloneListener(extraEnv: Record<string, string>): Promise<{ process: ChildProcess; errorLines(): string[]; stop(): Promise<void> }> {
+async function startStandaloneListener(extraEnv: Record<string, string>): Promise<{ process: ChildProcess; output(): string; errorLines(): string[]; stop(): Promise<void> }> {
   const child = spawn("npm", ["run", "--silent", "listener"], {
     cwd: path.resolve(BENCH_DIR, ".."),
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", LOG_FORMAT: "json", ...extraEnv },
@@ -175,6 +179,7 @@ async function startStandaloneListener(extraEnv: Record<string, string>): Promis
   }
   return {
     process: child,
+    output: () => output,
     errorLines: () => output.split("\n").filter((line) => /"level":(5\d|60)/.test(line)),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -16,7 +16,6 @@ const PLACEHOLDER = "feedfacefeedfacefeedfacefeedfacefeedface";
 const UNTRACKED_BRANCH = "bench-untracked";
 const REPOSITORIES = 10;
 const P99_LIMIT_MS = 100;
-const WARM_UP = 100;
 
 type Target = "noop" | "ignore" | "enqueue";
 type Mode = "fixed" | "max" | "steps";
@@ -37,8 +36,8 @@ interface StepSummary extends RunSummary {
 
 export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator): Promise<{ rows: ResultRow[]; details: unknown }> {
   const settings = env.quick
-    ? { count: 400, fixedRate: 100, connections: 10, steps: [50, 100, 200, 400, 800, 1600], stepSeconds: 1, freshServerPerMode: false }
-    : { count: 2_000, fixedRate: 100, connections: 10, steps: [25, 50, 100, 200, 300, 400, 600, 800, 1200, 1600, 2400], stepSeconds: 3, freshServerPerMode: true };
+    ? { count: 100, fixedRate: 100, connections: 10, steps: [50, 100, 200, 400, 800], stepSeconds: 1, warmUp: 50, freshServerPerMode: false }
+    : { count: 2_000, fixedRate: 100, connections: 10, steps: [25, 50, 100, 200, 300, 400, 600, 800, 1200, 1600], stepSeconds: 2, warmUp: 100, freshServerPerMode: true };
   const config = ["environments:", "  production: { branch: main }", "build:", "  commands: []", ""].join("\n");
   const repos = Array.from({ length: REPOSITORIES }, (_, i) => env.addRepository(`ack-${i}`, config));
   const templates = {
@@ -62,7 +61,7 @@ export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator
         ? await env.startServer({ name: "noop-probot", script: "bench/lib/noop-probot-app.ts", profile: true })
         : await env.startServer({ name: `slipway-ack-${target}`, env: { SLIPWAY_LISTENER: "off" }, profile: true });
     // Warm up (JIT, installation tokens, connections) before anything is measured.
-    await fire(server, target, WARM_UP, { kind: "max", connections: 2 });
+    await fire(server, target, settings.warmUp, { kind: "max", connections: 2 });
     return server;
   }
 
@@ -80,8 +79,10 @@ export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator
 
   const results: Record<Target, Partial<Record<Mode, RunSummary | StepSummary[]>>> = { noop: {}, ignore: {}, enqueue: {} };
   const errorLogs: Record<string, string[]> = {};
+  // Quick: one server per target, all started at once (start-up is most of a quick run).
+  const started = settings.freshServerPerMode ? undefined : await Promise.all((["noop", "ignore", "enqueue"] as const).map((target) => startTarget(target)));
   for (const target of ["noop", "ignore", "enqueue"] as const) {
-    let server: BenchServer | undefined;
+    let server: BenchServer | undefined = started?.[["noop", "ignore", "enqueue"].indexOf(target)];
     const serverFor = async () => (server ??= await startTarget(target));
     const done = async () => {
       if (!server) return;
@@ -111,7 +112,7 @@ export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator
       steps.push({ ...run, rate, passed });
       env.say(`ack ${target}: step ${rate}/s → achieved ${run.achievedRate.toFixed(0)}/s, p99 ${run.p99.toFixed(1)} ms${passed ? "" : " (not sustained)"}`);
       if (!passed) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, env.quick ? 200 : 500));
     }
     results[target].steps = steps;
     await done();

@@ -2,8 +2,8 @@
  * The status pages in a real browser: headless Chromium (Debian's package, driven by
  * playwright-core) against the real server, with GitHub — its OAuth endpoints included — played
  * by the OpenAPI-validating stand-in. Someone with write permission signs in, watches a build's
- * log arrive live and cancels it; someone without access gets no page and no JSON; a 10 MB log
- * stays responsive. Screenshots go to test-artifacts/.
+ * log arrive live, cancels it and redeploys it; someone without access gets no page and no JSON;
+ * a 10 MB log stays responsive. Screenshots go to test-artifacts/.
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -101,7 +101,7 @@ async function signIn(context: BrowserContext, login: string): Promise<Page> {
 }
 
 describe("the status pages in Chromium", () => {
-  it("signs in with GitHub, follows a running build's log live, and cancels it", async () => {
+  it("signs in with GitHub, follows a running build's log live, cancels it and redeploys it", async () => {
     const sha = await push(app, SLOW_CONFIG);
     const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await signIn(context, "alice");
@@ -119,10 +119,10 @@ describe("the status pages in Chromium", () => {
     await expect.poll(() => page.textContent("#live"), { timeout: 5_000 }).toBe("Following the log live.");
     const ticks = async () => ((await page.textContent("#log")) ?? "").match(/tick \d+/g)?.length ?? 0;
     const shown = await ticks();
-    // New lines arrive without a reload: the element holding the first ones is still there.
-    await page.evaluate(() => ((window as unknown as { firstChunk: Element | null }).firstChunk = document.querySelector("#log > .chunk")));
-    await expect.poll(ticks, { timeout: 5_000, interval: 100 }).toBeGreaterThanOrEqual(shown + 5);
-    expect(await page.evaluate(() => (window as unknown as { firstChunk: Element | null }).firstChunk?.isConnected ?? document.querySelector("#log > .chunk") !== null)).toBe(true);
+    // New lines arrive without a reload: a mark left on this document is still there.
+    await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
+    await expect.poll(ticks, { timeout: 15_000, interval: 100 }).toBeGreaterThanOrEqual(shown + 3);
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
     await page.screenshot({ path: path.join(ARTIFACTS, "revision.png"), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: path.join(ARTIFACTS, "revision-phone.png") });
@@ -136,11 +136,25 @@ describe("the status pages in Chromium", () => {
     });
     expect(cancelled.status).toBe("completed");
     await expect.poll(() => page.getAttribute("#state", "data-state"), { timeout: 10_000 }).toBe("CANCELLED");
+
+    // Redeploy goes through the inbox like the check run's button, which asks GitHub again.
+    await page.click("#redeploy-button");
+    await page.waitForURL(`${revisionUrl}?requested=redeploy`);
+    expect(await page.textContent(".notice")).toContain("Redeploy requested");
+    const again = await github.waitFor((gh) => gh.checkRuns({ owner: "acme", name: "app" }).find((r) => r.headSha === sha && r.externalId !== run.externalId), {
+      timeoutMs: 20_000,
+      description: "a new check run for the redeploy",
+    });
+    expect(again.output.summary).toContain("redeploy by @alice");
+    await page.goto(`${slipway.url}/revisions/${again.externalId}`);
+    await page.click("#cancel-button");
+    await github.waitFor((gh) => gh.checkRuns({ owner: "acme", name: "app" }).find((r) => r.externalId === again.externalId && r.conclusion === "cancelled"), { timeoutMs: 20_000 });
     await context.close();
   });
 
   it("gives someone without access no page and no JSON, and sends strangers to sign in", async () => {
     const revisionId = github.checkRuns({ owner: "acme", name: "app" })[0]!.externalId;
+    expect(revisionId).toMatch(/^[0-9a-f-]{36}$/);
     const context = await browser.newContext();
     const page = await signIn(context, "mallory");
     const answer = await page.goto(`${slipway.url}/revisions/${revisionId}`);
@@ -164,24 +178,37 @@ describe("the status pages in Chromium", () => {
     expect(run.conclusion).toBe("success");
     const context = await browser.newContext();
     const page = await context.newPage();
+    // Long tasks are what a person feels as a frozen page.
+    await page.addInitScript(() => {
+      const tasks: number[] = ((window as unknown as { longTasks: number[] }).longTasks = []);
+      new PerformanceObserver((list) => list.getEntries().forEach((entry) => tasks.push(entry.duration))).observe({ type: "longtask", buffered: true });
+    });
     const started = performance.now();
     await page.goto(`${slipway.url}/revisions/${run.externalId}`);
     const loadMs = performance.now() - started;
     expect(await page.textContent("#log-cut")).toMatch(/Showing the last 256 KiB of (9\.\d|10\.0) MiB/);
 
-    const clicks: number[] = [];
-    while (await page.isVisible("#log-earlier")) {
-      const before = performance.now();
-      const first = await page.getAttribute("#log > .chunk", "data-start");
-      await page.click("#log-earlier");
-      await page.waitForFunction((start) => document.querySelector("#log > .chunk")?.getAttribute("data-start") !== start, first);
-      clicks.push(performance.now() - before);
-      if (clicks.length > 60) break;
-    }
+    // Press "Show earlier output" until the start, each time waiting for the page to show it.
+    const clicks = await page.evaluate(async () => {
+      const button = document.getElementById("log-earlier")!;
+      const firstStart = () => document.querySelector<HTMLElement>("#log > .chunk")!.dataset.start;
+      const times: number[] = [];
+      while (!button.hidden && times.length < 60) {
+        const before = firstStart();
+        const at = performance.now();
+        button.click();
+        while (firstStart() === before) await new Promise((resolve) => setTimeout(resolve, 2));
+        await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+        times.push(performance.now() - at);
+      }
+      return times;
+    });
+    const longTasks = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
     const kept = await page.evaluate(() => document.getElementById("log")!.textContent!.length);
     const beginning = await page.evaluate(() => document.getElementById("log")!.textContent!.slice(0, 4_000));
     process.stdout.write(
-      `10 MB log: page loaded in ${Math.round(loadMs)} ms; ${clicks.length} pages back, median ${Math.round(median(clicks))} ms, slowest ${Math.round(Math.max(...clicks))} ms; ${kept} characters kept in the page\n`,
+      `10 MB log: page loaded in ${Math.round(loadMs)} ms; ${clicks.length} pages back, median ${Math.round(median(clicks))} ms, ` +
+        `slowest ${Math.round(Math.max(...clicks))} ms; longest task ${Math.round(Math.max(0, ...longTasks))} ms; ${kept} characters kept in the page\n`,
     );
     expect(await page.getAttribute("#log > .chunk", "data-start")).toBe("0");
     expect(beginning).toMatch(/^\[slipway\]/);
@@ -189,7 +216,8 @@ describe("the status pages in Chromium", () => {
     expect(clicks.length).toBeGreaterThanOrEqual(35);
     expect(kept).toBeLessThanOrEqual(2_000_000 + 300_000);
     expect(await page.isVisible("#log-later")).toBe(true);
-    expect(Math.max(...clicks)).toBeLessThan(2_000);
+    // Generous for a loaded 2-core machine; measured 50-90 ms when idle.
+    expect(Math.max(0, ...longTasks)).toBeLessThan(1_000);
     await context.close();
   });
 });

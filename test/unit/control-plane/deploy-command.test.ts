@@ -1,15 +1,8 @@
-import nock from "nock";
-import { Probot, ProbotOctokit } from "probot";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createControlPlaneServices, type ControlPlaneServices } from "../../../src/control-plane/create-control-plane-services.js";
+import { describe, expect, it } from "vitest";
 import { issueCommentPayload } from "../../../tools/github-stand-in/webhook-payloads.js";
-import { generateAppKey } from "../../support/app-credentials.js";
-import { silentLog } from "../../support/fixtures.js";
-import { tempDir } from "../../support/temp-dir.js";
+import { mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 
-const API = "https://api.github.com";
 const REPO = "/repos/octo-org/hello-world";
-const { privateKey } = generateAppKey();
 const repository = { id: 1296269, owner: "octo-org", name: "hello-world", fullName: "octo-org/hello-world", defaultBranch: "main", private: false };
 
 function commentPayload(overrides: { body?: string; login?: string; type?: "User" | "Bot"; isPullRequest?: boolean; action?: "created" | "edited" } = {}) {
@@ -27,37 +20,8 @@ function commentPayload(overrides: { body?: string; login?: string; type?: "User
 }
 
 describe("/deploy trust rules", () => {
-  let probot: Probot;
-  let services: ControlPlaneServices;
-
-  beforeEach(async () => {
-    nock.disableNetConnect();
-    probot = new Probot({
-      appId: 1,
-      privateKey,
-      log: silentLog,
-      Octokit: ProbotOctokit.defaults((o: any) => ({ ...o, retry: { enabled: false }, throttle: { ...o.throttle, enabled: false } })),
-    });
-    services = await createControlPlaneServices({
-      settings: { dataDir: await tempDir(), publicUrl: "https://slipway.example", listenerToken: "x".repeat(32), port: 0 },
-      probot,
-      log: silentLog,
-      appId: 1,
-      apiBaseUrl: API,
-      retryBaseMs: 10,
-    });
-    await probot.load(services.appFn);
-  });
-
-  afterEach(() => {
-    services.reporter.close();
-    expect(nock.pendingMocks()).toEqual([]);
-    nock.cleanAll();
-    nock.enableNetConnect();
-  });
-
-  const token = () =>
-    nock(API).post("/app/installations/42/access_tokens").reply(201, { token: "ghs_test", expires_at: new Date(Date.now() + 3600_000).toISOString() });
+  const app = useNockControlPlane();
+  const token = () => mockInstallationToken();
 
   it.each([
     ["read", 200, { permission: "read", role_name: "read" }],
@@ -70,10 +34,10 @@ describe("/deploy trust rules", () => {
       .reply(status, { ...body, user: { login: "mallory" } })
       .post(`${REPO}/issues/42/comments`, (b) => ((reply = b), true))
       .reply(201, { id: 1 });
-    await probot.receive({ id: "c1", name: "issue_comment", payload: commentPayload() });
-    await services.inbox.idle();
+    await app.probot.receive({ id: "c1", name: "issue_comment", payload: commentPayload() });
+    await app.services.inbox.idle();
     expect(reply.body).toContain("write, maintain or admin");
-    expect(Object.keys(services.store.state.revisions)).toHaveLength(0);
+    expect(Object.keys(app.services.store.state.revisions)).toHaveLength(0);
   });
 
   it.each([
@@ -82,9 +46,9 @@ describe("/deploy trust rules", () => {
     ["an edited comment", { action: "edited" as const }],
     ["a quoted command", { body: "> /deploy" }],
   ])("does nothing for %s: not even a request to GitHub", async (_name, overrides) => {
-    await probot.receive({ id: "c2", name: "issue_comment", payload: commentPayload(overrides) });
-    await services.inbox.idle();
-    expect(services.store.state.deliveries.c2).toBeUndefined();
+    await app.probot.receive({ id: "c2", name: "issue_comment", payload: commentPayload(overrides) });
+    await app.services.inbox.idle();
+    expect(app.services.store.state.deliveries.c2).toBeUndefined();
   });
 
   it("a maintainer's /deploy gets eyes at once and builds the head commit read from GitHub", async () => {
@@ -98,12 +62,12 @@ describe("/deploy trust rules", () => {
       .reply(200, { number: 42, state: "open", head: { sha: head, ref: "feature", repo: { full_name: "octo-org/hello-world" } } })
       .get(`${REPO}/contents/.github%2Fslipway.yml`)
       .reply(200, "build: { commands: ['true'] }\n");
-    services.reporter.close(); // GitHub reporting is tested elsewhere; here: what was decided
-    await probot.receive({ id: "c3", name: "issue_comment", payload: commentPayload() });
-    await services.inbox.idle();
-    const revision = Object.values(services.store.state.revisions)[0]!;
+    app.services.reporter.close(); // GitHub reporting is tested elsewhere; here: what was decided
+    await app.probot.receive({ id: "c3", name: "issue_comment", payload: commentPayload() });
+    await app.services.inbox.idle();
+    const revision = Object.values(app.services.store.state.revisions)[0]!;
     expect(revision).toMatchObject({ sha: head, trigger: { kind: "deploy_command", actor: "mallory", commentId: 9001 } });
-    expect(services.store.state.deployments[revision.deploymentId]).toMatchObject({
+    expect(app.services.store.state.deployments[revision.deploymentId]).toMatchObject({
       environment: "pr-42",
       pullRequest: { number: 42, fork: false },
     });

@@ -1,59 +1,21 @@
-import nock from "nock";
-import { Probot, ProbotOctokit } from "probot";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createControlPlaneServices, type ControlPlaneServices } from "../../../src/control-plane/create-control-plane-services.js";
-import { generateAppKey } from "../../support/app-credentials.js";
-import { silentLog } from "../../support/fixtures.js";
+import { describe, expect, it } from "vitest";
+import { mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 import { pushExample } from "../../support/push-example.js";
-import { tempDir } from "../../support/temp-dir.js";
 
-const API = "https://api.github.com";
 const REPO = "/repos/octo-org/hello-world";
-const { privateKey } = generateAppKey();
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
 describe("push webhook", () => {
-  let probot: Probot;
-  let services: ControlPlaneServices;
-
-  beforeEach(async () => {
-    nock.disableNetConnect();
-    probot = new Probot({
-      appId: 1,
-      privateKey,
-      log: silentLog,
-      // The function form: Probot puts its own throttle options over a plain object.
-      Octokit: ProbotOctokit.defaults((o: any) => ({ ...o, retry: { enabled: false }, throttle: { ...o.throttle, enabled: false } })),
-    });
-    services = await createControlPlaneServices({
-      settings: { dataDir: await tempDir(), publicUrl: "https://slipway.example", listenerToken: "x".repeat(32), port: 0 },
-      probot,
-      log: silentLog,
-      appId: 1,
-      apiBaseUrl: API,
-      progressIntervalMs: 0,
-      retryBaseMs: 10,
-    });
-    await probot.load(services.appFn);
-  });
-
-  afterEach(() => {
-    services.reporter.close();
-    expect(nock.pendingMocks()).toEqual([]);
-    nock.cleanAll();
-    nock.enableNetConnect();
-  });
+  const app = useNockControlPlane();
 
   async function settle() {
-    await services.inbox.idle();
-    await services.reporter.idle();
+    await app.services.inbox.idle();
+    await app.services.reporter.idle();
   }
 
   it("queues a revision and tells GitHub: deployment, check run, queued status", async () => {
     const bodies: Record<string, any> = {};
-    nock(API)
-      .post("/app/installations/42/access_tokens")
-      .reply(201, { token: "ghs_test", expires_at: new Date(Date.now() + 3600_000).toISOString() })
+    mockInstallationToken()
       .get(`${REPO}/contents/.github%2Fslipway.yml`)
       .reply(200, "build:\n  commands: ['npm ci']\n")
       .post(`${REPO}/deployments`, (body) => ((bodies.deployment = body), true))
@@ -63,10 +25,10 @@ describe("push webhook", () => {
       .post(`${REPO}/deployments/501/statuses`, (body) => ((bodies.status = body), true))
       .reply(201, { id: 701 });
 
-    await probot.receive({ id: "delivery-1", name: "push", payload: pushExample({ after: SHA }) as any });
+    await app.probot.receive({ id: "delivery-1", name: "push", payload: pushExample({ after: SHA }) as any });
     await settle();
 
-    const revisions = Object.values(services.store.state.revisions);
+    const revisions = Object.values(app.services.store.state.revisions);
     expect(revisions).toHaveLength(1);
     const revision = revisions[0]!;
     expect(revision).toMatchObject({ state: "QUEUED", sha: SHA, build: { commands: ["npm ci"] } });
@@ -86,13 +48,11 @@ describe("push webhook", () => {
       status: "queued",
     });
     expect(bodies.status).toMatchObject({ state: "queued", log_url: `https://slipway.example/revisions/${revision.id}` });
-    expect(services.store.state.deliveries["delivery-1"]?.status).toBe("processed");
+    expect(app.services.store.state.deliveries["delivery-1"]?.status).toBe("processed");
   });
 
   it("records the delivery before answering, and a redelivery makes no second revision", async () => {
-    nock(API)
-      .post("/app/installations/42/access_tokens")
-      .reply(201, { token: "ghs_test", expires_at: new Date(Date.now() + 3600_000).toISOString() })
+    mockInstallationToken()
       .get(`${REPO}/contents/.github%2Fslipway.yml`)
       .reply(404)
       // No config in the repository: Probot's config plugin looks in the organisation's .github repo.
@@ -105,18 +65,16 @@ describe("push webhook", () => {
       .post(`${REPO}/deployments/501/statuses`)
       .reply(201, { id: 701 });
     const payload = pushExample({ after: SHA }) as any;
-    await probot.receive({ id: "delivery-1", name: "push", payload });
+    await app.probot.receive({ id: "delivery-1", name: "push", payload });
     // receive() resolved: the delivery is already in the store (persist, then acknowledge).
-    expect(services.store.state.deliveries["delivery-1"]).toBeDefined();
-    await probot.receive({ id: "delivery-1", name: "push", payload });
+    expect(app.services.store.state.deliveries["delivery-1"]).toBeDefined();
+    await app.probot.receive({ id: "delivery-1", name: "push", payload });
     await settle();
-    expect(Object.keys(services.store.state.revisions)).toHaveLength(1);
+    expect(Object.keys(app.services.store.state.revisions)).toHaveLength(1);
   });
 
   it("a second push of the same commit makes no second revision", async () => {
-    nock(API)
-      .post("/app/installations/42/access_tokens")
-      .reply(201, { token: "ghs_test", expires_at: new Date(Date.now() + 3600_000).toISOString() })
+    mockInstallationToken()
       .get(`${REPO}/contents/.github%2Fslipway.yml`)
       .twice()
       .reply(404)
@@ -129,57 +87,51 @@ describe("push webhook", () => {
       .reply(201, { id: 601 })
       .post(`${REPO}/deployments/501/statuses`)
       .reply(201, { id: 701 });
-    await probot.receive({ id: "d1", name: "push", payload: pushExample({ after: SHA }) as any });
+    await app.probot.receive({ id: "d1", name: "push", payload: pushExample({ after: SHA }) as any });
     await settle();
-    await probot.receive({ id: "d2", name: "push", payload: pushExample({ after: SHA }) as any });
+    await app.probot.receive({ id: "d2", name: "push", payload: pushExample({ after: SHA }) as any });
     await settle();
-    expect(Object.keys(services.store.state.revisions)).toHaveLength(1);
+    expect(Object.keys(app.services.store.state.revisions)).toHaveLength(1);
   });
 
   it.each([
     ["a deleted branch", { deleted: true, after: "0".repeat(40) }],
     ["a tag", { ref: "refs/tags/v1.0.0", after: SHA }],
   ])("ignores %s without calling GitHub", async (_name, overrides) => {
-    await probot.receive({ id: "d-ignored", name: "push", payload: pushExample(overrides) as any });
+    await app.probot.receive({ id: "d-ignored", name: "push", payload: pushExample(overrides) as any });
     await settle();
-    expect(services.store.state.deliveries["d-ignored"]?.status).toBe("ignored");
-    expect(Object.keys(services.store.state.revisions)).toHaveLength(0);
+    expect(app.services.store.state.deliveries["d-ignored"]?.status).toBe("ignored");
+    expect(Object.keys(app.services.store.state.revisions)).toHaveLength(0);
   });
 
   it("ignores a branch no environment tracks", async () => {
-    nock(API)
-      .post("/app/installations/42/access_tokens")
-      .reply(201, { token: "ghs_test", expires_at: new Date(Date.now() + 3600_000).toISOString() })
+    mockInstallationToken()
       .get(`${REPO}/contents/.github%2Fslipway.yml`)
       .reply(200, "environments:\n  staging: { branch: develop }\n");
-    await probot.receive({ id: "d-feature", name: "push", payload: pushExample({ ref: "refs/heads/feature/x", after: SHA }) as any });
+    await app.probot.receive({ id: "d-feature", name: "push", payload: pushExample({ ref: "refs/heads/feature/x", after: SHA }) as any });
     await settle();
-    expect(services.store.state.deliveries["d-feature"]).toMatchObject({ status: "ignored", note: "no environment tracks feature/x" });
-    expect(Object.keys(services.store.state.revisions)).toHaveLength(0);
+    expect(app.services.store.state.deliveries["d-feature"]).toMatchObject({ status: "ignored", note: "no environment tracks feature/x" });
+    expect(Object.keys(app.services.store.state.revisions)).toHaveLength(0);
   });
 
   it("an invalid config fails a check run that names the line and key, and deploys nothing", async () => {
     const config = "environments:\n  production: { branch: main }\nbuild:\n  commands: ['npm ci']\n  timeout: soon\n";
     let checkRun: any;
-    nock(API)
-      .post("/app/installations/42/access_tokens")
-      .reply(201, { token: "ghs_test", expires_at: new Date(Date.now() + 3600_000).toISOString() })
+    mockInstallationToken()
       .get(`${REPO}/contents/.github%2Fslipway.yml`)
       .twice()
       .reply(200, config)
       .post(`${REPO}/check-runs`, (body) => ((checkRun = body), true))
       .reply(201, { id: 9 });
-    await probot.receive({ id: "d-bad", name: "push", payload: pushExample({ after: SHA }) as any });
+    await app.probot.receive({ id: "d-bad", name: "push", payload: pushExample({ after: SHA }) as any });
     await settle();
     expect(checkRun).toMatchObject({ name: "slipway/config", status: "completed", conclusion: "failure", head_sha: SHA });
     expect(checkRun.output.summary).toContain("line 5, build.timeout");
-    expect(Object.keys(services.store.state.revisions)).toHaveLength(0);
+    expect(Object.keys(app.services.store.state.revisions)).toHaveLength(0);
   });
 
   it("keeps trying until GitHub takes the update (502s)", async () => {
-    nock(API)
-      .post("/app/installations/42/access_tokens")
-      .reply(201, { token: "ghs_test", expires_at: new Date(Date.now() + 3600_000).toISOString() })
+    mockInstallationToken()
       .get(`${REPO}/contents/.github%2Fslipway.yml`)
       .reply(404)
       // No config in the repository: Probot's config plugin looks in the organisation's .github repo.
@@ -194,10 +146,10 @@ describe("push webhook", () => {
       .reply(201, { id: 601 })
       .post(`${REPO}/deployments/501/statuses`)
       .reply(201, { id: 701 });
-    await probot.receive({ id: "d-502", name: "push", payload: pushExample({ after: SHA }) as any });
-    await services.inbox.idle();
-    const revision = Object.values(services.store.state.revisions)[0]!;
-    for (let i = 0; i < 500 && !services.store.state.revisions[revision.id]?.github.deploymentStatusSent; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(services.store.state.revisions[revision.id]?.github).toMatchObject({ deploymentId: 501, checkRunId: 601 });
+    await app.probot.receive({ id: "d-502", name: "push", payload: pushExample({ after: SHA }) as any });
+    await app.services.inbox.idle();
+    const revision = Object.values(app.services.store.state.revisions)[0]!;
+    for (let i = 0; i < 500 && !app.services.store.state.revisions[revision.id]?.github.deploymentStatusSent; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(app.services.store.state.revisions[revision.id]?.github).toMatchObject({ deploymentId: 501, checkRunId: 601 });
   });
 });
