@@ -12,6 +12,8 @@ export interface AppManifest {
   description?: string;
   hook_attributes: { url: string; active?: boolean; [key: string]: unknown };
   redirect_url: string;
+  /** Where people return after "Sign in with GitHub" on the status pages. */
+  callback_urls: string[];
   public: boolean;
   default_events?: string[];
   default_permissions?: Record<string, string>;
@@ -54,6 +56,7 @@ export async function readAppManifest(options: { appYmlPath: string; publicUrl: 
     url: typeof parsed.url === "string" && parsed.url ? parsed.url : publicUrl,
     hook_attributes: { ...hook, url: `${publicUrl}${WEBHOOK_PATH}` },
     redirect_url: `${publicUrl}${SETUP_CALLBACK_PATH}`,
+    callback_urls: [`${publicUrl}/auth/callback`],
     public: parsed.public === true,
   };
 }
