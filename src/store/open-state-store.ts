@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Low } from "lowdb";
 import { JSONFile } from "lowdb/node";
@@ -81,12 +81,16 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       list.sort((a, b) => b.number - a.number);
       toArchive.push(...list.slice(KEEP_FINISHED_REVISIONS));
     }
+    const indexLines = new Map<string, string>();
     for (const revision of toArchive) {
       const target = archivePath(revision.deploymentId, revision.id);
       await mkdir(path.dirname(target), { recursive: true });
       await writeFile(`${target}.tmp`, JSON.stringify(revision));
       await rename(`${target}.tmp`, target);
+      indexLines.set(revision.deploymentId, `${indexLines.get(revision.deploymentId) ?? ""}${revision.number}\t${revision.id}\n`);
     }
+    // An index per deployment, so its newest archived revisions are found without reading all.
+    for (const [deploymentId, lines] of indexLines) await appendFile(path.join(archiveDir, deploymentId, "index.tsv"), lines);
     return toArchive;
   }
 
@@ -141,11 +145,23 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       return undefined;
     },
     async archivedRevisions(deploymentId, limit = 50) {
+      if (!/^[a-z0-9-]+$/i.test(deploymentId)) return [];
       const dir = path.join(archiveDir, deploymentId);
-      const names = await readdir(dir).catch(() => [] as string[]);
-      const revisions = await Promise.all(
-        names.filter((n) => n.endsWith(".json")).map((n) => readJson<Revision>(path.join(dir, n))),
-      );
+      const index = await readFile(path.join(dir, "index.tsv"), "utf8").catch(() => undefined);
+      const ids =
+        index === undefined
+          ? (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith(".json")).map((n) => n.slice(0, -5))
+          : [
+              ...new Map(
+                index
+                  .split("\n")
+                  .filter(Boolean)
+                  .map((line) => line.split("\t") as [string, string])
+                  .sort((a, b) => Number(b[0]) - Number(a[0]))
+                  .map(([, id]) => [id, id]),
+              ).keys(),
+            ].slice(0, limit);
+      const revisions = await Promise.all(ids.map((id) => readJson<Revision>(archivePath(deploymentId, id))));
       return revisions
         .filter((r): r is Revision => r !== undefined)
         .sort((a, b) => b.number - a.number)

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { readOrCreateKey } from "../read-or-create-key.js";
 
 export interface SecretBox {
   seal(plain: string): string;
@@ -17,21 +17,10 @@ export interface SecretBox {
  * const stored = box.seal(url); box.open(stored) === url;
  */
 export async function openSecretBox(options: { dataDir: string }): Promise<SecretBox> {
-  const file = path.join(options.dataDir, "secret.key");
-  let key: Buffer;
-  try {
-    key = Buffer.from((await readFile(file, "utf8")).trim(), "base64");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    key = randomBytes(32);
-    await mkdir(options.dataDir, { recursive: true });
-    await writeFile(file, key.toString("base64"), { mode: 0o600, flag: "wx" }).catch(async (e) => {
-      // Another process created it first: use theirs.
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      key = Buffer.from((await readFile(file, "utf8")).trim(), "base64");
-    });
-  }
-  if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key; restore it from a backup`);
+  const key = await readOrCreateKey(
+    path.join(options.dataDir, "secret.key"),
+    "restore it from a backup: without it the database URLs in the state file cannot be read",
+  );
 
   return {
     seal(plain) {

@@ -1,6 +1,6 @@
-import { createHmac, randomBytes } from "node:crypto";
-import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createHmac } from "node:crypto";
 import path from "node:path";
+import { readOrCreateKey } from "../../read-or-create-key.js";
 import { deploymentIdentityHash, type DeploymentIdentity } from "./deployment-database-name.js";
 
 const KEY_FILE = "database-password.key";
@@ -17,42 +17,11 @@ const KEY_FILE = "database-password.key";
  * simply re-keys the role on its next setup.
  */
 export async function deriveDatabasePassword(options: { dataDir: string; identity: DeploymentIdentity }): Promise<string> {
-  const key = await readOrCreateKey(options.dataDir);
+  const key = await readOrCreateKey(
+    path.join(options.dataDir, KEY_FILE),
+    "restore it from a backup, or delete it: the next setup of each deployment sets a new password",
+  );
   return createHmac("sha256", key)
     .update(`slipway database password v1\0${deploymentIdentityHash(options.identity)}`)
     .digest("base64url");
-}
-
-async function readOrCreateKey(dataDir: string): Promise<Buffer> {
-  const keyPath = path.join(dataDir, KEY_FILE);
-  const existing = await readKey(keyPath);
-  if (existing) return existing;
-  await mkdir(dataDir, { recursive: true });
-  // Written aside, then linked into place: link fails if another thread won the race, and
-  // readers never see a half-written key.
-  const candidate = `${keyPath}.${process.pid}.${randomBytes(6).toString("hex")}`;
-  await writeFile(candidate, randomBytes(32).toString("base64"), { mode: 0o600 });
-  try {
-    await link(candidate, keyPath);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-  } finally {
-    await rm(candidate, { force: true });
-  }
-  const key = await readKey(keyPath);
-  if (!key) throw new Error(`the database password key ${keyPath} is empty or damaged`);
-  return key;
-}
-
-async function readKey(keyPath: string): Promise<Buffer | undefined> {
-  let text: string;
-  try {
-    text = await readFile(keyPath, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-  const key = Buffer.from(text.trim(), "base64");
-  if (key.length < 32) throw new Error(`the database password key ${keyPath} is empty or damaged`);
-  return key;
 }

@@ -1,6 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import path from "node:path";
+import { readOrCreateKey } from "../../../read-or-create-key.js";
 
 /** Signs what Slipway gives the browser to hold (session and sign-in cookies) and derives CSRF tokens. */
 export interface SessionKey {
@@ -21,21 +21,10 @@ export interface SessionKey {
  * key.unsign(key.sign("abc")) === "abc";
  */
 export async function openSessionKey(options: { dataDir: string }): Promise<SessionKey> {
-  const file = path.join(options.dataDir, "session.key");
-  let key: Buffer;
-  try {
-    key = Buffer.from((await readFile(file, "utf8")).trim(), "base64");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    key = randomBytes(32);
-    await mkdir(options.dataDir, { recursive: true });
-    await writeFile(file, key.toString("base64"), { mode: 0o600, flag: "wx" }).catch(async (e) => {
-      // Another process created it first: use theirs.
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      key = Buffer.from((await readFile(file, "utf8")).trim(), "base64");
-    });
-  }
-  if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key; delete it to make a new one (everyone is signed out)`);
+  const key = await readOrCreateKey(
+    path.join(options.dataDir, "session.key"),
+    "delete it to make a new one (everyone is signed out)",
+  );
 
   const mac = (purpose: string, value: string) => createHmac("sha256", key).update(`${purpose}\0${value}`).digest();
   return {
