@@ -128,23 +128,6 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
         if (r) fn(r);
       });
 
-    if (!neverDeployed && !revision.github.deploymentId) {
-      const created = await octokit.rest.repos.createDeployment({
-        ...repo,
-        ref: revision.sha,
-        environment: deployment.environment,
-        auto_merge: false,
-        required_contexts: [],
-        transient_environment: isPreview(deployment),
-        production_environment: deployment.environment === "production",
-        description: `Slipway revision ${revision.number}`,
-        payload: { slipway_revision: revision.id },
-      });
-      if (!("id" in created.data)) throw new Error(`GitHub did not create the deployment: ${created.data.message}`);
-      const deploymentId = created.data.id;
-      await change((r) => (r.github.deploymentId = deploymentId));
-    }
-
     // Read the state again: it may have moved on while we waited for GitHub.
     const current = store.state.revisions[revisionId] ?? revision;
     const view = describeCheckRun(current, deployment);
@@ -183,6 +166,27 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
       });
     }
 
+    // The check run goes first: it is what people watch, and GitHub paces an installation's
+    // writes to one a second, so a fast build's completion must not queue behind the
+    // deployment's writes. The deployment follows on the next pass (or at once when final).
+    const firstPass = !revision.github.checkRunId;
+    if (!neverDeployed && !current.github.deploymentId && (!firstPass || FINAL_STATES.has(current.state))) {
+      const created = await octokit.rest.repos.createDeployment({
+        ...repo,
+        ref: revision.sha,
+        environment: deployment.environment,
+        auto_merge: false,
+        required_contexts: [],
+        transient_environment: isPreview(deployment),
+        production_environment: deployment.environment === "production",
+        description: `Slipway revision ${revision.number}`,
+        payload: { slipway_revision: revision.id },
+      });
+      if (!("id" in created.data)) throw new Error(`GitHub did not create the deployment: ${created.data.message}`);
+      const deploymentId = created.data.id;
+      await change((r) => (r.github.deploymentId = deploymentId));
+    }
+
     // The same snapshot as the check run: a state reached meanwhile goes out in the next pass,
     // check run first, so the two never disagree for long.
     const latest = store.state.revisions[revisionId] ?? current;
@@ -205,6 +209,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     const after = store.state.revisions[revisionId];
     if (after && !FINAL_STATES.has(after.state)) await change((r) => (r.github.lastProgressAt = new Date().toISOString()));
     // If the state moved while we were sending, go again (coalesced by the interval).
+    if (after && !neverDeployed && !after.github.deploymentId) return FINAL_STATES.has(after.state) ? 0 : progressIntervalMs;
     if (
       after &&
       (signatureOf(describeCheckRun(after, deployment)) !== after.github.checkRunSent ||
