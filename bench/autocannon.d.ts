@@ -20,6 +20,8 @@ declare module "autocannon" {
       /** Requests per second over all connections; each connection sends its share at the start of every second. */
       overallRate?: number;
       timeout?: number;
+      /** How often it samples, ms; it also notices that it is done only on a sample (default 1000). */
+      sampleInt?: number;
       pipelining?: number;
       requests?: Request[];
       ignoreCoordinatedOmission?: boolean;

@@ -42,6 +42,8 @@ export interface BenchEnvironment {
    * and PGlite version) in bench/results/cache, so later runs and servers skip its ~5 s.
    */
   saveDatabaseTemplate(dataDir: string): Promise<void>;
+  /** Stops a server without waiting for it (Slipway's graceful stop can take seconds); `close` waits. */
+  stopInBackground(server: BenchServer): void;
   /** Problems of the product seen during the run. */
   problems: string[];
   /** Keeps a process's output in bench/results/logs/<name>.log. */
@@ -60,6 +62,7 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
   const tmpRoot = await mkdtemp(path.join(tmpdir(), "slipway-bench-"));
   const github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
   const servers = new Set<BenchServer>();
+  const stopping: Array<Promise<unknown>> = [];
   let nextInstallation = 1_000;
   const templateCache = path.join(BENCH_DIR, "results", "cache", "pglite-template");
   const pgliteVersion = (JSON.parse(await readFile(path.join(BENCH_DIR, "..", "node_modules", "@electric-sql", "pglite", "package.json"), "utf8")) as { version: string }).version;
@@ -150,8 +153,12 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
       await cp(path.join(dataDir, "databases", ".template"), templateCache, { recursive: true });
       templateDir = templateCache;
     },
+    stopInBackground(server) {
+      stopping.push(server.stop().catch((error: unknown) => problems.push(`${server.name} did not stop: ${(error as Error).message}`)));
+    },
     async close() {
       await Promise.all([...servers].map((server) => server.stop()));
+      await Promise.all(stopping);
       await github.close();
       await rm(tmpRoot, { recursive: true, force: true, maxRetries: 5 });
     },

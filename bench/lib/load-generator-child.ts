@@ -93,6 +93,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
                 // Raw response times: its coordinated-omission correction assumes a 1 ms interval.
                 ...(instance.rate ? { overallRate: instance.rate, ignoreCoordinatedOmission: true } : {}),
                 timeout: 30,
+                sampleInt: 100,
                 requests: [request],
               },
               (error, result) => {
@@ -101,12 +102,25 @@ async function run(job: LoadJob): Promise<LoadResult> {
                 resolve();
               },
             );
+            let answered = 0;
+            const settle = () => {
+              // A rate-limited connection notices that it is done only at its next second: stop it at once.
+              if (++answered >= instance.amount) cannon.stop();
+            };
             cannon.on("response", (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
               latencies.push(responseTime);
               statusCounts[statusCode] = (statusCounts[statusCode] ?? 0) + 1;
               lastResponse = performance.now();
+              settle();
             });
-            cannon.on("reqError", () => void errors++);
+            cannon.on("reqError", () => {
+              errors++;
+              settle();
+            });
+            if (job.mode.kind === "max" && job.mode.maxSeconds) {
+              const timer = setTimeout(() => cannon.stop(), job.mode.maxSeconds * 1000);
+              cannon.on("done", () => clearTimeout(timer));
+            }
           }, instance.delayMs);
         }),
     ),

@@ -9,7 +9,8 @@ export interface LoadJob {
   placeholder: string;
   /** One delivery per entry: which template, and the sha to put into it. Each gets a fresh delivery id. */
   deliveries: Array<{ template: number; sha: string }>;
-  mode: { kind: "rate"; rate: number } | { kind: "max"; connections: number };
+  /** "max": as fast as the server answers, stopping early after `maxSeconds` when given. */
+  mode: { kind: "rate"; rate: number } | { kind: "max"; connections: number; maxSeconds?: number };
 }
 
 export interface LoadResult {

@@ -40,31 +40,26 @@ function formatNumber(value: number | null, unit: string): string {
   return `${value.toFixed(digits)} ${unit}`.trim();
 }
 
-/** The plain table `npm run bench` prints: figure, Slipway, baseline, ratio, goal, met?. */
+/** The plain table `npm run bench` prints: figure, Slipway, baseline, ratio, goal, met?, with a line per section. */
 export function formatResultsTable(rows: readonly ResultRow[]): string {
   const header = ["figure", "Slipway", "baseline", "ratio", "goal", "met?"];
-  const lines: string[][] = [];
-  let section = "";
-  const sectionStarts: number[] = [];
-  for (const row of rows) {
-    if (row.section !== section) {
-      section = row.section;
-      sectionStarts.push(lines.length);
-      lines.push([`${section}`, "", "", "", "", ""]);
-    }
-    lines.push([
-      `  ${row.figure}`,
-      formatNumber(row.slipway, row.unit),
-      row.baseline === null ? "—" : `${formatNumber(row.baseline, row.unit)}${row.baselineIs ? ` (${row.baselineIs})` : ""}`,
-      row.ratio === null ? "—" : `${row.ratio.toFixed(2)}×`,
-      row.goal || "—",
-      row.met === null ? "—" : row.met ? "yes" : "NO",
-    ]);
-  }
-  const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => (sectionStarts.includes(lines.indexOf(line)) && i === 0 ? 0 : line[i]!.length))));
-  const render = (cells: string[]) => cells.map((cell, i) => (i === 0 || i >= 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ").trimEnd();
+  const cells = rows.map((row) => [
+    `  ${row.figure}`,
+    formatNumber(row.slipway, row.unit),
+    row.baseline === null ? "—" : `${formatNumber(row.baseline, row.unit)}${row.baselineIs ? ` (${row.baselineIs})` : ""}`,
+    row.ratio === null ? "—" : `${row.ratio.toFixed(2)}×`,
+    row.goal || "—",
+    row.met === null ? "—" : row.met ? "yes" : "NO",
+  ]);
+  const widths = header.map((title, i) => Math.max(title.length, ...cells.map((line) => line[i]!.length)));
+  // Text columns left-aligned, numbers right-aligned.
+  const render = (line: string[]) => line.map((cell, i) => (i === 0 || i >= 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ").trimEnd();
   const out = [render(header), widths.map((w) => "-".repeat(w)).join("  ")];
-  lines.forEach((line, index) => out.push(sectionStarts.includes(index) ? line[0]! : render(line)));
+  let section = "";
+  rows.forEach((row, index) => {
+    if (row.section !== section) out.push((section = row.section));
+    out.push(render(cells[index]!));
+  });
   return out.join("\n");
 }
 
