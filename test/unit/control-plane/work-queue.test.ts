@@ -3,6 +3,7 @@ import { createRevision } from "../../../src/control-plane/create-revision.js";
 import { createRevisionLogs } from "../../../src/control-plane/revision-logs.js";
 import { createWorkQueue } from "../../../src/control-plane/work-queue.js";
 import type { RevisionWork } from "../../../src/protocol/listener-protocol.js";
+import { describeDeploymentStatus } from "../../../src/control-plane/github/describe-revision.js";
 import { openStateStore } from "../../../src/store/open-state-store.js";
 import { openSecretBox } from "../../../src/store/secret-box.js";
 import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
@@ -150,5 +151,34 @@ describe("work queue", () => {
     expect(store.state.revisions[other.id]?.state).toBe("CANCELLED");
     await queue.cancel(running.id, "Cancelled by @octocat");
     expect(await queue.heartbeat(work.leaseId, { events: [] })).toMatchObject({ cancel: true });
+  });
+
+  it("hands a restarted listener its running revisions, and a crash loop turns the deployment status to error", async () => {
+    const { store, queue, add, lease } = await setup();
+    const { revision } = await add({ run: { command: "node server.js", timeoutSeconds: 60 } });
+    const work = (await lease("listener-a"))!;
+    const at = new Date().toISOString();
+    await queue.complete(work.leaseId, {
+      outcome: "DEPLOYED",
+      environmentUrl: "http://production.hello-world.localhost:8080",
+      events: [
+        { type: "phase_started", phase: "database", at },
+        { type: "phase_finished", phase: "database", at, outcome: "succeeded", database: { name: "db", url: "postgresql://u:p@h/db", created: true } },
+      ],
+    });
+    expect(queue.running("listener-b")).toEqual([]);
+    expect(queue.running("listener-a")).toMatchObject([
+      { revision: { id: revision.id }, run: { command: "node server.js" }, databaseUrl: "postgresql://u:p@h/db" },
+    ]);
+    const deployment = store.state.deployments[revision.deploymentId]!;
+    expect(describeDeploymentStatus(store.state.revisions[revision.id]!, deployment)).toMatchObject({
+      state: "success",
+      environmentUrl: "http://production.hello-world.localhost:8080",
+    });
+    await queue.crashed({ listenerId: "listener-b", revisionId: revision.id, message: "not yours" });
+    expect(store.state.revisions[revision.id]?.runtimeError).toBeUndefined();
+    await queue.crashed({ listenerId: "listener-a", revisionId: revision.id, message: "It kept crashing" });
+    expect(describeDeploymentStatus(store.state.revisions[revision.id]!, deployment).state).toBe("error");
+    expect(queue.running("listener-a")).toEqual([]);
   });
 });
