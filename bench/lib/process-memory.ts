@@ -71,3 +71,12 @@ export async function readHeapAfterGc(pid: number, file: string, timeoutMs = 10_
   }
   throw new Error(`no heap reading from process ${pid} within ${timeoutMs} ms (was it started with server-probe.mjs?)`);
 }
+
+/** CPU time a process (all its threads) has used so far, in seconds, from /proc/<pid>/stat (utime + stime). */
+export async function readProcessCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces) start at state; utime and stime are the 12th and 13th of them.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const CLOCK_TICKS_PER_SECOND = 100;
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}

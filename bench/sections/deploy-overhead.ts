@@ -57,7 +57,7 @@ export async function benchDeployOverhead(env: BenchEnvironment): Promise<{ rows
   const commands = env.quick
     ? [{ command: "sleep 1", direct: 1, later: 1, first: 1 }]
     : [
-        { command: "sleep 1", direct: 3, later: 3, first: 2 },
+        { command: "sleep 1", direct: 3, later: 3, first: 1 },
         { command: "sleep 10", direct: 1, later: 1, first: 1 },
       ];
   // A lifecycle is over when GitHub has heard nothing more about the repository for this long.

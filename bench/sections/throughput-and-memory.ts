@@ -17,7 +17,7 @@ import { freePort } from "../../tools/start-slipway.js";
 import { BENCH_DATABASE_URL, dropBenchDatabases, postgresReachable } from "../lib/bench-postgres.js";
 import { BENCH_DIR, WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
 import type { LoadGenerator } from "../lib/load-generator.js";
-import { readHeapAfterGc, readProcessMemory, sampleProcessMemory, type HeapReading } from "../lib/process-memory.js";
+import { readHeapAfterGc, readProcessCpuSeconds, readProcessMemory, sampleProcessMemory } from "../lib/process-memory.js";
 import { ratioOf, type ResultRow } from "../lib/results-table.js";
 import { summarizeLatencies } from "../lib/stats.js";
 import { watchRevisions } from "../lib/watch-revisions.js";
@@ -31,7 +31,10 @@ const HEAP_GROWTH_LIMIT = 1.1;
 
 export async function benchThroughputAndMemory(env: BenchEnvironment, load: LoadGenerator, options: { embeddedDatabases?: boolean } = {}): Promise<{ rows: ResultRow[]; details: unknown }> {
   // The soak stops early after soakSeconds, so a slow Slipway cannot stretch the run; the figure then says how many it got.
-  const settings = env.quick ? { repositories: 8, revisionsPerRepository: 1, soak: 500, soakSeconds: 10 } : { repositories: 50, revisionsPerRepository: 10, soak: 10_000, soakSeconds: 90 };
+  const settings = env.quick
+    ? // With embedded databases, later revisions are what fails: make some.
+      { repositories: 8, revisionsPerRepository: options.embeddedDatabases ? 3 : 1, soak: 500, soakSeconds: 10 }
+    : { repositories: 50, revisionsPerRepository: 10, soak: 10_000, soakSeconds: 75 };
   const settleMs = env.quick ? 1_000 : 3_000;
   const total = settings.repositories * settings.revisionsPerRepository;
   const token = randomBytes(24).toString("base64url");
@@ -62,6 +65,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     // Each repository pushes its next commit as soon as the previous revision is being built
     // (its source was downloaded), so no revision is superseded and the queue never runs dry.
     const shas: Array<{ repo: StandInRepositoryHandle; sha: string }> = [];
+    const cpuBefore = await readProcessCpuSeconds(server.process.pid!);
     const started = Date.now();
     await Promise.all(
       repos.map(async (repo) => {
@@ -78,6 +82,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const completed = await Promise.all(shas.map(({ repo, sha }) => watch.until(repo.fullName, sha, (p) => p.checkRunCompletedAt !== undefined, 600_000)));
     const finished = Math.max(...completed.map((p) => p.checkRunCompletedAt!));
     const seconds = (finished - started) / 1000;
+    const controlPlaneCpu = (await readProcessCpuSeconds(server.process.pid!)) - cpuBefore;
     const failed = completed.filter((p) => p.conclusion !== "success").length;
     env.say(`throughput: ${total} revisions in ${seconds.toFixed(1)} s (${failed} not successful)`);
     await Promise.all(repos.map((repo) => watch.quiet(repo.fullName, settleMs, 120_000)));
@@ -88,7 +93,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const embedded = leases.filter((line) => line.includes('"listener":"embedded-')).length;
 
     const directSeconds = await runDirectly(total, 4);
-    rows.push({ section: SECTION, figure: `revisions per second (${total} no-op builds, ${settings.repositories} repositories, 2 listeners)`, unit: "/s", slipway: total / seconds, baseline: total / directSeconds, baselineIs: "sh -c true, 4 at a time", ratio: ratioOf(total / seconds, total / directSeconds), goal: "", met: null, note: `push → last check run completed ${seconds.toFixed(1)} s; ${failed} not successful; leases: ${embedded} embedded listener, ${leases.length - embedded} standalone; databases: ${databases}` });
+    rows.push({ section: SECTION, figure: `revisions per second (${total} no-op builds, ${settings.repositories} repositories, 2 listeners)`, unit: "/s", slipway: total / seconds, baseline: total / directSeconds, baselineIs: "sh -c true, 4 at a time", ratio: ratioOf(total / seconds, total / directSeconds), goal: "", met: null, note: `push → last check run completed ${seconds.toFixed(1)} s; ${failed} not successful; leases: ${embedded} embedded listener, ${leases.length - embedded} standalone; databases: ${databases}; the control plane process (with the embedded listener and its workers) used ${controlPlaneCpu.toFixed(0)} CPU-seconds of the ${(2 * seconds).toFixed(0)} the machine had` });
     rows.push({ section: SECTION, figure: "control plane peak RSS (VmHWM) during the run", unit: "MiB", slipway: peak.peakRss / MIB, baseline: idle.rss / MIB, baselineIs: "idle after start", ratio: ratioOf(peak.peakRss, idle.rss), goal: "", met: null, note: `highest RSS sampled every 250 ms: ${(peak.maxSampledRss / MIB).toFixed(0)} MiB; the embedded listener and its builds' workers run in this process${postgres ? "" : ", and it serves its deployments' PGlite databases"}` });
     if (failed > 0) {
       const failures = shas
@@ -104,6 +109,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     await sleep(settleMs);
     const beforeAgain = await readHeapAfterGc(server.process.pid!, server.heapFile!);
     const firstRequest = env.github.requests.length;
+    const soakCpuBefore = await readProcessCpuSeconds(server.process.pid!);
     const soak = await load.run({
       url: `${server.url}/api/github/webhooks`,
       secret: WEBHOOK_SECRET,
@@ -120,6 +126,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const configReads = () => env.github.requests.slice(firstRequest).filter((r) => r.operationId === "repos/get-content").length;
     while (configReads() < delivered && Date.now() < deadline) await sleep(250);
     const processed = configReads();
+    const soakCpu = (await readProcessCpuSeconds(server.process.pid!)) - soakCpuBefore;
     await sleep(settleMs);
     const after = await readHeapAfterGc(server.process.pid!, server.heapFile!);
     const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { deliveries: Record<string, unknown>; revisions: Record<string, unknown> };
@@ -137,7 +144,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
       ratio: ratioOf(after.heapUsed, before.heapUsed),
       goal: `≤ ${HEAP_GROWTH_LIMIT}× (noise)`,
       met: after.heapUsed <= before.heapUsed * HEAP_GROWTH_LIMIT,
-      note: `read in the server after two full GCs (bench/lib/server-probe.mjs, SIGUSR2); two readings ${settleMs / 1000} s apart before the soak differ by ${(noise / MIB).toFixed(2)} MiB; RSS ${mib(before.rss)} → ${mib(after.rss)} MiB; soak acks ${soak.achievedRate.toFixed(0)}/s, p99 ${soakSummary.p99.toFixed(0)} ms; ${processed} of ${delivered} processed${delivered < settings.soak ? `; stopped after ${settings.soakSeconds} s, short of ${settings.soak.toLocaleString("en")}` : ""}`,
+      note: `read in the server after two full GCs (bench/lib/server-probe.mjs, SIGUSR2); two readings ${settleMs / 1000} s apart before the soak differ by ${(noise / MIB).toFixed(2)} MiB; RSS ${mib(before.rss)} → ${mib(after.rss)} MiB; soak acks ${soak.achievedRate.toFixed(0)}/s, p99 ${soakSummary.p99.toFixed(0)} ms, ${((soakCpu * 1000) / Math.max(1, delivered)).toFixed(1)} ms of control-plane CPU per delivery; ${processed} of ${delivered} processed${delivered < settings.soak ? `; stopped after ${settings.soakSeconds} s, short of ${settings.soak.toLocaleString("en")}` : ""}`,
     });
     rows.push({ section: SECTION, figure: "RSS after the soak", unit: "MiB", slipway: after.rss / MIB, baseline: before.rss / MIB, baselineIs: "before it", ratio: ratioOf(after.rss, before.rss), goal: "", met: null });
     rows.push({ section: SECTION, figure: "deliveries kept in state.json after the soak", unit: "", slipway: kept, baseline: null, ratio: null, goal: `≤ ${KEEP_DELIVERIES} (KEEP_DELIVERIES)`, met: kept <= KEEP_DELIVERIES, note: `state.json holds ${Object.keys(state.revisions).length} revisions` });
@@ -145,7 +152,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     if (delivered < settings.soak) env.problems.push(`soak: Slipway acknowledged only ${delivered} of ${settings.soak} deliveries in ${settings.soakSeconds} s (${soak.achievedRate.toFixed(0)}/s as fast as it answered; p99 ${soakSummary.p99.toFixed(0)} ms)`);
     if (failedSoak > 0) env.problems.push(`soak: ${failedSoak} of ${settings.soak} deliveries failed (${JSON.stringify(soak.statusCounts)}, ${soak.errors} errors, ${soak.timeouts} timeouts)`);
     if (processed < delivered) env.problems.push(`soak: Slipway had read the config for only ${processed} of ${delivered} deliveries 3 minutes after the soak`);
-    Object.assign(details, { seconds, failed, leases: { total: leases.length, embedded }, idleRss: idle.rss, peak, heap: { before, beforeAgain, after }, soak: { ...soakSummary, rate: soak.achievedRate, statusCounts: soak.statusCounts, processed }, deliveriesKept: kept });
+    Object.assign(details, { seconds, controlPlaneCpu, soakCpu, failed, leases: { total: leases.length, embedded }, idleRss: idle.rss, peak, heap: { before, beforeAgain, after }, soak: { ...soakSummary, rate: soak.achievedRate, statusCounts: soak.statusCounts, processed }, deliveriesKept: kept });
   } finally {
     watch.close();
     for (const [name, lines] of [[server.name, server.errorLines()], ["standalone listener", listener.errorLines()]] as const) {
