@@ -17,7 +17,7 @@ import path from "node:path";
 import { createBenchEnvironment, BENCH_DIR } from "./lib/bench-environment.js";
 import { startLoadGenerator } from "./lib/load-generator.js";
 import { formatResultsTable, writeReport, type BenchReport, type ResultRow } from "./lib/results-table.js";
-import { summarizeCpuProfiles } from "./lib/summarize-cpu-profiles.js";
+import { summarizeCpuProfiles, type CpuProfileSummary } from "./lib/summarize-cpu-profiles.js";
 import { benchDeployOverhead } from "./sections/deploy-overhead.js";
 import { benchStateStore } from "./sections/state-store.js";
 import { benchThroughputAndMemory } from "./sections/throughput-and-memory.js";
@@ -75,6 +75,7 @@ try {
   broken = error;
   env.say(`the benchmark broke: ${(error as Error).stack ?? String(error)}`);
 } finally {
+  env.say("cleaning up");
   await load.close().catch(() => undefined);
   await env.close().catch((error: unknown) => env.say(`cleanup failed: ${(error as Error).message}`));
 }
@@ -104,7 +105,14 @@ process.stdout.write(`${formatResultsTable(rows)}\n`);
 const notes = rows.filter((row) => row.note).map((row) => `- ${row.figure}: ${row.note}`);
 if (notes.length) process.stdout.write(`\nNotes:\n${notes.join("\n")}\n`);
 if (env.problems.length) process.stdout.write(`\nProblems seen under load:\n${env.problems.map((p) => `- ${p}`).join("\n")}\n`);
-if (profileDir && details.profiles) process.stdout.write(`\nCPU profiles in ${profileDir} (summary in ${path.relative(process.cwd(), file)} → details.profiles)\n`);
+if (profileDir && Array.isArray(details.profiles)) {
+  process.stdout.write(`\nCPU profiles (${path.relative(process.cwd(), profileDir)}; whole summaries in details.profiles; \`tsx bench/lib/summarize-cpu-profiles.ts <file>\` for more):\n`);
+  for (const profile of details.profiles as CpuProfileSummary[]) {
+    process.stdout.write(`- ${path.basename(profile.file)}: ${profile.busyMs} ms busy of ${profile.totalMs} ms\n`);
+    for (const f of profile.topSelf.slice(0, 5)) process.stdout.write(`    self ${String(f.percentOfBusy).padStart(5)}%  ${f.where}\n`);
+    for (const f of profile.topSlipwayInclusive.slice(0, 5)) process.stdout.write(`    incl ${String(f.percentOfBusy).padStart(5)}%  ${f.where}\n`);
+  }
+}
 process.stdout.write(`\nWritten to ${path.relative(process.cwd(), file)}\n`);
 // Exit now rather than wait for whatever a broken section left running.
 process.exit(broken ? 1 : 0);

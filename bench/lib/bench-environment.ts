@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
+import { once } from "node:events";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -18,6 +19,11 @@ export interface BenchServer extends RunningSlipway {
   heapFile?: string;
   /** Lines of its JSON log at level ≥ 50 (error, fatal). */
   errorLines(): string[];
+  /**
+   * SIGTERM, and a second one after `graceMs` (Slipway then exits at once, with 130): for
+   * servers whose graceful stop would wait seconds for GitHub writes nobody measures.
+   */
+  stopQuickly(graceMs?: number): Promise<void>;
 }
 
 export interface BenchEnvironment {
@@ -42,8 +48,6 @@ export interface BenchEnvironment {
    * and PGlite version) in bench/results/cache, so later runs and servers skip its ~5 s.
    */
   saveDatabaseTemplate(dataDir: string): Promise<void>;
-  /** Stops a server without waiting for it (Slipway's graceful stop can take seconds); `close` waits. */
-  stopInBackground(server: BenchServer): void;
   /** Problems of the product seen during the run. */
   problems: string[];
   /** Keeps a process's output in bench/results/logs/<name>.log. */
@@ -62,7 +66,6 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
   const tmpRoot = await mkdtemp(path.join(tmpdir(), "slipway-bench-"));
   const github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
   const servers = new Set<BenchServer>();
-  const stopping: Array<Promise<unknown>> = [];
   let nextInstallation = 1_000;
   const templateCache = path.join(BENCH_DIR, "results", "cache", "pglite-template");
   const pgliteVersion = (JSON.parse(await readFile(path.join(BENCH_DIR, "..", "node_modules", "@electric-sql", "pglite", "package.json"), "utf8")) as { version: string }).version;
@@ -133,6 +136,17 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
           await saveLog(server.name, running.output());
           return code;
         },
+        async stopQuickly(graceMs = 1_000) {
+          servers.delete(benchServer);
+          const child = running.process;
+          const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, "exit");
+          child.kill("SIGTERM");
+          const timer = setTimeout(() => child.kill("SIGTERM"), graceMs);
+          await exited;
+          clearTimeout(timer);
+          if (child.exitCode !== 0 && child.exitCode !== 130) problems.push(`${server.name} exited with code ${child.exitCode ?? child.signalCode}`);
+          await saveLog(server.name, running.output());
+        },
       };
       servers.add(benchServer);
       say(`${server.name} started (pid ${running.process.pid}) at ${running.url}`);
@@ -153,12 +167,8 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
       await cp(path.join(dataDir, "databases", ".template"), templateCache, { recursive: true });
       templateDir = templateCache;
     },
-    stopInBackground(server) {
-      stopping.push(server.stop().catch((error: unknown) => problems.push(`${server.name} did not stop: ${(error as Error).message}`)));
-    },
     async close() {
       await Promise.all([...servers].map((server) => server.stop()));
-      await Promise.all(stopping);
       await github.close();
       await rm(tmpRoot, { recursive: true, force: true, maxRetries: 5 });
     },

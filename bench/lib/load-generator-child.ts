@@ -117,8 +117,8 @@ async function run(job: LoadJob): Promise<LoadResult> {
               errors++;
               settle();
             });
-            if (job.mode.kind === "max" && job.mode.maxSeconds) {
-              const timer = setTimeout(() => cannon.stop(), job.mode.maxSeconds * 1000);
+            if (job.mode.maxSeconds) {
+              const timer = setTimeout(() => cannon.stop(), job.mode.maxSeconds * 1000 - instance.delayMs);
               cannon.on("done", () => clearTimeout(timer));
             }
           }, instance.delayMs);

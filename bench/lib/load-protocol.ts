@@ -9,8 +9,8 @@ export interface LoadJob {
   placeholder: string;
   /** One delivery per entry: which template, and the sha to put into it. Each gets a fresh delivery id. */
   deliveries: Array<{ template: number; sha: string }>;
-  /** "max": as fast as the server answers, stopping early after `maxSeconds` when given. */
-  mode: { kind: "rate"; rate: number } | { kind: "max"; connections: number; maxSeconds?: number };
+  /** "rate": paced; "max": as fast as the server answers. Either stops early after `maxSeconds` when given. */
+  mode: ({ kind: "rate"; rate: number } | { kind: "max"; connections: number }) & { maxSeconds?: number };
 }
 
 export interface LoadResult {

@@ -35,10 +35,10 @@ interface StepSummary extends RunSummary {
 }
 
 export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator): Promise<{ rows: ResultRow[]; details: unknown }> {
+  // stepSeconds in whole seconds: the load generator paces a rate per second.
   const settings = env.quick
     ? { count: 100, fixedRate: 100, connections: 10, maxSeconds: 5, steps: [50, 100, 200, 400, 800], stepSeconds: 1, warmUp: 50, freshServerPerMode: false }
-    : { count: 2_000, fixedRate: 100, connections: 10, maxSeconds: 30, steps: [25, 50, 100, 200, 400, 800, 1600], stepSeconds: 2, warmUp: 100, freshServerPerMode: true };
-  // Whole seconds: the load generator paces a rate per second.
+    : { count: 2_000, fixedRate: 100, connections: 10, maxSeconds: 20, steps: [25, 50, 100, 200, 400, 800, 1600], stepSeconds: 2, warmUp: 100, freshServerPerMode: true };
   const config = ["environments:", "  production: { branch: main }", "build:", "  commands: []", ""].join("\n");
   const repos = Array.from({ length: REPOSITORIES }, (_, i) => env.addRepository(`ack-${i}`, config));
   const templates = {
@@ -94,21 +94,22 @@ export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator
         errorLogs[`${server.name}`] = [...(errorLogs[server.name] ?? []), ...errors.slice(0, 20)];
         env.problems.push(`${server.name}: ${errors.length} error lines in its log under load (first: ${errors[0]!.slice(0, 300)})`);
       }
-      // Slipway's graceful stop waits up to 5 s for owed GitHub writes: let it, while the next run starts.
-      env.stopInBackground(server);
+      // Slipway's graceful stop would wait 5 s for GitHub writes queued by thousands of pushes.
+      await server.stopQuickly();
       server = undefined;
     };
 
-    const fixed = await fire(await serverFor(), target, settings.count, { kind: "rate", rate: settings.fixedRate });
+    // A server that falls behind the rate is cut off 5 s after the last delivery was due.
+    const fixed = await fire(await serverFor(), target, settings.count, { kind: "rate", rate: settings.fixedRate, maxSeconds: settings.count / settings.fixedRate + 5 });
     results[target].fixed = fixed;
-    env.say(`ack ${target}: ${settings.count} at ${settings.fixedRate}/s → p50 ${fixed.p50.toFixed(1)} ms, p99 ${fixed.p99.toFixed(1)} ms, max ${fixed.max.toFixed(0)} ms, ${fixed.failed} failed`);
+    env.say(`ack ${target}: ${fixed.count} of ${settings.count} at ${settings.fixedRate}/s → p50 ${fixed.p50.toFixed(1)} ms, p99 ${fixed.p99.toFixed(1)} ms, max ${fixed.max.toFixed(0)} ms, ${fixed.failed} failed`);
     if (settings.freshServerPerMode) await done();
 
     mode = "max";
     // Stops early after maxSeconds, so a slow server cannot stretch the run: the figure says how many it got.
     const max = await fire(await serverFor(), target, settings.count, { kind: "max", connections: settings.connections, maxSeconds: settings.maxSeconds });
     results[target].max = max;
-    env.say(`ack ${target}: ${settings.count} as fast as possible → ${max.achievedRate.toFixed(0)}/s, p50 ${max.p50.toFixed(1)} ms, p99 ${max.p99.toFixed(1)} ms, ${max.failed} failed`);
+    env.say(`ack ${target}: ${max.count} of ${settings.count} as fast as possible → ${max.achievedRate.toFixed(0)}/s, p50 ${max.p50.toFixed(1)} ms, p99 ${max.p99.toFixed(1)} ms, ${max.failed} failed`);
     if (settings.freshServerPerMode) await done();
 
     mode = "steps";
@@ -119,7 +120,7 @@ export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator
       steps.push({ ...run, rate, passed });
       env.say(`ack ${target}: step ${rate}/s → achieved ${run.achievedRate.toFixed(0)}/s, p99 ${run.p99.toFixed(1)} ms${passed ? "" : " (not sustained)"}`);
       if (!passed) break;
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, env.quick ? 200 : 300));
     }
     results[target].steps = steps;
     await done();
@@ -137,8 +138,12 @@ export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator
       return { section: SECTION, figure: `${label[target]}: ${figure}`, unit, slipway, baseline, ratio, goal, met };
     };
     const fixedName = `${settings.count} at ${settings.fixedRate}/s`;
+    if (own.fixed.count < settings.count) env.problems.push(`ack ${target}: at ${settings.fixedRate}/s Slipway answered only ${own.fixed.count} of ${settings.count} deliveries by 5 s after the last was due (it falls behind that rate)`);
     rows.push(row(`p50, ${fixedName}`, "ms", own.fixed.p50, noop.fixed.p50));
-    rows.push(row(`p99, ${fixedName}`, "ms", own.fixed.p99, noop.fixed.p99, "≤ 1.5× no-op"));
+    rows.push({
+      ...row(`p99, ${fixedName}`, "ms", own.fixed.p99, noop.fixed.p99, "≤ 1.5× no-op"),
+      note: own.fixed.count < settings.count ? `answered ${own.fixed.count} of ${settings.count} by 5 s after the last was due; the rest were cut off, so the true p99 is higher` : undefined,
+    });
     rows.push(row(`max, ${fixedName}`, "ms", own.fixed.max, noop.fixed.max));
     const maxName = `as fast as possible (${settings.count}, or ${settings.maxSeconds} s)`;
     rows.push(row(`rate, ${maxName}`, "/s", own.max.achievedRate, noop.max.achievedRate));
