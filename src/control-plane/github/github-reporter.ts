@@ -130,6 +130,8 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
 
     // Read the state again: it may have moved on while we waited for GitHub.
     const current = store.state.revisions[revisionId] ?? revision;
+    // Decided before any write: `current` is the live record, and the writes below change it.
+    const firstPass = !current.github.checkRunId;
     const view = describeCheckRun(current, deployment);
     const output = {
       title: view.title,
@@ -169,7 +171,6 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     // The check run goes first: it is what people watch, and GitHub paces an installation's
     // writes to one a second, so a fast build's completion must not queue behind the
     // deployment's writes. The deployment follows on the next pass (or at once when final).
-    const firstPass = !revision.github.checkRunId;
     if (!neverDeployed && !current.github.deploymentId && (!firstPass || FINAL_STATES.has(current.state))) {
       const created = await octokit.rest.repos.createDeployment({
         ...repo,

@@ -1,5 +1,6 @@
+import nock from "nock";
 import { describe, expect, it } from "vitest";
-import { mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
+import { API, mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 import { pushExample } from "../../support/push-example.js";
 
 const REPO = "/repos/octo-org/hello-world";
@@ -151,5 +152,41 @@ describe("push webhook", () => {
     const revision = Object.values(app.services.store.state.revisions)[0]!;
     for (let i = 0; i < 500 && !app.services.store.state.revisions[revision.id]?.github.deploymentStatusSent; i++) await new Promise((r) => setTimeout(r, 20));
     expect(app.services.store.state.revisions[revision.id]?.github).toMatchObject({ deploymentId: 501, checkRunId: 601 });
+  });
+});
+
+describe("push webhook, with GitHub updates paced as in production", () => {
+  const app = useNockControlPlane({ progressIntervalMs: 60_000 });
+
+  it("writes the check run first; the deployment waits for the next state, so a fast build costs one deployment status", async () => {
+    const writes: string[] = [];
+    const record = (what: string) => () => (writes.push(what), true);
+    mockInstallationToken()
+      .get(`${REPO}/contents/.github%2Fslipway.yml`)
+      .reply(200, "build:\n  commands: ['true']\n")
+      .post(`${REPO}/check-runs`, record("check run created"))
+      .reply(201, { id: 601 });
+    await app.probot.receive({ id: "d-paced", name: "push", payload: pushExample({ after: SHA }) as any });
+    await app.services.inbox.idle();
+    const revision = Object.values(app.services.store.state.revisions)[0]!;
+    for (let i = 0; i < 250 && !app.services.store.state.revisions[revision.id]?.github.checkRunSent; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100)); // a deployment write would have been tried by now
+    expect(writes).toEqual(["check run created"]);
+    expect(app.services.store.state.revisions[revision.id]?.github.deploymentId).toBeUndefined();
+
+    // The build ends within the progress interval: the final state goes out at once, check run first.
+    nock(API)
+      .patch(`${REPO}/check-runs/601`, (body) => (writes.push(`check run ${body.conclusion}`), true))
+      .reply(200, { id: 601 })
+      .post(`${REPO}/deployments`, record("deployment created"))
+      .reply(201, { id: 501 })
+      .post(`${REPO}/deployments/501/statuses`, (body) => (writes.push(`deployment ${body.state}`), true))
+      .reply(201, { id: 701 });
+    await app.services.store.update((s) => {
+      Object.assign(s.revisions[revision.id]!, { state: "DEPLOYED", finishedAt: new Date().toISOString() });
+    });
+    app.services.reporter.notify(revision.id);
+    await app.services.reporter.idle();
+    expect(writes).toEqual(["check run created", "check run success", "deployment created", "deployment success"]);
   });
 });
