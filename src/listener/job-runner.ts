@@ -1,11 +1,10 @@
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Bree from "bree";
 import type { Logger } from "pino";
+import { compileJobs, JOBS_DIR } from "./compile-jobs.js";
 
-const JOBS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../jobs");
-
-export type JobName = "build-revision" | "provision-database";
+const JOB_NAMES = ["build-revision", "provision-database"] as const;
+export type JobName = (typeof JOB_NAMES)[number];
 
 export interface JobRun<T> {
   /** The job's `result` message; rejects if the worker ended without one. */
@@ -61,6 +60,9 @@ export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }
     },
   });
   bree.on("worker deleted", (name: string) => running.get(name)?.finished());
+  // Compiled once per process (tens of milliseconds); the first run waits for it.
+  const compiled = compileJobs(JOB_NAMES, log);
+  const jobFile = async (job: JobName) => (await compiled)?.get(job) ?? path.join(JOBS_DIR, `${job}.js`);
 
   return {
     async run<T>({ job, runId, workerData, onMessage }: { job: JobName; runId: string; workerData: unknown; onMessage?: (message: unknown) => void }) {
@@ -69,7 +71,7 @@ export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }
       const ended = new Promise<void>((resolve) => (finished = resolve));
       const state: Running = { onMessage, finished };
       running.set(name, state);
-      await bree.add({ name, path: path.join(JOBS_DIR, `${job}.js`), worker: { workerData } });
+      await bree.add({ name, path: await jobFile(job), worker: { workerData } });
       await bree.run(name);
       const result = ended.then(async () => {
         running.delete(name);
