@@ -71,7 +71,10 @@ export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }
       const ended = new Promise<void>((resolve) => (finished = resolve));
       const state: Running = { onMessage, finished };
       running.set(name, state);
-      await bree.add({ name, path: await jobFile(job), worker: { workerData } });
+      // execArgv: [] — a worker inherits the process's flags, and `tsx src/main.ts` would
+      // load tsx's hooks into every worker (~80 ms); compiled jobs need none, and the
+      // fallback shims register tsx themselves.
+      await bree.add({ name, path: await jobFile(job), worker: { workerData, execArgv: [] } });
       await bree.run(name);
       const result = ended.then(async () => {
         running.delete(name);
