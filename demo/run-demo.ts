@@ -10,7 +10,6 @@ import path from "node:path";
 import { generateKeyPairSync } from "node:crypto";
 import { sendWebhook } from "../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type RecordedCheckRun, type RecordedDeployment, type RecordedDeploymentStatus } from "../tools/github-stand-in/start-github-stand-in.js";
-import { pushPayload } from "../tools/github-stand-in/webhook-payloads.js";
 import { startSlipway } from "../tools/start-slipway.js";
 
 const SECRET = "demo-webhook-secret";
@@ -64,7 +63,7 @@ async function pushAndWait(title: string, config: string) {
     url: `${slipway.url}/api/github/webhooks`,
     secret: SECRET,
     event: "push",
-    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+    payload: github.pushPayload({ repository: repo, ref: repo.defaultBranch, after: sha }),
   });
   say(`${clock()}  webhook     push ${sha.slice(0, 7)} → HTTP ${status}`);
   const run = await github.waitFor(

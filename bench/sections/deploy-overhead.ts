@@ -12,7 +12,6 @@ import pino from "pino";
 import { createDatabaseBackend } from "../../src/listener/database/database-backend.js";
 import type { RecordedRequest, StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
 import { WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
 import { ratioOf, type ResultRow } from "../lib/results-table.js";
 import { median } from "../lib/stats.js";
@@ -193,7 +192,7 @@ export async function lifecycle(env: BenchEnvironment, server: BenchServer, watc
     url: `${server.url}/api/github/webhooks`,
     secret: WEBHOOK_SECRET,
     event: "push",
-    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+    payload: github.pushPayload({ repository: repo, ref: repo.defaultBranch, after: sha }),
   });
   const ackMs = Math.round(performance.now() - started);
   if (response.status >= 300) throw new Error(`Slipway answered ${response.status} to a push: ${response.body}`);

@@ -74,7 +74,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
         for (let k = 0; k < settings.revisionsPerRepository; k++) {
           const sha = env.github.addCommit({ owner: repo.owner, name: repo.name, files: { ".github/slipway.yml": CONFIG, "n.txt": String(k) } });
           shas.push({ repo, sha });
-          const response = await sendWebhook({ url: `${server.url}/api/github/webhooks`, secret: WEBHOOK_SECRET, event: "push", payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: "main", after: sha }) });
+          const response = await sendWebhook({ url: `${server.url}/api/github/webhooks`, secret: WEBHOOK_SECRET, event: "push", payload: env.github.pushPayload({ repository: repo, ref: "main", after: sha }) });
           if (response.status >= 300) throw new Error(`push answered ${response.status}: ${response.body}`);
           // Building (its source was fetched), or already finished (a failure may never fetch it).
           if (k < settings.revisionsPerRepository - 1) await watch.until(repo.fullName, sha, (p) => p.tarballAt !== undefined || p.checkRunCompletedAt !== undefined, 300_000);

@@ -3,6 +3,7 @@ import type { ProbotOctokit } from "probot";
 import type { Delivery, DeliveryIntent } from "../store/model.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { GitHubReporter } from "./github/github-reporter.js";
+import { createRepoConfigCache, type RepoConfigCache } from "./repo-config.js";
 import { processCheckRun } from "./intents/process-check-run.js";
 import { processCommand } from "./intents/process-command.js";
 import { processPullRequest } from "./intents/process-pull-request.js";
@@ -26,6 +27,8 @@ export interface InboxOptions {
   getOctokit(installationId: number): Promise<ProbotOctokit>;
   reporter: GitHubReporter;
   queue: WorkQueue;
+  /** Repository configs kept between deliveries (default: a fresh cache). */
+  configs?: RepoConfigCache;
   log: Logger;
   retryBaseMs?: number;
   maxFailures?: number;
@@ -39,7 +42,8 @@ export function createInbox(options: InboxOptions): Inbox {
   const { store, log } = options;
   const retryBaseMs = options.retryBaseMs ?? 2_000;
   const maxFailures = options.maxFailures ?? 6;
-  const intents = { store, getOctokit: options.getOctokit, reporter: options.reporter, queue: options.queue };
+  const configs = options.configs ?? createRepoConfigCache();
+  const intents = { store, getOctokit: options.getOctokit, reporter: options.reporter, queue: options.queue, configs };
   const running = new Set<Promise<void>>();
   const failures = new Map<string, number>();
 

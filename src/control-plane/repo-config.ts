@@ -63,19 +63,21 @@ export async function loadRepoConfig(options: {
   octokit: ProbotOctokit;
   owner: string;
   repo: string;
-}): Promise<ConfigResult> {
+}): Promise<ConfigResult & { fromRepositoryAlone: boolean }> {
   const { octokit, owner, repo } = options;
   let raw: unknown;
+  let files: unknown[];
   try {
-    const { config } = await octokit.config.get({ owner, repo, path: CONFIG_PATH });
-    raw = config;
+    ({ config: raw, files } = await octokit.config.get({ owner, repo, path: CONFIG_PATH }));
   } catch (error) {
     const message = (error as Error).message.replace(/^\[@probot\/octokit-plugin-config\]\s*/, "");
     if ((error as { status?: number }).status) throw error; // GitHub trouble: let the caller retry
-    return { ok: false, errors: [`${CONFIG_PATH} is not valid YAML: ${message}`] };
+    return { ok: false, errors: [`${CONFIG_PATH} is not valid YAML: ${message}`], fromRepositoryAlone: true };
   }
+  // One file read: the repository's own, without `_extends` or the organisation's fallback.
+  const fromRepositoryAlone = files.length === 1;
   const parsed = repoConfigSchema.safeParse(raw ?? {});
-  if (parsed.success) return { ok: true, config: parsed.data };
+  if (parsed.success) return { ok: true, config: parsed.data, fromRepositoryAlone };
 
   const text = await readRawConfig(octokit, owner, repo).catch(() => undefined);
   const doc = text === undefined ? undefined : parseDocument(text);
@@ -84,7 +86,7 @@ export async function loadRepoConfig(options: {
     const line = doc && lineOf(doc.contents, issue.path, text!);
     return `${CONFIG_PATH}${line ? `, line ${line}` : ""}, ${key}: ${issue.message}`;
   });
-  return { ok: false, errors };
+  return { ok: false, errors, fromRepositoryAlone };
 }
 
 /** Which environments a push to `branch` deploys. */
@@ -131,4 +133,50 @@ function lineOf(node: unknown, keyPath: PropertyKey[], text: string): number | u
   const offset = found?.range?.[0];
   if (offset === undefined) return undefined;
   return text.slice(0, offset).split("\n").length;
+}
+
+export interface RepoConfigCache {
+  /** The repository's config from its default branch: cached, or read (and cached) now. */
+  get(options: { octokit: ProbotOctokit; installationId: number; owner: string; repo: string }): Promise<ConfigResult>;
+  /** Forgets a repository's config: a push to its default branch changed (or may have changed) it. */
+  forget(installationId: number, owner: string, repo: string): void;
+}
+
+/**
+ * Repository configs, kept between deliveries: one read per change instead of one per
+ * push, comment and check run (an API call, and most of a delivery's processing time).
+ * A push to the default branch that touches `.github/slipway.yml` forgets it; so does
+ * age (`ttlMs`, for changes Slipway cannot see, such as a missed webhook). Configs that
+ * come from elsewhere (`_extends`, the organisation's `.github` repository) are not kept.
+ */
+export function createRepoConfigCache(options: { ttlMs?: number; now?: () => number } = {}): RepoConfigCache {
+  const ttlMs = options.ttlMs ?? 10 * 60 * 1000;
+  const now = options.now ?? Date.now;
+  // A read in flight is shared: a burst of pushes to one repository makes one read.
+  const entries = new Map<string, { result: Promise<ConfigResult>; at: number }>();
+  const keyOf = (installationId: number, owner: string, repo: string) => `${installationId}/${owner}/${repo}`.toLowerCase();
+  return {
+    get({ octokit, installationId, owner, repo }) {
+      const key = keyOf(installationId, owner, repo);
+      const cached = entries.get(key);
+      if (cached && now() - cached.at < ttlMs) return cached.result;
+      const entry = { at: now(), result: undefined as unknown as Promise<ConfigResult> };
+      const drop = () => entries.get(key) === entry && entries.delete(key);
+      entry.result = loadRepoConfig({ octokit, owner, repo }).then(
+        ({ fromRepositoryAlone, ...result }) => {
+          if (!fromRepositoryAlone) drop();
+          return result;
+        },
+        (error: unknown) => {
+          drop(); // GitHub trouble is not kept
+          throw error;
+        },
+      );
+      entries.set(key, entry);
+      return entry.result;
+    },
+    forget(installationId, owner, repo) {
+      entries.delete(keyOf(installationId, owner, repo));
+    },
+  };
 }

@@ -183,6 +183,8 @@ export interface PushIntent {
   branch: string;
   sha: string;
   pusher: string;
+  /** Whether the push changed `.github/slipway.yml` (undefined: unknown, as if it did). */
+  touchesConfig?: boolean;
 }
 
 /** A `/deploy` comment on a pull request. */

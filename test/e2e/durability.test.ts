@@ -11,7 +11,6 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
 import { freePort, startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
@@ -77,7 +76,7 @@ async function push(url: string, repo: StandInRepositoryHandle, config: string) 
     url: `${url}/api/github/webhooks`,
     secret: SECRET,
     event: "push",
-    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+    payload: github.pushPayload({ repository: repo, ref: repo.defaultBranch, after: sha }),
   });
   expect(response.status).toBeLessThan(300);
   return sha;
@@ -254,7 +253,7 @@ describe("durability", { timeout: 120_000 }, () => {
       url: `http://127.0.0.1:${port}/api/github/webhooks`,
       secret: SECRET,
       event: "push",
-      payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+      payload: github.pushPayload({ repository: repo, ref: repo.defaultBranch, after: sha }),
     });
     expect(delivery.statusCode === 0 || delivery.statusCode >= 400).toBe(true);
     const slipway = await start({ port, env: controlPlaneEnv(dataDir) });

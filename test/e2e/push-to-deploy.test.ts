@@ -10,7 +10,6 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
 
@@ -63,7 +62,7 @@ async function push(repo: StandInRepositoryHandle, options: { sha?: string; bran
     secret: SECRET,
     event: "push",
     deliveryId: options.deliveryId,
-    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: options.branch ?? repo.defaultBranch, after: sha }),
+    payload: github.pushPayload({ repository: repo, ref: options.branch ?? repo.defaultBranch, after: sha }),
   });
   return { sha, response };
 }
@@ -223,7 +222,7 @@ describe.concurrent("push to deploy", () => {
       url: `${slipway.url}/api/github/webhooks`,
       secret: "not-the-secret",
       event: "push",
-      payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+      payload: github.pushPayload({ repository: repo, ref: repo.defaultBranch, after: sha }),
     });
     expect(response.status).toBeGreaterThanOrEqual(400);
     expect(response.status).toBeLessThan(500);

@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { issueCommentPayload, pullRequestPayload, pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
 import { freePort, startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
@@ -81,7 +81,7 @@ async function push(repo: StandInRepositoryHandle, sha: string) {
     url: `${slipway.url}/api/github/webhooks`,
     secret: SECRET,
     event: "push",
-    payload: pushPayload({ repository: repo, installationId: repo.installationId, ref: repo.defaultBranch, after: sha }),
+    payload: github.pushPayload({ repository: repo, ref: repo.defaultBranch, after: sha }),
   });
   expect(response.status).toBeLessThan(300);
 }

@@ -10,6 +10,7 @@ import { createFaultInjector, type FaultOptions, type InjectedFault } from "./fa
 import { deliverWebhookAndRecord } from "./hook-deliveries.js";
 import { createStandInOAuth, type StandInOAuth } from "./oauth-user-authorization.js";
 import { loadGitHubOpenApiSpec } from "./openapi-spec.js";
+import { pushPayload } from "./webhook-payloads.js";
 import { createOpenApiValidator, type ValidationError, type ValidatorStats } from "./openapi-validator.js";
 import type { RouteContext, RouteResponse, RouteTable } from "./route-context.js";
 import { githubError, notFound } from "./route-context.js";
@@ -114,6 +115,11 @@ export interface GitHubStandIn {
   addInstallation(options: { id: number; account?: string; accountType?: StandInAccount["type"]; permissions?: Record<string, PermissionLevel>; events?: string[] }): void;
   /** Adds a commit holding exactly `files` to `branch` (default: the default branch; created from it when new) and returns its sha. */
   addCommit(options: { owner: string; name: string; sha?: string; files: Record<string, string>; branch?: string; message?: string }): string;
+  /**
+   * A `push` payload for a commit of the stand-in's, listing the files it changed against its
+   * parent as GitHub does (Slipway re-reads its config when `.github/slipway.yml` is among them).
+   */
+  pushPayload(options: Omit<Parameters<typeof pushPayload>[0], "repository" | "installationId" | "files"> & { repository: StandInRepositoryHandle }): ReturnType<typeof pushPayload>;
   /** Registers a pull request (base: the default branch). */
   addPullRequest(options: { owner: string; name: string; number: number; headSha: string; headRef: string; headRepoFullName?: string; state?: "open" | "closed"; title?: string; body?: string; user?: string; baseRef?: string; draft?: boolean }): StandInPullRequest;
   /** Changes a registered pull request (new head, closed, merged…). */
@@ -429,6 +435,19 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
     addInstallation,
     addCommit(commit) {
       return state.addCommit(repositoryOrThrow(commit.owner, commit.name), { files: commit.files, sha: commit.sha, branch: commit.branch, message: commit.message }).sha;
+    },
+    pushPayload(options) {
+      const repository = repositoryOrThrow(options.repository.owner, options.repository.name);
+      const commit = repository.commits.get(options.after.toLowerCase());
+      const parent = commit?.parents[0] ? repository.commits.get(commit.parents[0]) : undefined;
+      const before = parent?.files ?? {};
+      const after = commit?.files ?? {};
+      const files = {
+        added: Object.keys(after).filter((file) => !(file in before)),
+        modified: Object.keys(after).filter((file) => file in before && before[file] !== after[file]),
+        removed: Object.keys(before).filter((file) => !(file in after)),
+      };
+      return pushPayload({ ...options, repository: options.repository, installationId: options.repository.installationId, files });
     },
     addPullRequest(pr) {
       const repository = repositoryOrThrow(pr.owner, pr.name);

@@ -118,6 +118,8 @@ export function pushPayload(options: {
   forced?: boolean;
   sender?: PayloadUser;
   message?: string;
+  /** The files the pushed commit changed (GitHub lists them per commit); default: none. */
+  files?: { added?: string[]; modified?: string[]; removed?: string[] };
 }): Context<"push">["payload"] {
   const example = template("push", (e) => e.installation !== undefined && String(e.ref).startsWith("refs/heads/"));
   const ref = options.ref.startsWith("refs/") ? options.ref : `refs/heads/${options.ref}`;
@@ -137,9 +139,9 @@ export function pushPayload(options: {
     url: `${htmlUrl}/commit/${options.after}`,
     author: { name: login, email: `${login}@users.noreply.github.com`, username: login },
     committer: { name: login, email: `${login}@users.noreply.github.com`, username: login },
-    added: [],
-    removed: [],
-    modified: [],
+    added: options.files?.added ?? [],
+    removed: options.files?.removed ?? [],
+    modified: options.files?.modified ?? [],
   };
   const payload = {
     ref,

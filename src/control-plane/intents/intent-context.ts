@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { StateStore } from "../../store/open-state-store.js";
 import type { GitHubReporter } from "../github/github-reporter.js";
+import type { RepoConfigCache } from "../repo-config.js";
 import type { WorkQueue } from "../work-queue.js";
 
 /** What processing a stored delivery needs. */
@@ -10,6 +11,7 @@ export interface IntentContext {
   getOctokit(installationId: number): Promise<ProbotOctokit>;
   reporter: GitHubReporter;
   queue: WorkQueue;
+  configs: RepoConfigCache;
   log: Logger;
 }
 

@@ -1,5 +1,5 @@
 import type { CheckRunIntent } from "../../store/model.js";
-import { buildSettingsOf, runSettingsOf, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -25,7 +25,7 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
   if (deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED") {
     return { status: "ignored", note: "the deployment was torn down" };
   }
-  const config = await loadRepoConfig({ octokit, owner: repository.owner, repo: repository.name });
+  const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   await queueRevision(context, {
     installationId: deployment.installationId,
     repository,

@@ -2,7 +2,7 @@ import { FINAL_STATES, type CommandIntent } from "../../store/model.js";
 import { DEPLOY_COMMAND_HELP } from "../commands/parse-deploy-command.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
-import { buildSettingsOf, runSettingsOf, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -54,7 +54,7 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     await reply(`@${actor}, this pull request is closed, so it gets no preview.`);
     return { status: "processed", note: "pull request closed" };
   }
-  const config = await loadRepoConfig({ octokit, owner: repository.owner, repo: repository.name });
+  const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   if (!config.ok) {
     await reply(`@${actor}, \`.github/slipway.yml\` on ${repository.defaultBranch} is invalid, so nothing was started:\n\n${config.errors.map((e) => `- ${e}`).join("\n")}`);
     return { status: "processed", note: "invalid config" };

@@ -1,7 +1,7 @@
 import { FINAL_STATES, type PullRequestIntent } from "../../store/model.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { replyOnPullRequest } from "../github/pull-request-replies.js";
-import { buildSettingsOf, runSettingsOf, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
 
@@ -52,7 +52,7 @@ export async function processPullRequest(context: IntentContext, intent: PullReq
     }
     return { status: "processed", note: "fork: waiting for /deploy" };
   }
-  const config = await loadRepoConfig({ octokit, owner: repository.owner, repo: repository.name });
+  const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   if (!config.ok || !config.config.previews.enabled || !config.config.previews.auto_update) {
     return { status: "ignored", note: "previews do not follow new commits" };
   }

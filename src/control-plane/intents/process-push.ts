@@ -1,6 +1,6 @@
 import type { PushIntent } from "../../store/model.js";
 import { reportInvalidConfig } from "../github/report-invalid-config.js";
-import { buildSettingsOf, runSettingsOf, environmentsForBranch, loadRepoConfig } from "../repo-config.js";
+import { buildSettingsOf, runSettingsOf, environmentsForBranch } from "../repo-config.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
 
@@ -8,7 +8,11 @@ import { queueRevision } from "./queue-revision.js";
 export async function processPush(context: IntentContext, intent: PushIntent, deliveryId: string): Promise<IntentOutcome> {
   const { repository } = intent;
   const octokit = await context.getOctokit(intent.installationId);
-  const config = await loadRepoConfig({ octokit, owner: repository.owner, repo: repository.name });
+  // The config is read from the default branch: a push there may have changed it.
+  if (intent.branch === repository.defaultBranch && intent.touchesConfig !== false) {
+    context.configs.forget(intent.installationId, repository.owner, repository.name);
+  }
+  const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   if (!config.ok) {
     context.log.info({ repository: repository.fullName, errors: config.errors }, "invalid repository config");
     await reportInvalidConfig({ octokit, repository, sha: intent.sha, errors: config.errors });

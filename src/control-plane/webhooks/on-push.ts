@@ -1,6 +1,10 @@
 import type { Context } from "probot";
 import type { Inbox } from "../inbox.js";
+import { CONFIG_PATH } from "../repo-config.js";
 import { repositoryRefOf } from "./repository-ref-of.js";
+
+/** GitHub lists at most this many commits in a push payload. */
+const MAX_LISTED_COMMITS = 2048;
 
 /**
  * `push`: decide and enqueue. Branch deletions, tags and other refs are recorded as
@@ -29,7 +33,20 @@ export async function onPush(context: Context<"push">, inbox: Inbox): Promise<vo
       branch: payload.ref.slice("refs/heads/".length),
       sha: payload.after,
       pusher: payload.sender?.login ?? payload.pusher.name,
+      touchesConfig: payload.forced || touchesConfig(payload.commits),
     },
   });
   if (outcome === "duplicate") context.log.info("delivery already received, ignoring the redelivery");
+}
+
+/**
+ * Whether a push changed the repository config, from the file lists of its commits. An
+ * empty list or one that may be cut short (GitHub lists at most 2,048 commits) counts as
+ * a change; so does a forced push (its commits do not show what it undid).
+ */
+export function touchesConfig(commits: Array<{ added?: string[]; modified?: string[]; removed?: string[] }>): boolean {
+  if (commits.length === 0 || commits.length >= MAX_LISTED_COMMITS) return true;
+  return commits.some((commit) =>
+    [commit.added, commit.modified, commit.removed].some((files) => files === undefined || files.includes(CONFIG_PATH)),
+  );
 }

@@ -115,6 +115,36 @@ describe("push webhook", () => {
     expect(Object.keys(app.services.store.state.revisions)).toHaveLength(0);
   });
 
+  it("reads the config once while pushes leave it alone, and again after a push that changes it", async () => {
+    const reads = () =>
+      nock(API)
+        .get(`${REPO}/contents/.github%2Fslipway.yml`)
+        .reply(200, "environments:\n  staging: { branch: develop }\n");
+    mockInstallationToken();
+    reads();
+    const push = (id: string, files: { modified?: string[]; forced?: boolean }, ref = "refs/heads/feature/x") => {
+      const payload = pushExample({ ref, after: SHA });
+      payload.forced = files.forced ?? false;
+      payload.commits = [{ ...payload.commits[0], added: [], removed: [], modified: files.modified ?? [] }];
+      return app.probot.receive({ id, name: "push", payload });
+    };
+    await push("d-1", {});
+    await push("d-2", {}); // a feature branch: the cached config serves
+    await push("d-3", { modified: ["README.md"] }, "refs/heads/main"); // the default branch, config untouched
+    await settle();
+    expect(nock.pendingMocks()).toEqual([]);
+
+    reads();
+    await push("d-4", { modified: [".github/slipway.yml"] }, "refs/heads/main");
+    await settle();
+    expect(nock.pendingMocks()).toEqual([]);
+    reads();
+    await push("d-5", { forced: true }, "refs/heads/main"); // a forced push may undo a change without listing it
+    await settle();
+    expect(nock.pendingMocks()).toEqual([]);
+    expect(["d-1", "d-2", "d-3", "d-4", "d-5"].map((id) => app.services.store.state.deliveries[id]?.status)).toEqual(Array(5).fill("ignored"));
+  });
+
   it("an invalid config fails a check run that names the line and key, and deploys nothing", async () => {
     const config = "environments:\n  production: { branch: main }\nbuild:\n  commands: ['npm ci']\n  timeout: soon\n";
     let checkRun: any;
