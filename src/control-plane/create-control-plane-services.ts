@@ -4,6 +4,7 @@ import type { Settings } from "../settings.js";
 import { openStateStore, type StateStore } from "../store/open-state-store.js";
 import { openSecretBox } from "../store/secret-box.js";
 import { createGitHubReporter, type GitHubReporter } from "./github/github-reporter.js";
+import { createSourceTokens } from "./github/source-tokens.js";
 import { createInbox, type Inbox } from "./inbox.js";
 import { createRevisionLogs, type RevisionLogs } from "./revision-logs.js";
 import { onCheckRun } from "./webhooks/on-check-run.js";
@@ -57,6 +58,18 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     progressIntervalMs: options.progressIntervalMs,
     retryBaseMs: options.retryBaseMs,
   });
+  const sourceTokens = createSourceTokens({
+    async mint(installationId, repositoryName) {
+      // Probot 14's octokit.auth({ repositoryNames }) ignores GHE_HOST: ask through the app client.
+      const app = await probot.auth();
+      const { data } = await app.rest.apps.createInstallationAccessToken({
+        installation_id: installationId,
+        repositories: [repositoryName],
+        permissions: { contents: "read" },
+      });
+      return { token: data.token, expiresAt: data.expires_at };
+    },
+  });
   const queue = createWorkQueue({
     store,
     logs,
@@ -72,16 +85,8 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
         .sort((a, b) => b.number - a.number)[0];
       if (newest) reporter.notify(newest.id);
     },
-    async mintSourceToken(installationId, repositoryName) {
-      // Probot 14's octokit.auth({ repositoryNames }) ignores GHE_HOST: ask through the app client.
-      const app = await probot.auth();
-      const { data } = await app.rest.apps.createInstallationAccessToken({
-        installation_id: installationId,
-        repositories: [repositoryName],
-        permissions: { contents: "read" },
-      });
-      return { token: data.token, expiresAt: data.expires_at };
-    },
+    mintSourceToken: (installationId, repositoryName) => sourceTokens.get(installationId, repositoryName),
+    onInfrastructureFault: (installationId, repositoryName) => sourceTokens.forget(installationId, repositoryName),
   });
   const inbox = createInbox({
     store,

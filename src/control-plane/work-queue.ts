@@ -34,8 +34,10 @@ export interface WorkQueueOptions {
   store: StateStore;
   logs: RevisionLogs;
   secrets: SecretBox;
-  /** A read-only token for one repository, minted for each lease. */
+  /** A read-only token for one repository, for a lease (see github/source-tokens.ts). */
   mintSourceToken(installationId: number, repositoryName: string): Promise<SourceToken>;
+  /** A listener reported an infrastructure fault (a source it could not fetch, say) for this repository. */
+  onInfrastructureFault?(installationId: number, repositoryName: string): void;
   /** Base of GitHub's REST API, e.g. https://api.github.com. */
   apiBaseUrl: string;
   /** Called after every change of a revision, so GitHub can be told. */
@@ -381,6 +383,10 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
         r.finishedAt = at;
       });
       log.info({ revision: revision.id, outcome: request.outcome }, "revision finished");
+      if (request.infrastructureFault) {
+        const deployment = store.state.deployments[revision.deploymentId];
+        if (deployment) options.onInfrastructureFault?.(deployment.installationId, deployment.repository.name);
+      }
       options.onRevisionChanged(revision.id);
       queue.wake(); // the deployment is free for its next revision
       return "ok";
