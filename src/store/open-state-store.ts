@@ -15,7 +15,7 @@ export interface StateStore {
   readonly state: Readonly<StateDocument>;
   /**
    * Applies a change and resolves once it is on disk. The change runs synchronously, so
-   * concurrent callers never interleave; steno coalesces the writes of concurrent callers.
+   * concurrent callers never interleave; their changes share writes.
    */
   update<T>(change: (state: StateDocument) => T): Promise<T>;
   /** A revision from the state file or, for old ones, from the archive. */
@@ -106,6 +106,32 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     for (const delivery of done.slice(0, ids.length - KEEP_DELIVERIES)) delete state.deliveries[delivery.id];
   }
 
+  // One write at a time, and changes made while one is on its way share the next: lowdb
+  // serialises the whole document on every write() call (steno only coalesces the file
+  // writes), so a burst of N updates would otherwise stringify it N times.
+  let inFlight: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  function startWrite(): Promise<void> {
+    const write: Promise<void> = db.write().finally(() => {
+      if (inFlight === write) inFlight = undefined;
+    });
+    inFlight = write;
+    return write;
+  }
+  /** Resolves once a write that began after this call is on disk. */
+  function persist(): Promise<void> {
+    if (queued) return queued;
+    if (!inFlight) return startWrite();
+    const next: Promise<void> = inFlight
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return startWrite();
+      });
+    queued = next;
+    return next;
+  }
+
   let archiving: Promise<void> | undefined;
   let writesSinceArchive = 0;
 
@@ -117,7 +143,7 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     dataDir,
     async update(change) {
       const result = change(db.data);
-      await db.write();
+      await persist();
       // Archive every so often rather than on every write: it scans all revisions.
       if (++writesSinceArchive >= 50 && !archiving) {
         writesSinceArchive = 0;
@@ -126,7 +152,7 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
           if (archived.length === 0) return;
           for (const revision of archived) delete db.data.revisions[revision.id];
           pruneDeliveries(db.data);
-          await db.write();
+          await persist();
           options.log.debug({ archived: archived.length }, "archived old revisions");
         })()
           .catch((error) => options.log.error({ err: error }, "archiving revisions failed"))

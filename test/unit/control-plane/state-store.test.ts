@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Low } from "lowdb";
 import { JSONFile } from "lowdb/node";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createRevision } from "../../../src/control-plane/create-revision.js";
 import type { StateDocument } from "../../../src/store/model.js";
 import { CorruptStateError, KEEP_FINISHED_REVISIONS, openStateStore } from "../../../src/store/open-state-store.js";
@@ -29,6 +29,33 @@ describe("state store", () => {
     );
     const onDisk = await readFromDisk(dataDir);
     expect(Object.keys(onDisk.deliveries)).toHaveLength(200);
+  });
+
+  it("serialises a burst of changes a few times, not once per change, and each caller's change is on disk when it resumes", async () => {
+    const dataDir = await tempDir();
+    const store = await openStateStore({ dataDir, log: silentLog });
+    const stringify = vi.spyOn(JSON, "stringify");
+    const delivery = (i: number) => ({ id: `d${i}`, event: "push", receivedAt: new Date().toISOString(), status: "ignored" as const });
+    try {
+      const writes = Array.from({ length: 100 }, (_, i) =>
+        store
+          .update((state) => {
+            state.deliveries[`d${i}`] = delivery(i);
+          })
+          .then(async () => expect((await readFromDisk(dataDir)).deliveries[`d${i}`]).toBeDefined()),
+      );
+      await Promise.all(writes);
+      const documents = stringify.mock.calls.filter(([value]) => (value as StateDocument | undefined)?.version === 1 && "deliveries" in (value as object));
+      expect(documents.length).toBeGreaterThanOrEqual(1);
+      expect(documents.length).toBeLessThanOrEqual(3); // the first change's write, then one for all the others
+    } finally {
+      stringify.mockRestore();
+    }
+    // A change after the burst still gets its own write.
+    await store.update((state) => {
+      state.deliveries.late = { ...delivery(0), id: "late" };
+    });
+    expect((await readFromDisk(dataDir)).deliveries.late).toBeDefined();
   });
 
   it("refuses to start on a truncated file and names it", async () => {
