@@ -96,14 +96,17 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     return toArchive;
   }
 
-  function pruneDeliveries(state: StateDocument) {
+  /** Forgets the oldest handled deliveries beyond KEEP_DELIVERIES; returns how many. */
+  function pruneDeliveries(state: StateDocument): number {
     const ids = Object.keys(state.deliveries);
-    if (ids.length <= KEEP_DELIVERIES) return;
+    if (ids.length <= KEEP_DELIVERIES) return 0;
     const done = ids
       .map((id) => state.deliveries[id]!)
       .filter((d) => d.status !== "pending")
       .sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
-    for (const delivery of done.slice(0, ids.length - KEEP_DELIVERIES)) delete state.deliveries[delivery.id];
+    const forgotten = done.slice(0, ids.length - KEEP_DELIVERIES);
+    for (const delivery of forgotten) delete state.deliveries[delivery.id];
+    return forgotten.length;
   }
 
   // One write at a time, and changes made while one is on its way share the next: lowdb
@@ -144,16 +147,16 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     async update(change) {
       const result = change(db.data);
       await persist();
-      // Archive every so often rather than on every write: it scans all revisions.
+      // Archive and prune every so often rather than on every write: both scan everything.
       if (++writesSinceArchive >= 50 && !archiving) {
         writesSinceArchive = 0;
         archiving = (async () => {
           const archived = await archiveOldRevisions(db.data);
-          if (archived.length === 0) return;
           for (const revision of archived) delete db.data.revisions[revision.id];
-          pruneDeliveries(db.data);
+          const pruned = pruneDeliveries(db.data);
+          if (archived.length === 0 && pruned === 0) return;
           await persist();
-          options.log.debug({ archived: archived.length }, "archived old revisions");
+          options.log.debug({ archived: archived.length, pruned }, "archived old revisions and forgot old deliveries");
         })()
           .catch((error) => options.log.error({ err: error }, "archiving revisions failed"))
           .finally(() => {

@@ -5,7 +5,7 @@ import { JSONFile } from "lowdb/node";
 import { describe, expect, it, vi } from "vitest";
 import { createRevision } from "../../../src/control-plane/create-revision.js";
 import type { StateDocument } from "../../../src/store/model.js";
-import { CorruptStateError, KEEP_FINISHED_REVISIONS, openStateStore } from "../../../src/store/open-state-store.js";
+import { CorruptStateError, KEEP_DELIVERIES, KEEP_FINISHED_REVISIONS, openStateStore } from "../../../src/store/open-state-store.js";
 import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
 import { tempDir } from "../../support/temp-dir.js";
 
@@ -56,6 +56,33 @@ describe("state store", () => {
       state.deliveries.late = { ...delivery(0), id: "late" };
     });
     expect((await readFromDisk(dataDir)).deliveries.late).toBeDefined();
+  });
+
+  it("forgets the oldest handled deliveries beyond KEEP_DELIVERIES even when no revision is archived, and keeps pending ones", async () => {
+    const dataDir = await tempDir();
+    const store = await openStateStore({ dataDir, log: silentLog });
+    const receivedAt = (i: number) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
+    await store.update((state) => {
+      state.deliveries.pending = { id: "pending", event: "push", receivedAt: receivedAt(-1), status: "pending" };
+    });
+    const total = KEEP_DELIVERIES + 300;
+    for (let batch = 0; batch < total; batch += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, (_, j) =>
+          store.update((state) => {
+            const i = batch + j;
+            state.deliveries[`d${i}`] = { id: `d${i}`, event: "push", receivedAt: receivedAt(i), status: "ignored" };
+          }),
+        ),
+      );
+    }
+    for (let i = 0; i < 100 && Object.keys(store.state.deliveries).length > KEEP_DELIVERIES; i++) await new Promise((r) => setTimeout(r, 20));
+    const kept = Object.keys(store.state.deliveries);
+    expect(kept).toHaveLength(KEEP_DELIVERIES);
+    expect(kept).toContain("pending");
+    expect(kept).toContain(`d${total - 1}`); // the newest stay
+    expect(kept).not.toContain("d0");
+    expect(Object.keys((await readFromDisk(dataDir)).deliveries).length).toBeLessThanOrEqual(KEEP_DELIVERIES + 100);
   });
 
   it("refuses to start on a truncated file and names it", async () => {
