@@ -96,17 +96,13 @@ export function createInbox(options: InboxOptions): Inbox {
 
   return {
     async record(delivery) {
-      const outcome = await store.update((state) => {
-        if (state.deliveries[delivery.id]) return "duplicate" as const;
-        state.deliveries[delivery.id] = {
-          id: delivery.id,
-          event: delivery.event,
-          receivedAt: new Date().toISOString(),
-          status: delivery.ignored ? "ignored" : "pending",
-          intent: delivery.ignored ? undefined : delivery.intent,
-          note: delivery.ignored,
-        };
-        return "recorded" as const;
+      const outcome = await store.recordDelivery({
+        id: delivery.id,
+        event: delivery.event,
+        receivedAt: new Date().toISOString(),
+        status: delivery.ignored ? "ignored" : "pending",
+        intent: delivery.ignored ? undefined : delivery.intent,
+        note: delivery.ignored,
       });
       if (outcome === "recorded" && !delivery.ignored) process(delivery.id);
       return outcome;

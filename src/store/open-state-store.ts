@@ -3,7 +3,8 @@ import path from "node:path";
 import { Low } from "lowdb";
 import { DataFile } from "lowdb/node";
 import type { Logger } from "pino";
-import { FINAL_STATES, emptyState, type Revision, type StateDocument } from "./model.js";
+import { openDeliveryJournal } from "./delivery-journal.js";
+import { FINAL_STATES, emptyState, type Delivery, type Revision, type StateDocument } from "./model.js";
 
 /** How many finished revisions per deployment stay in the state file; older ones are archived. */
 export const KEEP_FINISHED_REVISIONS = 20;
@@ -18,6 +19,11 @@ export interface StateStore {
    * concurrent callers never interleave; their changes share writes.
    */
   update<T>(change: (state: StateDocument) => T): Promise<T>;
+  /**
+   * Records a webhook delivery before it is acknowledged: "duplicate" for an id already
+   * held. Durable once resolved (one line in the delivery journal, not a state write).
+   */
+  recordDelivery(delivery: Delivery): Promise<"recorded" | "duplicate">;
   /** A revision from the state file or, for old ones, from the archive. */
   findRevision(id: string): Promise<Revision | undefined>;
   /** Archived revisions of a deployment, newest first. */
@@ -65,6 +71,16 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   }
   // Keep the last good version beside it: cheap insurance for the restore advice above.
   await writeFile(`${file}.bak`, JSON.stringify(db.data)).catch(() => undefined);
+
+  // Deliveries acknowledged after the state file's last write are in the journal.
+  const { journal, replayed, removeReplayed } = await openDeliveryJournal(path.join(dataDir, "journal"));
+  const missing = replayed.filter((d) => !db.data.deliveries[d.id]);
+  if (missing.length > 0) {
+    for (const delivery of missing) db.data.deliveries[delivery.id] = delivery;
+    await db.write();
+    options.log.info({ deliveries: missing.length }, "took acknowledged deliveries from the journal into the state file");
+  }
+  await removeReplayed();
 
   const archivePath = (deploymentId: string, revisionId: string) =>
     path.join(archiveDir, deploymentId, `${revisionId}.json`);
@@ -115,9 +131,13 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   let inFlight: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
   function startWrite(): Promise<void> {
-    const write: Promise<void> = db.write().finally(() => {
-      if (inFlight === write) inFlight = undefined;
-    });
+    const written = journal.seal(); // every delivery recorded so far is in this write
+    const write: Promise<void> = db
+      .write()
+      .then(() => written().catch((error: unknown) => options.log.warn({ err: error }, "could not remove a delivery journal file")))
+      .finally(() => {
+        if (inFlight === write) inFlight = undefined;
+      });
     inFlight = write;
     return write;
   }
@@ -133,6 +153,15 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       });
     queued = next;
     return next;
+  }
+
+  // Recorded deliveries are durable in the journal; the state file takes them a little later.
+  let lazyWrite: NodeJS.Timeout | undefined;
+  function writeSoon() {
+    lazyWrite ??= setTimeout(() => {
+      lazyWrite = undefined;
+      persist().catch((error: unknown) => options.log.error({ err: error }, "writing the state file failed"));
+    }, 100);
   }
 
   let archiving: Promise<void> | undefined;
@@ -164,6 +193,19 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
           });
       }
       return result;
+    },
+    async recordDelivery(delivery) {
+      if (db.data.deliveries[delivery.id]) return "duplicate";
+      db.data.deliveries[delivery.id] = delivery;
+      try {
+        await journal.append(delivery);
+      } catch (error) {
+        options.log.warn({ err: error }, "could not append to the delivery journal; writing the state file instead");
+        await persist();
+        return "recorded";
+      }
+      writeSoon();
+      return "recorded";
     },
     async findRevision(id) {
       const live = db.data.revisions[id];

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { appendFile, readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Low } from "lowdb";
 import { JSONFile } from "lowdb/node";
@@ -83,6 +83,32 @@ describe("state store", () => {
     expect(kept).toContain(`d${total - 1}`); // the newest stay
     expect(kept).not.toContain("d0");
     expect(Object.keys((await readFromDisk(dataDir)).deliveries).length).toBeLessThanOrEqual(KEEP_DELIVERIES + 100);
+  });
+
+  it("acknowledges a delivery once it is in the journal; a store opened after a crash has it, and the journal empties once the state file does", async () => {
+    const dataDir = await tempDir();
+    const store = await openStateStore({ dataDir, log: silentLog });
+    const delivery = (id: string) => ({ id, event: "push", receivedAt: new Date().toISOString(), status: "pending" as const });
+    expect(await store.recordDelivery(delivery("d1"))).toBe("recorded");
+    expect(await store.recordDelivery(delivery("d1"))).toBe("duplicate");
+    expect((await readFromDisk(dataDir)).deliveries?.d1).toBeUndefined(); // not yet in the state file…
+    const journal = path.join(dataDir, "journal");
+    const lines = async () => (await Promise.all((await readdir(journal)).map((f) => readFile(path.join(journal, f), "utf8")))).join("").split("\n").filter(Boolean);
+    expect((await lines()).map((l) => JSON.parse(l).id)).toEqual(["d1"]); // …but in the journal
+
+    // As after kill -9 now, with a torn line at the end of the journal: a new store has d1, and knows it.
+    await appendFile(path.join(journal, (await readdir(journal))[0]!), '{"id":"torn","ev');
+    const reopened = await openStateStore({ dataDir, log: silentLog });
+    expect(reopened.state.deliveries.d1).toMatchObject({ id: "d1", status: "pending" });
+    expect(reopened.state.deliveries.torn).toBeUndefined();
+    expect((await readFromDisk(dataDir)).deliveries.d1).toBeDefined();
+    expect(await reopened.recordDelivery(delivery("d1"))).toBe("duplicate");
+
+    expect(await reopened.recordDelivery(delivery("d2"))).toBe("recorded");
+    for (let i = 0; i < 100 && !(await readFromDisk(dataDir)).deliveries.d2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await readFromDisk(dataDir)).deliveries.d2).toBeDefined(); // the state file takes it soon after
+    for (let i = 0; i < 100 && (await lines()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await lines()).toEqual([]);
   });
 
   it("refuses to start on a truncated file and names it", async () => {
