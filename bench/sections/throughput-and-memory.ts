@@ -120,12 +120,12 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
         mode: { kind: "max", connections: 10, maxSeconds },
       });
     const statePending = async () => {
-      const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { deliveries: Record<string, { status: string }> };
-      return Object.values(state.deliveries).filter((d) => d.status === "pending").length;
+      const deliveries = JSON.parse(await readFile(path.join(server.dataDir, "deliveries.json"), "utf8")) as Record<string, { status: string }>;
+      return Object.values(deliveries).filter((d) => d.status === "pending").length;
     };
-    /** Waits until the state file shows no delivery still to be processed; returns whether it got there. */
+    /** Waits until deliveries.json shows no delivery still to be processed; returns whether it got there. */
     const processedAll = async () => {
-      await sleep(500); // acknowledged deliveries reach state.json from the journal about 0.1 s later
+      await sleep(500); // acknowledged deliveries reach deliveries.json from the journal about 0.1 s later
       const deadline = Date.now() + 180_000;
       while (Date.now() < deadline) {
         if ((await statePending()) === 0) return true;
@@ -151,9 +151,9 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const soakCpu = (await readProcessCpuSeconds(server.process.pid!)) - soakCpuBefore;
     await sleep(settleMs);
     const after = await readHeapAfterGc(server.process.pid!, server.heapFile!);
-    const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { deliveries: Record<string, unknown>; revisions: Record<string, unknown> };
-    const kept = Object.keys(state.deliveries).length;
-    env.say(`soak processed ${processed}/${delivered}; heap ${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB; deliveries in state.json ${kept}`);
+    const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { revisions: Record<string, unknown> };
+    const kept = Object.keys(JSON.parse(await readFile(path.join(server.dataDir, "deliveries.json"), "utf8")) as object).length;
+    env.say(`soak processed ${processed}/${delivered}; heap ${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB; deliveries in deliveries.json ${kept}`);
 
     const noise = Math.abs(beforeAgain.heapUsed - before.heapUsed);
     const allowedGrowth = Math.max(HEAP_NOISE_FLOOR, 5 * noise);
@@ -171,7 +171,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
       note: `${growth > 0 ? `+${mib(growth)} MiB, ${((growth / 1024) / Math.max(1, delivered)).toFixed(2)} KiB per delivery; ` : ""}read in the server after two full GCs (bench/lib/server-probe.mjs, SIGUSR2); two readings ${settleMs / 1000} s apart before the soak differ by ${(noise / MIB).toFixed(2)} MiB; RSS ${mib(before.rss)} → ${mib(after.rss)} MiB; soak acks ${soak.achievedRate.toFixed(0)}/s, p99 ${soakSummary.p99.toFixed(0)} ms, ${((soakCpu * 1000) / Math.max(1, delivered)).toFixed(1)} ms of control-plane CPU per delivery; ${processed} of ${delivered} processed with ${configReads} config reads (kept between deliveries); primed with ${priming.completed} deliveries first${delivered < settings.soak ? `; stopped after ${settings.soakSeconds} s, short of ${settings.soak.toLocaleString("en")}` : ""}`,
     });
     rows.push({ section: SECTION, figure: "RSS after the soak", unit: "MiB", slipway: after.rss / MIB, baseline: before.rss / MIB, baselineIs: "before it", ratio: ratioOf(after.rss, before.rss), goal: "", met: null });
-    rows.push({ section: SECTION, figure: "deliveries kept in state.json after the soak", unit: "", slipway: kept, baseline: null, ratio: null, goal: `≤ ${KEEP_DELIVERIES} (KEEP_DELIVERIES)`, met: kept <= KEEP_DELIVERIES, note: `state.json holds ${Object.keys(state.revisions).length} revisions` });
+    rows.push({ section: SECTION, figure: "deliveries kept in deliveries.json after the soak", unit: "", slipway: kept, baseline: null, ratio: null, goal: `≤ ${KEEP_DELIVERIES} + 50 (KEEP_DELIVERIES; pruned every 50 changes)`, met: kept <= KEEP_DELIVERIES + 50, note: `state.json holds ${Object.keys(state.revisions).length} revisions` });
     const failedSoak = Object.entries(soak.statusCounts).filter(([status]) => !status.startsWith("2")).reduce((sum, [, n]) => sum + n, 0) + soak.errors + soak.timeouts;
     if (delivered < settings.soak) env.problems.push(`soak: Slipway acknowledged only ${delivered} of ${settings.soak} deliveries in ${settings.soakSeconds} s (${soak.achievedRate.toFixed(0)}/s as fast as it answered; p99 ${soakSummary.p99.toFixed(0)} ms)`);
     if (failedSoak > 0) env.problems.push(`soak: ${failedSoak} of ${settings.soak} deliveries failed (${JSON.stringify(soak.statusCounts)}, ${soak.errors} errors, ${soak.timeouts} timeouts)`);

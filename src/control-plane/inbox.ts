@@ -85,12 +85,10 @@ export function createInbox(options: InboxOptions): Inbox {
 
   async function finish(id: string, status: Delivery["status"], note?: string) {
     failures.delete(id);
-    await store.update((state) => {
-      const d = state.deliveries[id];
-      if (!d) return;
+    await store.updateDelivery(id, (d) => {
       d.status = status;
       d.note = note;
-      if (status !== "pending") delete d.intent; // keep the state file small
+      if (status !== "pending") delete d.intent; // keep the deliveries file small
     });
   }
 

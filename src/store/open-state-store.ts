@@ -16,7 +16,8 @@ export interface StateStore {
   readonly state: Readonly<StateDocument>;
   /**
    * Applies a change and resolves once it is on disk. The change runs synchronously, so
-   * concurrent callers never interleave; their changes share writes.
+   * concurrent callers never interleave; their changes share writes. Deliveries are
+   * written by `recordDelivery` and `updateDelivery`, not here.
    */
   update<T>(change: (state: StateDocument) => T): Promise<T>;
   /**
@@ -24,6 +25,8 @@ export interface StateStore {
    * held. Durable once resolved (one line in the delivery journal, not a state write).
    */
   recordDelivery(delivery: Delivery): Promise<"recorded" | "duplicate">;
+  /** Changes a recorded delivery (its status, say); resolves once it is on disk. */
+  updateDelivery(id: string, change: (delivery: Delivery) => void): Promise<void>;
   /** A revision from the state file or, for old ones, from the archive. */
   findRevision(id: string): Promise<Revision | undefined>;
   /** Archived revisions of a deployment, newest first. */
@@ -58,29 +61,43 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   const archiveDir = path.join(dataDir, "archive");
   await mkdir(archiveDir, { recursive: true });
 
-  // Compact JSON (lowdb's JSONFile indents): half the cost of every write, and each
-  // acknowledged webhook waits for one. `jq . state.json` shows it indented.
-  const db = new Low<StateDocument>(new DataFile<StateDocument>(file, { parse: JSON.parse, stringify: (data) => JSON.stringify(data) }), emptyState());
+  // Compact JSON (lowdb's JSONFile indents): half the cost of every write. `jq .` indents it.
+  // Deliveries live in a file of their own: they change with every webhook, revisions with
+  // every step of a build, and each write serialises its whole file.
+  const db = new Low<StateDocument>(
+    new DataFile<StateDocument>(file, { parse: JSON.parse, stringify: (data) => JSON.stringify({ ...data, deliveries: undefined }) }),
+    emptyState(),
+  );
+  const deliveriesFile = path.join(dataDir, "deliveries.json");
+  const deliveriesDb = new DataFile<Record<string, Delivery>>(deliveriesFile, { parse: JSON.parse, stringify: (data) => JSON.stringify(data) });
   try {
     await db.read();
   } catch (error) {
     throw new CorruptStateError(file, error);
   }
+  if (db.data && typeof db.data === "object" && !("deliveries" in db.data)) (db.data as StateDocument).deliveries = {};
   if (!isStateDocument(db.data)) {
     throw new CorruptStateError(file, new Error("it does not hold a Slipway state document"));
   }
+  let storedDeliveries: Record<string, Delivery> | null;
+  try {
+    storedDeliveries = await deliveriesDb.read();
+  } catch (error) {
+    throw new CorruptStateError(deliveriesFile, error);
+  }
+  // A state file from before the split holds its deliveries itself; they move on the next write.
+  Object.assign(db.data.deliveries, storedDeliveries ?? {});
   // Keep the last good version beside it: cheap insurance for the restore advice above.
   await writeFile(`${file}.bak`, JSON.stringify(db.data)).catch(() => undefined);
 
-  // Deliveries acknowledged after the state file's last write are in the journal.
+  // Deliveries acknowledged after the deliveries file's last write are in the journal.
   const { journal, replayed, removeReplayed } = await openDeliveryJournal(path.join(dataDir, "journal"));
   const missing = replayed.filter((d) => !db.data.deliveries[d.id]);
-  if (missing.length > 0) {
-    for (const delivery of missing) db.data.deliveries[delivery.id] = delivery;
-    await db.write();
-    options.log.info({ deliveries: missing.length }, "took acknowledged deliveries from the journal into the state file");
-  }
+  for (const delivery of missing) db.data.deliveries[delivery.id] = delivery;
+  await deliveriesDb.write(db.data.deliveries);
+  if (missing.length > 0) options.log.info({ deliveries: missing.length }, "took acknowledged deliveries from the journal");
   await removeReplayed();
+  await db.write(); // without the deliveries, if it held them
 
   const archivePath = (deploymentId: string, revisionId: string) =>
     path.join(archiveDir, deploymentId, `${revisionId}.json`);
@@ -125,47 +142,40 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     return forgotten.length;
   }
 
-  // One write at a time, and changes made while one is on its way share the next: lowdb
-  // serialises the whole document on every write() call (steno only coalesces the file
-  // writes), so a burst of N updates would otherwise stringify it N times.
-  let inFlight: Promise<void> | undefined;
-  let queued: Promise<void> | undefined;
-  function startWrite(): Promise<void> {
+  const persistState = coalescingWriter(() => db.write());
+  const persistDeliveries = coalescingWriter(async () => {
     const written = journal.seal(); // every delivery recorded so far is in this write
-    const write: Promise<void> = db
-      .write()
-      .then(() => written().catch((error: unknown) => options.log.warn({ err: error }, "could not remove a delivery journal file")))
-      .finally(() => {
-        if (inFlight === write) inFlight = undefined;
-      });
-    inFlight = write;
-    return write;
-  }
-  /** Resolves once a write that began after this call is on disk. */
-  function persist(): Promise<void> {
-    if (queued) return queued;
-    if (!inFlight) return startWrite();
-    const next: Promise<void> = inFlight
-      .catch(() => undefined)
-      .then(() => {
-        queued = undefined;
-        return startWrite();
-      });
-    queued = next;
-    return next;
-  }
+    await deliveriesDb.write(db.data.deliveries);
+    await written().catch((error: unknown) => options.log.warn({ err: error }, "could not remove a delivery journal file"));
+  });
 
-  // Recorded deliveries are durable in the journal; the state file takes them a little later.
+  // Recorded deliveries are durable in the journal; the deliveries file takes them a little later.
   let lazyWrite: NodeJS.Timeout | undefined;
-  function writeSoon() {
+  function writeDeliveriesSoon() {
     lazyWrite ??= setTimeout(() => {
       lazyWrite = undefined;
-      persist().catch((error: unknown) => options.log.error({ err: error }, "writing the state file failed"));
+      persistDeliveries().catch((error: unknown) => options.log.error({ err: error }, "writing the deliveries file failed"));
     }, 100);
   }
 
   let archiving: Promise<void> | undefined;
-  let writesSinceArchive = 0;
+  let changesSinceArchive = 0;
+  /** Archives old revisions and forgets old deliveries every 50 changes: both scan everything. */
+  function housekeepNowAndThen() {
+    if (++changesSinceArchive < 50 || archiving) return;
+    changesSinceArchive = 0;
+    archiving = (async () => {
+      const archived = await archiveOldRevisions(db.data);
+      for (const revision of archived) delete db.data.revisions[revision.id];
+      const pruned = pruneDeliveries(db.data);
+      await Promise.all([archived.length > 0 && persistState(), pruned > 0 && persistDeliveries()]);
+      if (archived.length + pruned > 0) options.log.debug({ archived: archived.length, pruned }, "archived old revisions and forgot old deliveries");
+    })()
+      .catch((error) => options.log.error({ err: error }, "archiving revisions failed"))
+      .finally(() => {
+        archiving = undefined;
+      });
+  }
 
   const store: StateStore = {
     get state() {
@@ -175,23 +185,8 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     dataDir,
     async update(change) {
       const result = change(db.data);
-      await persist();
-      // Archive and prune every so often rather than on every write: both scan everything.
-      if (++writesSinceArchive >= 50 && !archiving) {
-        writesSinceArchive = 0;
-        archiving = (async () => {
-          const archived = await archiveOldRevisions(db.data);
-          for (const revision of archived) delete db.data.revisions[revision.id];
-          const pruned = pruneDeliveries(db.data);
-          if (archived.length === 0 && pruned === 0) return;
-          await persist();
-          options.log.debug({ archived: archived.length, pruned }, "archived old revisions and forgot old deliveries");
-        })()
-          .catch((error) => options.log.error({ err: error }, "archiving revisions failed"))
-          .finally(() => {
-            archiving = undefined;
-          });
-      }
+      await persistState();
+      housekeepNowAndThen();
       return result;
     },
     async recordDelivery(delivery) {
@@ -200,12 +195,19 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       try {
         await journal.append(delivery);
       } catch (error) {
-        options.log.warn({ err: error }, "could not append to the delivery journal; writing the state file instead");
-        await persist();
+        options.log.warn({ err: error }, "could not append to the delivery journal; writing the deliveries file instead");
+        await persistDeliveries();
         return "recorded";
       }
-      writeSoon();
+      writeDeliveriesSoon();
+      housekeepNowAndThen();
       return "recorded";
+    },
+    async updateDelivery(id, change) {
+      const delivery = db.data.deliveries[id];
+      if (!delivery) return;
+      change(delivery);
+      await persistDeliveries();
     },
     async findRevision(id) {
       const live = db.data.revisions[id];
@@ -263,4 +265,35 @@ function isStateDocument(value: unknown): value is StateDocument {
     typeof doc.deliveries === "object" &&
     typeof doc.counters === "object"
   );
+}
+
+/**
+ * One write at a time, and changes made while one is on its way share the next: lowdb
+ * serialises the whole document on every write (steno only coalesces the file writes),
+ * so a burst of N updates would otherwise stringify it N times. The returned function
+ * resolves once a write that began after the call is on disk. `write` must serialise
+ * synchronously, before its first await.
+ */
+function coalescingWriter(write: () => Promise<void>): () => Promise<void> {
+  let inFlight: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  function start(): Promise<void> {
+    const current: Promise<void> = write().finally(() => {
+      if (inFlight === current) inFlight = undefined;
+    });
+    inFlight = current;
+    return current;
+  }
+  return () => {
+    if (queued) return queued;
+    if (!inFlight) return start();
+    const next: Promise<void> = inFlight
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return start();
+      });
+    queued = next;
+    return next;
+  };
 }
