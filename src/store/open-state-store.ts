@@ -25,7 +25,11 @@ export interface StateStore {
    * held. Durable once resolved (one line in the delivery journal, not a state write).
    */
   recordDelivery(delivery: Delivery): Promise<"recorded" | "duplicate">;
-  /** Changes a recorded delivery (its status, say); resolves once it is on disk. */
+  /**
+   * Changes a recorded delivery (its status, say). Written within about 0.1 s, together
+   * with others: after a crash in between, the delivery is processed again, which the
+   * revision rules make harmless (the same commit makes no second revision).
+   */
   updateDelivery(id: string, change: (delivery: Delivery) => void): Promise<void>;
   /** A revision from the state file or, for old ones, from the archive. */
   findRevision(id: string): Promise<Revision | undefined>;
@@ -142,7 +146,10 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     return forgotten.length;
   }
 
-  const persistState = coalescingWriter(() => db.write());
+  // Writes back to back (a write already on its way when a change comes) start at least
+  // 20 ms apart: under load that bounds the time spent serialising the state, and a single
+  // flow of changes, each awaiting its write, never waits.
+  const persistState = coalescingWriter(() => db.write(), { minGapMs: 20 });
   const persistDeliveries = coalescingWriter(async () => {
     const written = journal.seal(); // every delivery recorded so far is in this write
     await deliveriesDb.write(db.data.deliveries);
@@ -207,7 +214,7 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       const delivery = db.data.deliveries[id];
       if (!delivery) return;
       change(delivery);
-      await persistDeliveries();
+      writeDeliveriesSoon();
     },
     async findRevision(id) {
       const live = db.data.revisions[id];
@@ -272,12 +279,16 @@ function isStateDocument(value: unknown): value is StateDocument {
  * serialises the whole document on every write (steno only coalesces the file writes),
  * so a burst of N updates would otherwise stringify it N times. The returned function
  * resolves once a write that began after the call is on disk. `write` must serialise
- * synchronously, before its first await.
+ * synchronously, before its first await. A queued write starts `minGapMs` after the
+ * previous one started at the earliest.
  */
-function coalescingWriter(write: () => Promise<void>): () => Promise<void> {
+function coalescingWriter(write: () => Promise<void>, options: { minGapMs?: number } = {}): () => Promise<void> {
+  const minGapMs = options.minGapMs ?? 0;
   let inFlight: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
+  let lastStart = 0;
   function start(): Promise<void> {
+    lastStart = performance.now();
     const current: Promise<void> = write().finally(() => {
       if (inFlight === current) inFlight = undefined;
     });
@@ -289,6 +300,8 @@ function coalescingWriter(write: () => Promise<void>): () => Promise<void> {
     if (!inFlight) return start();
     const next: Promise<void> = inFlight
       .catch(() => undefined)
+      // Under a stream of changes, gather them a little longer: fewer, larger writes.
+      .then(() => new Promise((resolve) => setTimeout(resolve, Math.max(0, lastStart + minGapMs - performance.now()))))
       .then(() => {
         queued = undefined;
         return start();
