@@ -47,7 +47,18 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
   const store = await openStateStore({ dataDir: settings.dataDir, log });
   const secrets = await openSecretBox({ dataDir: settings.dataDir });
   const logs = createRevisionLogs({ dataDir: settings.dataDir });
-  const getOctokit = (installationId: number) => probot.auth(installationId) as Promise<ProbotOctokit>;
+  // One client per installation, kept: Probot builds a new Octokit on every auth() (a
+  // millisecond of plugins and endpoint tables), and the client renews its own token.
+  const clients = new Map<number, Promise<ProbotOctokit>>();
+  const getOctokit = (installationId: number) => {
+    let client = clients.get(installationId);
+    if (!client) {
+      client = probot.auth(installationId) as Promise<ProbotOctokit>;
+      clients.set(installationId, client);
+      client.catch(() => clients.get(installationId) === client && clients.delete(installationId));
+    }
+    return client;
+  };
 
   const reporter = createGitHubReporter({
     store,
