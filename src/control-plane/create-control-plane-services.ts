@@ -22,6 +22,8 @@ export interface ControlPlaneOptions {
   /** Base of GitHub's REST API as the listener should use it for tarballs. */
   apiBaseUrl: string;
   progressIntervalMs?: number;
+  /** How long a new revision's first GitHub report waits for a listener to take it. */
+  queuedSettleMs?: number;
   leaseTtlSeconds?: number;
   /** How often leases are checked for expiry. */
   leaseCheckIntervalMs?: number;
@@ -67,6 +69,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     publicUrl: settings.publicUrl,
     log: log.child({ component: "github" }),
     progressIntervalMs: options.progressIntervalMs,
+    queuedSettleMs: options.queuedSettleMs,
     retryBaseMs: options.retryBaseMs,
   });
   const sourceTokens = createSourceTokens({

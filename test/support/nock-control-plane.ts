@@ -13,7 +13,7 @@ const { privateKey } = generateAppKey();
  * The control plane without its HTTP server, driven with `probot.receive`, GitHub played by
  * nock: no real network, and every test ends with no mock left pending.
  */
-export function useNockControlPlane(options: { progressIntervalMs?: number } = {}): { readonly probot: Probot; readonly services: ControlPlaneServices } {
+export function useNockControlPlane(options: { progressIntervalMs?: number; queuedSettleMs?: number } = {}): { readonly probot: Probot; readonly services: ControlPlaneServices } {
   const current = {} as { probot: Probot; services: ControlPlaneServices };
   beforeEach(async () => {
     nock.disableNetConnect();
@@ -31,6 +31,7 @@ export function useNockControlPlane(options: { progressIntervalMs?: number } = {
       appId: 1,
       apiBaseUrl: API,
       progressIntervalMs: options.progressIntervalMs ?? 0,
+      queuedSettleMs: options.queuedSettleMs ?? 0,
       retryBaseMs: 10,
     });
     await current.probot.load(current.services.appFn);

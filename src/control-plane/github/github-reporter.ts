@@ -32,6 +32,12 @@ export interface GitHubReporterOptions {
   progressIntervalMs?: number;
   /** First retry delay after a failed write; doubles up to a minute. */
   retryBaseMs?: number;
+  /**
+   * How long a new, queued revision's first report waits for a listener to take it
+   * (default 500 ms): usually one does within milliseconds, and the check run then starts
+   * out in progress, one write fewer than queued-then-in-progress.
+   */
+  queuedSettleMs?: number;
 }
 
 interface Pending {
@@ -51,6 +57,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
   const { store, logs, log, publicUrl } = options;
   const progressIntervalMs = options.progressIntervalMs ?? 3_000;
   const retryBaseMs = options.retryBaseMs ?? 1_000;
+  const queuedSettleMs = options.queuedSettleMs ?? 500;
   const pending = new Map<string, Pending>();
   const commentChains = new Map<string, Promise<void>>();
   const idleWaiters: Array<() => void> = [];
@@ -263,7 +270,10 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
 
   return {
     notify(revisionId) {
-      schedule(revisionId, 0);
+      const revision = store.state.revisions[revisionId];
+      const fresh = revision?.state === "QUEUED" && !revision.github.checkRunId && !revision.github.checkRunCreateAttempted;
+      // A later notify (the lease's first phase, say) replaces the wait and runs at once.
+      schedule(revisionId, fresh ? queuedSettleMs : 0);
     },
     reconcile() {
       for (const revision of Object.values(store.state.revisions)) {

@@ -220,3 +220,28 @@ describe("push webhook, with GitHub updates paced as in production", () => {
     expect(writes).toEqual(["check run created", "check run success", "deployment created", "deployment success"]);
   });
 });
+
+describe("push webhook, when a listener takes the revision at once", () => {
+  const app = useNockControlPlane({ progressIntervalMs: 60_000, queuedSettleMs: 400 });
+
+  it("creates the check run in progress, not queued and then changed", async () => {
+    const bodies: any[] = [];
+    mockInstallationToken()
+      .get(`${REPO}/contents/.github%2Fslipway.yml`)
+      .reply(200, "build:\n  commands: ['true']\n")
+      .post(`${REPO}/check-runs`, (body) => (bodies.push(body), true))
+      .reply(201, { id: 601 });
+    await app.probot.receive({ id: "d-taken", name: "push", payload: pushExample({ after: SHA }) as any });
+    await app.services.inbox.idle();
+    const revision = Object.values(app.services.store.state.revisions)[0]!;
+    expect(revision.state).toBe("QUEUED");
+    // What the listener's first heartbeat does, well within the settle window.
+    await app.services.store.update((s) => {
+      Object.assign(s.revisions[revision.id]!, { state: "BUILDING", phases: [{ name: "build", startedAt: new Date().toISOString() }] });
+    });
+    app.services.reporter.notify(revision.id);
+    for (let i = 0; i < 100 && bodies.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 600)); // past the settle window: nothing more is sent
+    expect(bodies.map((b) => b.status)).toEqual(["in_progress"]);
+  });
+});
