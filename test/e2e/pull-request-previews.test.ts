@@ -118,7 +118,8 @@ describe.concurrent("pull request previews", () => {
     await github.waitFor(() => reactions(s, command.id).includes("eyes") || undefined, { description: "eyes reaction" });
     const run = await completedRun(s, s.headSha);
     expect(run).toMatchObject({ name: "slipway/pr-7", conclusion: "success" });
-    const deployment = deployments(s)[0]!;
+    // The check run goes first; the deployment follows in the same pass.
+    const deployment = await github.waitFor(() => deployments(s).find((d) => d.statuses.at(-1)?.state === "success"), { description: "a successful deployment" });
     expect(deployment).toMatchObject({ environment: "pr-7", transientEnvironment: true, productionEnvironment: false, sha: s.headSha });
     const log = await (await fetch(`${slipway.url}/revisions/${run.externalId}/log`)).text();
     expect(log).toContain(`preview of refs/heads/feature at ${s.headSha}`);
@@ -206,7 +207,8 @@ describe.concurrent("pull request previews", () => {
   it("/deploy cancel stops the running revision", async () => {
     const s = scenario("cancel", { config: "build:\n  commands: ['sleep 60']\n" });
     await comment(s, "/deploy");
-    await github.waitFor(() => checkRuns(s).find((r) => r.status === "in_progress"), { timeoutMs: 30_000, description: "in progress" });
+    // Under way as GitHub shows it: the check run in progress, and the deployment (it follows the check run).
+    await github.waitFor(() => (checkRuns(s).some((r) => r.status === "in_progress") && deployments(s).length > 0) || undefined, { timeoutMs: 30_000, description: "in progress, with a deployment" });
     await comment(s, "/deploy cancel");
     const run = await completedRun(s, s.headSha, 30_000);
     expect(run.conclusion).toBe("cancelled");
@@ -215,7 +217,8 @@ describe.concurrent("pull request previews", () => {
   it("closing the PR before the build ends cancels it, drops the database and marks deployments inactive", async () => {
     const s = scenario("closed-early", { config: "build:\n  commands: ['sleep 60']\n" });
     await comment(s, "/deploy");
-    await github.waitFor(() => checkRuns(s).find((r) => r.status === "in_progress"), { timeoutMs: 30_000, description: "in progress" });
+    // Under way as GitHub shows it: the check run in progress, and the deployment (it follows the check run).
+    await github.waitFor(() => (checkRuns(s).some((r) => r.status === "in_progress") && deployments(s).length > 0) || undefined, { timeoutMs: 30_000, description: "in progress, with a deployment" });
     github.updatePullRequest({ owner: "acme", name: s.repo.name, number: s.number, state: "closed" });
     await pullRequestEvent(s, "closed", { sha: s.headSha });
     const run = await completedRun(s, s.headSha, 30_000);
