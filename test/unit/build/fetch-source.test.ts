@@ -63,7 +63,7 @@ async function listen(handler: RequestListener): Promise<{ server: Server; base:
 /** GitHub's shape: the API answers 302 to codeload on another origin, with a token in the query. */
 async function github(body: Buffer) {
   const codeload = await listen((req, res) => {
-    res.writeHead(200, { "content-type": "application/x-gzip" });
+    res.writeHead(200, { "content-type": "application/x-gzip", "content-length": body.length });
     res.end(body);
   });
   const api = await listen((req, res) => {
