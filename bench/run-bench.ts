@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (about 8 minutes on a 2-core machine) and `npm run bench -- --quick`
+ * `npm run bench` (about 5 minutes on a 2-core machine) and `npm run bench -- --quick`
  * (under a minute): how fast Slipway acknowledges webhooks, how little it adds to a
  * deploy, how many GitHub API calls a revision costs, how its state store scales and how
  * it holds up under many revisions, each as a ratio against a baseline run side by side

@@ -21,7 +21,7 @@ const DEPLOYMENTS = 50;
 /** Revisions made per `store.update` while building a history through the store's own archiving. */
 const BATCH = 100;
 /** Up to this many revisions are archived by the store itself (its speed is measured; not in --quick); the rest is imported. */
-const ARCHIVED_BY_STORE = { quick: 1_000, full: 2_000 };
+const ARCHIVED_BY_STORE = { quick: 200, full: 2_000 };
 const log = pino({ level: "silent" });
 
 interface SizeResult {
@@ -38,7 +38,7 @@ interface SizeResult {
 }
 
 export async function benchStateStore(env: BenchEnvironment): Promise<{ rows: ResultRow[]; details: unknown }> {
-  const sizes = env.quick ? [1_000, 5_000, 10_000] : [1_000, 10_000, 100_000];
+  const sizes = env.quick ? [1_000, 2_500, 5_000] : [1_000, 10_000, 100_000];
   const archivedByStore = env.quick ? ARCHIVED_BY_STORE.quick : ARCHIVED_BY_STORE.full;
   const repetitions = { open: env.quick ? 5 : 20, update: env.quick ? 40 : 200, list: env.quick ? 3 : 5 };
   const results: SizeResult[] = [];

@@ -37,7 +37,7 @@ interface StepSummary extends RunSummary {
 export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator): Promise<{ rows: ResultRow[]; details: unknown }> {
   // stepSeconds in whole seconds: the load generator paces a rate per second.
   const settings = env.quick
-    ? { count: 100, fixedRate: 100, connections: 10, maxSeconds: 5, steps: [50, 100, 200, 400, 800], stepSeconds: 1, warmUp: 50, freshServerPerMode: false }
+    ? { count: 100, fixedRate: 100, connections: 10, maxSeconds: 5, steps: [100, 200, 400, 800], stepSeconds: 1, warmUp: 50, freshServerPerMode: false }
     : { count: 2_000, fixedRate: 100, connections: 10, maxSeconds: 20, steps: [25, 50, 100, 200, 400, 800, 1600], stepSeconds: 2, warmUp: 100, freshServerPerMode: true };
   const config = ["environments:", "  production: { branch: main }", "build:", "  commands: []", ""].join("\n");
   const repos = Array.from({ length: REPOSITORIES }, (_, i) => env.addRepository(`ack-${i}`, config));
