@@ -99,7 +99,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
         .sort((a, b) => b.number - a.number)[0];
       if (newest) reporter.notify(newest.id);
     },
-    mintSourceToken: (installationId, repositoryName) => sourceTokens.get(installationId, repositoryName),
+    mintSourceToken: sourceTokens.get,
     onInfrastructureFault: (installationId, repositoryName) => sourceTokens.forget(installationId, repositoryName),
   });
   const inbox = createInbox({

@@ -79,7 +79,9 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   } catch (error) {
     throw new CorruptStateError(file, error);
   }
-  if (db.data && typeof db.data === "object" && !("deliveries" in db.data)) (db.data as StateDocument).deliveries = {};
+  // A state file from before deliveries.json holds its deliveries itself; they move below.
+  const heldDeliveries = typeof db.data === "object" && db.data !== null && "deliveries" in db.data;
+  if (!heldDeliveries && typeof db.data === "object" && db.data !== null) (db.data as StateDocument).deliveries = {};
   if (!isStateDocument(db.data)) {
     throw new CorruptStateError(file, new Error("it does not hold a Slipway state document"));
   }
@@ -89,7 +91,6 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   } catch (error) {
     throw new CorruptStateError(deliveriesFile, error);
   }
-  // A state file from before the split holds its deliveries itself; they move on the next write.
   Object.assign(db.data.deliveries, storedDeliveries ?? {});
   // Keep the last good version beside it: cheap insurance for the restore advice above.
   await writeFile(`${file}.bak`, JSON.stringify(db.data)).catch(() => undefined);
@@ -98,10 +99,10 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   const { journal, replayed, removeReplayed } = await openDeliveryJournal(path.join(dataDir, "journal"));
   const missing = replayed.filter((d) => !db.data.deliveries[d.id]);
   for (const delivery of missing) db.data.deliveries[delivery.id] = delivery;
-  await deliveriesDb.write(db.data.deliveries);
+  if (missing.length > 0 || heldDeliveries) await deliveriesDb.write(db.data.deliveries);
   if (missing.length > 0) options.log.info({ deliveries: missing.length }, "took acknowledged deliveries from the journal");
   await removeReplayed();
-  await db.write(); // without the deliveries, if it held them
+  if (heldDeliveries) await db.write(); // the state file without them
 
   const archivePath = (deploymentId: string, revisionId: string) =>
     path.join(archiveDir, deploymentId, `${revisionId}.json`);

@@ -20,20 +20,21 @@ export function createSourceTokens(options: { mint(installationId: number, repos
   const now = options.now ?? Date.now;
   const kept = new Map<string, Promise<SourceToken>>();
   const keyOf = (installationId: number, repositoryName: string) => `${installationId}/${repositoryName.toLowerCase()}`;
+  async function get(installationId: number, repositoryName: string): Promise<SourceToken> {
+    const key = keyOf(installationId, repositoryName);
+    const current = kept.get(key);
+    if (current) {
+      const token = await current.catch(() => undefined);
+      if (token && Date.parse(token.expiresAt) - now() >= MIN_REMAINING_MS) return token;
+      if (kept.get(key) !== current) return get(installationId, repositoryName); // replaced meanwhile
+    }
+    const minting = options.mint(installationId, repositoryName);
+    kept.set(key, minting);
+    minting.catch(() => kept.get(key) === minting && kept.delete(key));
+    return minting;
+  }
   return {
-    async get(installationId, repositoryName) {
-      const key = keyOf(installationId, repositoryName);
-      const current = kept.get(key);
-      if (current) {
-        const token = await current.catch(() => undefined);
-        if (token && Date.parse(token.expiresAt) - now() >= MIN_REMAINING_MS) return token;
-        if (kept.get(key) !== current) return this.get(installationId, repositoryName); // replaced meanwhile
-      }
-      const minting = options.mint(installationId, repositoryName);
-      kept.set(key, minting);
-      minting.catch(() => kept.get(key) === minting && kept.delete(key));
-      return minting;
-    },
+    get,
     forget(installationId, repositoryName) {
       kept.delete(keyOf(installationId, repositoryName));
     },

@@ -107,6 +107,16 @@ describe("state store", () => {
     expect(await lines()).toEqual([]);
   });
 
+  it("moves the deliveries of a state file from before deliveries.json into it", async () => {
+    const dataDir = await tempDir();
+    const old = { version: 1, deployments: {}, revisions: {}, counters: {}, deliveries: { d1: { id: "d1", event: "push", receivedAt: new Date().toISOString(), status: "processed" } } };
+    await writeFile(path.join(dataDir, "state.json"), JSON.stringify(old));
+    const store = await openStateStore({ dataDir, log: silentLog });
+    expect(store.state.deliveries.d1).toMatchObject({ status: "processed" });
+    expect(JSON.parse(await readFile(path.join(dataDir, "state.json"), "utf8")).deliveries).toBeUndefined();
+    expect((await readFromDisk(dataDir)).deliveries.d1).toBeDefined();
+  });
+
   it("refuses to start on a truncated file and names it", async () => {
     const dataDir = await tempDir();
     const store = await openStateStore({ dataDir, log: silentLog });
