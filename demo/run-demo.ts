@@ -10,7 +10,7 @@ import path from "node:path";
 import { generateKeyPairSync } from "node:crypto";
 import { sendWebhook } from "../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type RecordedCheckRun, type RecordedDeployment, type RecordedDeploymentStatus } from "../tools/github-stand-in/start-github-stand-in.js";
-import { startSlipway } from "../tools/start-slipway.js";
+import { startSlipway, standInAppEnv } from "../tools/start-slipway.js";
 
 const SECRET = "demo-webhook-secret";
 const started = Date.now();
@@ -36,12 +36,7 @@ github.events.on("deployment-status", ({ deployment, status }: { deployment: Rec
 say("Starting a GitHub stand-in and Slipway (npm start) …");
 const slipway = await startSlipway({
   env: {
-    APP_ID: "1",
-    PRIVATE_KEY: privateKey,
-    WEBHOOK_SECRET: SECRET,
-    GHE_HOST: github.host,
-    GHE_PROTOCOL: "http",
-    SLIPWAY_DATA_DIR: dataDir,
+    ...standInAppEnv(github, { privateKey: privateKey, webhookSecret: SECRET, dataDir }),
     LOG_LEVEL: "warn",
   },
 });

@@ -27,6 +27,24 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * The environment that makes Slipway a GitHub App of a GitHub stand-in (a GitHub Enterprise
+ * host at `github.host`, over http), with its data in `dataDir`.
+ *
+ * @example
+ * await startSlipway({ env: { ...standInAppEnv(github, { privateKey, webhookSecret, dataDir }), SLIPWAY_MAX_CONCURRENT_BUILDS: "4" } });
+ */
+export function standInAppEnv(github: { appId: number; host: string }, app: { privateKey: string; webhookSecret: string; dataDir: string }): Record<string, string> {
+  return {
+    APP_ID: String(github.appId),
+    PRIVATE_KEY: app.privateKey,
+    WEBHOOK_SECRET: app.webhookSecret,
+    GHE_HOST: github.host,
+    GHE_PROTOCOL: "http",
+    SLIPWAY_DATA_DIR: app.dataDir,
+  };
+}
+
+/**
  * Starts the real `npm start` entry point (src/main.ts) as a child process with the given
  * environment, and waits until GET /healthz answers 200.
  */

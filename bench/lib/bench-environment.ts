@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const WEBHOOK_SECRET = "bench-webhook-secret";
@@ -105,12 +105,7 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
         script: server.script,
         port: server.port,
         env: {
-          APP_ID: "1",
-          PRIVATE_KEY: privateKey,
-          WEBHOOK_SECRET,
-          GHE_HOST: github.host,
-          GHE_PROTOCOL: "http",
-          SLIPWAY_DATA_DIR: dataDir,
+          ...standInAppEnv(github, { privateKey: privateKey, webhookSecret: WEBHOOK_SECRET, dataDir }),
           // Any free port for the listener's router: 8080 may be taken (another server of this run, other tests).
           SLIPWAY_ROUTER_PORT: "0",
           LOG_LEVEL: "info",

@@ -13,7 +13,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { freePort, startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 
 const SECRET = "e2e-browser-secret";
@@ -47,12 +47,7 @@ beforeAll(async () => {
   slipway = await startSlipway({
     port,
     env: {
-      APP_ID: "1",
-      PRIVATE_KEY: privateKey,
-      WEBHOOK_SECRET: SECRET,
-      GHE_HOST: github.host,
-      GHE_PROTOCOL: "http",
-      SLIPWAY_DATA_DIR: path.join(workDir, "data"),
+      ...standInAppEnv(github, { privateKey: privateKey, webhookSecret: SECRET, dataDir: path.join(workDir, "data") }),
       SLIPWAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
       SLIPWAY_MAX_CONCURRENT_BUILDS: "4",
       GITHUB_CLIENT_ID: github.oauth.clientId,

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStateStore } from "../../src/store/open-state-store.js";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { freePort, startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
 
@@ -39,12 +39,7 @@ afterAll(async () => {
 
 function controlPlaneEnv(dataDir: string, extra: Record<string, string> = {}) {
   return {
-    APP_ID: "1",
-    PRIVATE_KEY: key.privateKey,
-    WEBHOOK_SECRET: SECRET,
-    GHE_HOST: github.host,
-    GHE_PROTOCOL: "http",
-    SLIPWAY_DATA_DIR: dataDir,
+    ...standInAppEnv(github, { privateKey: key.privateKey, webhookSecret: SECRET, dataDir }),
     SLIPWAY_LISTENER_TOKEN: TOKEN,
     SLIPWAY_LEASE_TTL_SECONDS: "3",
     // A real PostgreSQL server for deployment databases (issue 4's backend): fast to set up,

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type RepositoryRole, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
 import { checkRunPayload, issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
-import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
 
@@ -26,12 +26,7 @@ beforeAll(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), "slipway-e2e-previews-"));
   slipway = await startSlipway({
     env: {
-      APP_ID: "1",
-      PRIVATE_KEY: privateKey,
-      WEBHOOK_SECRET: SECRET,
-      GHE_HOST: github.host,
-      GHE_PROTOCOL: "http",
-      SLIPWAY_DATA_DIR: path.join(workDir, "data"),
+      ...standInAppEnv(github, { privateKey: privateKey, webhookSecret: SECRET, dataDir: path.join(workDir, "data") }),
       SLIPWAY_MAX_CONCURRENT_BUILDS: "4",
       // A real PostgreSQL server for deployment databases (issue 4's backend): fast to set up,
       // so these tests spend their time on what they test. The embedded default is covered elsewhere.

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
 import { generateAppKey } from "../support/app-credentials.js";
-import { startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 
 const SECRET = "e2e-webhook-secret";
 let github: GitHubStandIn;
@@ -25,12 +25,7 @@ beforeAll(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), "slipway-e2e-"));
   slipway = await startSlipway({
     env: {
-      APP_ID: "1",
-      PRIVATE_KEY: privateKey,
-      WEBHOOK_SECRET: SECRET,
-      GHE_HOST: github.host,
-      GHE_PROTOCOL: "http",
-      SLIPWAY_DATA_DIR: path.join(workDir, "data"),
+      ...standInAppEnv(github, { privateKey: privateKey, webhookSecret: SECRET, dataDir: path.join(workDir, "data") }),
       SLIPWAY_MAX_CONCURRENT_BUILDS: "4",
     },
   });

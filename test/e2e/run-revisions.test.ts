@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
 import { issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
-import { freePort, startSlipway, type RunningSlipway } from "../../tools/start-slipway.js";
+import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
 
@@ -36,12 +36,7 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), "slipway-e2e-run-"));
   routerPort = await freePort();
   env = {
-    APP_ID: "1",
-    PRIVATE_KEY: privateKey,
-    WEBHOOK_SECRET: SECRET,
-    GHE_HOST: github.host,
-    GHE_PROTOCOL: "http",
-    SLIPWAY_DATA_DIR: path.join(root, "data"),
+    ...standInAppEnv(github, { privateKey: privateKey, webhookSecret: SECRET, dataDir: path.join(root, "data") }),
     SLIPWAY_DATABASE_URL: testDatabaseUrl,
     SLIPWAY_ROUTER_PORT: String(routerPort),
     SLIPWAY_MAX_CONCURRENT_BUILDS: "4",

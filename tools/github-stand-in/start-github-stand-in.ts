@@ -163,7 +163,7 @@ const RATE_LIMIT = 5000;
  * @example
  * const github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
  * const repo = github.addRepository({ owner: "acme", name: "web", installationId: 7, files: { ".github/slipway.yml": "build: { commands: [] }" } });
- * // start Slipway with GHE_HOST=github.host GHE_PROTOCOL=http APP_ID=1 …
+ * // start Slipway against it: startSlipway({ env: standInAppEnv(github, { privateKey, webhookSecret, dataDir }) }) (tools/start-slipway.ts)
  * await github.waitFor((gh) => gh.checkRuns({ owner: "acme", name: "web" }).find((r) => r.conclusion === "success"));
  * expect(github.violations).toEqual([]);
  * await github.close();
