@@ -10,10 +10,12 @@ import path from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { buildEnvironment } from "../src/listener/build/build-environment.js";
 import { createBuildLog } from "../src/listener/build/build-log.js";
+import { describeBuildFailure } from "../src/listener/build/describe-build-failure.js";
 import { fetchSource } from "../src/listener/build/fetch-source.js";
 import { runCommands } from "../src/listener/build/run-commands.js";
 import { recordRun } from "../src/listener/kill-orphaned-runs.js";
 import type { BuildJobData, BuildJobMessage, BuildJobResult } from "../src/listener/job-messages.js";
+import { createSandbox, sandboxUserFor } from "../src/listener/sandbox/create-sandbox.js";
 
 const data = workerData as BuildJobData;
 const abort = new AbortController();
@@ -28,12 +30,21 @@ async function build(): Promise<BuildJobResult> {
     secrets: data.secrets,
     onChunk: (text, offset) => post({ type: "log", text, offset }),
   });
+  const sandbox = createSandbox(data.sandbox);
+  const user = sandboxUserFor(data.deploymentId);
+  const source = path.join(data.workDir, "source");
+  const tmpDir = path.join(data.workDir, "tmp");
   try {
-    const source = path.join(data.workDir, "source");
     await rm(source, { recursive: true, force: true });
     try {
       log.write(`[slipway] fetching ${data.repository}@${data.sha.slice(0, 12)}\n`);
-      const fetched = await fetchSource({ tarballUrl: data.tarballUrl, token: data.token, destination: source, signal: abort.signal });
+      const fetched = await fetchSource({
+        tarballUrl: data.tarballUrl,
+        token: data.token,
+        destination: source,
+        signal: abort.signal,
+        owner: sandbox.ownerOf(user),
+      });
       for (const skipped of fetched.skipped) log.write(`[slipway] skipped ${skipped.path}: ${skipped.reason}\n`);
     } catch (error) {
       if (abort.signal.aborted) return { outcome: "cancelled", error: "Cancelled while fetching the source" };
@@ -45,6 +56,10 @@ async function build(): Promise<BuildJobResult> {
       log.write("[slipway] no build commands configured (build.commands in .github/slipway.yml)\n");
       return { outcome: "succeeded" };
     }
+    if (!sandbox.contained) {
+      log.write(`[slipway] this build is not sandboxed (SLIPWAY_SANDBOX=${data.sandbox.policy}): it runs as the listener's user\n`);
+    }
+    await sandbox.prepare({ homeDir: data.homeDir, tmpDir }, user);
     const runMarker = `slipway-${data.revisionId}-${randomUUID()}`;
     const env = buildEnvironment({
       configEnv: data.env,
@@ -64,6 +79,7 @@ async function build(): Promise<BuildJobResult> {
       timeoutMs: data.timeoutSeconds * 1000,
       onOutput: (text) => log.write(text),
       signal: abort.signal,
+      sandbox: { sandbox, user, homeDir: data.homeDir, tmpDir },
     }).finally(release);
     // runCommands has already written how it ended into the log; these are for the check run.
     switch (result.outcome) {
@@ -77,12 +93,14 @@ async function build(): Promise<BuildJobResult> {
           outcome: "failed",
           error: `The build took longer than ${data.timeoutSeconds} s (build.timeout) and was stopped during \`${result.failedCommand}\``,
         };
-      default: {
-        const how = result.exitCode !== null ? `exited with code ${result.exitCode}` : `was killed by ${result.signal}`;
-        return { outcome: "failed", error: `\`${result.failedCommand}\` ${how}` };
-      }
+      default:
+        return {
+          outcome: "failed",
+          error: describeBuildFailure({ result, outputTail: log.tail(4_000), maxProcesses: sandbox.contained ? data.sandbox.maxProcesses : undefined }),
+        };
     }
   } finally {
+    await rm(tmpDir, { recursive: true, force: true });
     await log.close();
   }
 }

@@ -56,9 +56,12 @@ async function main() {
       maxConcurrentBuilds: settings.maxConcurrentBuilds,
       routerPort: settings.routerPort,
       routerDomain: settings.routerDomain,
+      sandbox: settings.sandbox,
       listenerIdPrefix: EMBEDDED_LISTENER_PREFIX,
       log,
     });
+    // Known before its first lease request, so a fork's /deploy replayed at start-up is judged right.
+    controlPlane.sandboxes.seen(listener.id, listener.sandbox);
     stopListener = async () => {
       await listener.stop(settings.shutdownGraceSeconds * 1000);
       await database.close();

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
+import { SANDBOX_POLICIES, type SandboxPolicy } from "./listener/sandbox/sandbox.js";
 
 /** Server settings from the environment, with ARCHITECTURE.md's names and defaults. */
 export interface Settings {
@@ -21,6 +22,8 @@ export interface Settings {
   shutdownGraceSeconds: number;
   routerPort: number;
   routerDomain: string;
+  /** SLIPWAY_SANDBOX: what builds and running revisions run in. */
+  sandbox: SandboxPolicy;
 }
 
 export class SettingsError extends Error {
@@ -43,6 +46,10 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
   if (configuredToken !== undefined && configuredToken.length < 16) {
     throw new SettingsError("SLIPWAY_LISTENER_TOKEN must be at least 16 characters long");
   }
+  const sandbox = env.SLIPWAY_SANDBOX || "auto";
+  if (!SANDBOX_POLICIES.includes(sandbox as SandboxPolicy)) {
+    throw new SettingsError(`SLIPWAY_SANDBOX must be ${SANDBOX_POLICIES.map((p) => JSON.stringify(p)).join(", ")}, not ${JSON.stringify(sandbox)}`);
+  }
   const publicUrl = (env.SLIPWAY_PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, "");
   checkUrl("SLIPWAY_PUBLIC_URL", publicUrl);
   if (env.SLIPWAY_CONTROL_PLANE_URL) checkUrl("SLIPWAY_CONTROL_PLANE_URL", env.SLIPWAY_CONTROL_PLANE_URL);
@@ -64,6 +71,7 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     shutdownGraceSeconds: integer(env, "SLIPWAY_SHUTDOWN_GRACE_SECONDS", 30, 0, 3_600),
     routerPort: integer(env, "SLIPWAY_ROUTER_PORT", 8080, 0, 65_535),
     routerDomain: env.SLIPWAY_ROUTER_DOMAIN ?? "localhost",
+    sandbox: sandbox as SandboxPolicy,
   };
 }
 

@@ -6,6 +6,7 @@ import { openSecretBox } from "../store/secret-box.js";
 import { createGitHubReporter, type GitHubReporter } from "./github/github-reporter.js";
 import { createSourceTokens } from "./github/source-tokens.js";
 import { createInbox, type Inbox } from "./inbox.js";
+import { createListenerSandboxes, type ListenerSandboxes } from "./listener-sandboxes.js";
 import { createRevisionLogs, type RevisionLogs } from "./revision-logs.js";
 import { onCheckRun } from "./webhooks/on-check-run.js";
 import { onIssueComment } from "./webhooks/on-issue-comment.js";
@@ -39,6 +40,8 @@ export interface ControlPlaneServices {
   reporter: GitHubReporter;
   queue: WorkQueue;
   inbox: Inbox;
+  /** What each listener runs builds in, as reported with its lease requests. */
+  sandboxes: ListenerSandboxes;
   /** The Probot app: routes events to their handlers. */
   appFn: ApplicationFunction;
 }
@@ -84,8 +87,10 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
       return { token: data.token, expiresAt: data.expires_at };
     },
   });
+  const sandboxes = createListenerSandboxes();
   const queue = createWorkQueue({
     store,
+    sandboxes,
     logs,
     secrets,
     apiBaseUrl: options.apiBaseUrl,
@@ -107,6 +112,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     getOctokit,
     reporter,
     queue,
+    sandboxes,
     log: log.child({ component: "inbox" }),
     retryBaseMs: options.retryBaseMs,
   });
@@ -117,6 +123,6 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     app.on(["pull_request.synchronize", "pull_request.closed"], (context) => onPullRequest(context, inbox));
     app.on(["check_run.rerequested", "check_run.requested_action"], (context) => onCheckRun(context, inbox, options.appId));
   };
-  return { store, logs, reporter, queue, inbox, appFn };
+  return { store, logs, reporter, queue, inbox, sandboxes, appFn };
 }
 

@@ -8,6 +8,7 @@ import { processCheckRun } from "./intents/process-check-run.js";
 import { processCommand } from "./intents/process-command.js";
 import { processPullRequest } from "./intents/process-pull-request.js";
 import { processPush } from "./intents/process-push.js";
+import { createListenerSandboxes, type ListenerSandboxes } from "./listener-sandboxes.js";
 import type { WorkQueue } from "./work-queue.js";
 
 export interface Inbox {
@@ -27,6 +28,8 @@ export interface InboxOptions {
   getOctokit(installationId: number): Promise<ProbotOctokit>;
   reporter: GitHubReporter;
   queue: WorkQueue;
+  /** What listeners build in (default: none known yet). */
+  sandboxes?: ListenerSandboxes;
   /** Repository configs kept between deliveries (default: a fresh cache). */
   configs?: RepoConfigCache;
   log: Logger;
@@ -43,7 +46,8 @@ export function createInbox(options: InboxOptions): Inbox {
   const retryBaseMs = options.retryBaseMs ?? 2_000;
   const maxFailures = options.maxFailures ?? 6;
   const configs = options.configs ?? createRepoConfigCache();
-  const intents = { store, getOctokit: options.getOctokit, reporter: options.reporter, queue: options.queue, configs };
+  const sandboxes = options.sandboxes ?? createListenerSandboxes();
+  const intents = { store, getOctokit: options.getOctokit, reporter: options.reporter, queue: options.queue, sandboxes, configs };
   const running = new Set<Promise<void>>();
   const failures = new Map<string, number>();
 

@@ -9,6 +9,7 @@ import { createControlPlaneServices, type ControlPlaneOptions } from "./create-c
 import { HttpError, sendJson, sendText } from "./http/http-helpers.js";
 import { readSignInSettings } from "./http/auth/sign-in-settings.js";
 import { createListenerApi } from "./http/listener-api.js";
+import type { ListenerSandboxes } from "./listener-sandboxes.js";
 import { createStatusPages } from "./http/status-pages.js";
 import type { Inbox } from "./inbox.js";
 import type { WorkQueue } from "./work-queue.js";
@@ -25,6 +26,8 @@ export interface ControlPlane {
   queue: WorkQueue;
   reporter: GitHubReporter;
   inbox: Inbox;
+  /** What each listener runs builds in (the embedded one is told at its start). */
+  sandboxes: ListenerSandboxes;
   /** Stops taking requests and timers, and lets the last GitHub writes finish (bounded). */
   close(graceMs?: number): Promise<void>;
 }
@@ -38,9 +41,9 @@ export type { ControlPlaneOptions };
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { settings, probot, log } = options;
   let ready = false;
-  const { store, logs, reporter, queue, inbox, appFn } = await createControlPlaneServices(options);
+  const { store, logs, reporter, queue, inbox, sandboxes, appFn } = await createControlPlaneServices(options);
   const webhooks = await createNodeMiddleware(appFn, { probot, webhooksPath: WEBHOOK_PATH });
-  const listenerApi = createListenerApi({ queue, token: settings.listenerToken, log: log.child({ component: "listener-api" }) });
+  const listenerApi = createListenerApi({ queue, sandboxes, token: settings.listenerToken, log: log.child({ component: "listener-api" }) });
   const statusPages = await createStatusPages({
     store,
     logs,
@@ -138,6 +141,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     queue,
     reporter,
     inbox,
+    sandboxes,
     async close(graceMs = 5_000) {
       ready = false;
       clearInterval(leaseTimer);

@@ -10,6 +10,7 @@ import {
   type RevisionState,
   type StateDocument,
 } from "../store/model.js";
+import type { ListenerSandboxes } from "./listener-sandboxes.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { SecretBox } from "../store/secret-box.js";
 import type {
@@ -48,6 +49,8 @@ export interface WorkQueueOptions {
   leaseTtlSeconds?: number;
   /** Lease attempts before a revision whose listener keeps vanishing is INTERRUPTED. */
   maxAttempts?: number;
+  /** What each listener builds in: a fork's revision goes only to one that may build it. */
+  sandboxes?: ListenerSandboxes;
 }
 
 export type LeaseLost = "lease-lost";
@@ -87,7 +90,7 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
   const maxAttempts = options.maxAttempts ?? 3;
   let waiters: Array<() => void> = [];
 
-  function nextRunnable(state: StateDocument): Revision | undefined {
+  function nextRunnable(state: StateDocument, mayBuildForks: boolean): Revision | undefined {
     const busy = new Set(
       Object.values(state.revisions)
         .filter((r) => !FINAL_STATES.has(r.state) && (r.lease || ACTIVE_STATES.has(r.state)))
@@ -96,6 +99,7 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
     return Object.values(state.revisions)
       .filter((r) => r.state === "QUEUED" && !r.lease && !busy.has(r.deploymentId))
       .filter((r) => state.deployments[r.deploymentId]?.state !== "AWAITING_DELETE")
+      .filter((r) => mayBuildForks || !state.deployments[r.deploymentId]?.pullRequest?.fork)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt))[0];
   }
 
@@ -173,9 +177,11 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
   }
 
   async function tryLease(listenerId: string): Promise<RevisionWork | undefined> {
+    const sandbox = options.sandboxes?.reportOf(listenerId);
     const leased = await store.update((state) => {
-      const revision = nextRunnable(state);
+      const revision = nextRunnable(state, options.sandboxes?.mayBuildForks(listenerId) ?? true);
       if (!revision) return undefined;
+      if (sandbox) revision.sandbox = sandbox.kind;
       revision.attempts += 1;
       revision.lease = {
         id: randomUUID(),

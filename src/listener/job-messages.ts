@@ -1,7 +1,9 @@
 /** What the listener's main thread and its Bree job workers say to each other. */
+import type { SandboxConfig } from "./sandbox/sandbox.js";
 
 export interface BuildJobData {
   revisionId: string;
+  deploymentId: string;
   repository: string;
   environment: string;
   sha: string;
@@ -13,6 +15,10 @@ export interface BuildJobData {
   timeoutSeconds: number;
   env: Record<string, string>;
   workDir: string;
+  /** The deployment's `HOME`, kept between its builds. */
+  homeDir: string;
+  /** What the commands run in (see resolveSandbox). */
+  sandbox: SandboxConfig;
   logFile: string;
   /** Where the run's marker file lives while it runs (see kill-orphaned-runs). */
   runsDir: string;

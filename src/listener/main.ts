@@ -27,6 +27,7 @@ try {
     maxConcurrentBuilds: settings.maxConcurrentBuilds,
     routerPort: settings.routerPort,
     routerDomain: settings.routerDomain,
+    sandbox: settings.sandbox,
     log,
   });
   onShutdownSignals({

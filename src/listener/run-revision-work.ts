@@ -12,6 +12,7 @@ import { buildEnvironment } from "./build/build-environment.js";
 import { createBuildLog } from "./build/build-log.js";
 import type { RevisionRunner } from "./run/create-revision-runner.js";
 import { revisionHost } from "./run/revision-host.js";
+import { deploymentHomeDir, type SandboxConfig } from "./sandbox/sandbox.js";
 
 export interface RevisionWorkContext {
   client: ControlPlaneClient;
@@ -23,6 +24,10 @@ export interface RevisionWorkContext {
   /** What the provisioning job needs to build its own backend in its worker. */
   provisioning: Omit<ProvisionJobData, "identity">;
   workRoot: string;
+  /** Where each deployment's `HOME` is kept (see deploymentHomeDir). */
+  dataDir: string;
+  /** What builds run in. */
+  sandbox: SandboxConfig;
   runsDir: string;
   heartbeatIntervalMs: number;
   /** Aborted when the listener stops and its grace period is over: the work is handed back. */
@@ -126,6 +131,7 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
   await mkdir(workDir, { recursive: true });
   const data: BuildJobData = {
     revisionId: work.revision.id,
+    deploymentId: work.deployment.id,
     repository: work.deployment.repository,
     environment: work.deployment.environment,
     sha: work.revision.sha,
@@ -137,6 +143,8 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
     timeoutSeconds: work.build.timeoutSeconds,
     env: work.build.env,
     workDir,
+    homeDir: deploymentHomeDir(context.dataDir, work.deployment.id),
+    sandbox: context.sandbox,
     logFile: path.join(workDir, "build.log"),
     runsDir: context.runsDir,
     secrets: [work.source.token, ...secretsOf(databaseUrl), ...secretsOf(provisionedUrl)],
@@ -209,6 +217,7 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
     healthcheck: work.run.healthcheck,
     timeoutMs: work.run.timeoutSeconds * 1000,
     memoryLimitMb: work.run.memoryMb,
+    secrets: data.secrets,
     onOutput: (text) => runLog.write(text),
     signal: abortDeploy.signal,
   });

@@ -1,9 +1,11 @@
+import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { TeardownWork } from "../protocol/listener-protocol.js";
 import type { ControlPlaneClient } from "./control-plane-client.js";
 import { describeDatabaseError, type DatabaseBackend } from "./database/database-backend.js";
 import { startWorkProgress } from "./work-progress.js";
 import type { RevisionRunner } from "./run/create-revision-runner.js";
+import { deploymentCacheDir } from "./sandbox/sandbox.js";
 
 /** A torn-down deployment: its database is dropped (idempotent), then the control plane is told. */
 export async function runTeardownWork(
@@ -13,6 +15,8 @@ export async function runTeardownWork(
     database: DatabaseBackend;
     runner: RevisionRunner;
     adminDatabaseUrl?: string;
+    /** The deployment's kept `HOME` (package caches) is removed from here. */
+    dataDir: string;
     heartbeatIntervalMs: number;
     log: Logger;
   },
@@ -36,6 +40,7 @@ export async function runTeardownWork(
     await context.runner.stop(work.deployment.id);
     await context.database.drop(identity);
     log.info("database dropped");
+    await rm(deploymentCacheDir(context.dataDir, work.deployment.id), { recursive: true, force: true });
     await progress.complete({ outcome: "DELETED" });
   } catch (error) {
     const message = describeDatabaseError(error, context.adminDatabaseUrl);

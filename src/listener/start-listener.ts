@@ -2,7 +2,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import type { Work } from "../protocol/listener-protocol.js";
 import { UnauthorizedError, type ControlPlaneClient } from "./control-plane-client.js";
-import type { DatabaseBackend } from "./database/database-backend.js";
+import { secretsOf, type DatabaseBackend } from "./database/database-backend.js";
 import { createJobRunner } from "./job-runner.js";
 import { runRevisionWork } from "./run-revision-work.js";
 import { runTeardownWork } from "./run-teardown-work.js";
@@ -12,6 +12,8 @@ import { createRevisionRunner } from "./run/create-revision-runner.js";
 import { createRouter } from "./run/create-router.js";
 import { revisionHost } from "./run/revision-host.js";
 import { stableListenerId } from "./stable-listener-id.js";
+import { resolveSandbox } from "./sandbox/resolve-sandbox.js";
+import type { SandboxPolicy, SandboxReport } from "./sandbox/sandbox.js";
 
 export interface ListenerOptions {
   client: ControlPlaneClient;
@@ -31,10 +33,14 @@ export interface ListenerOptions {
   listenerIdPrefix?: string;
   heartbeatIntervalMs?: number;
   leaseWaitSeconds?: number;
+  /** `SLIPWAY_SANDBOX` (default `auto`); `bubblewrap` without a working bubblewrap makes the start fail. */
+  sandbox?: SandboxPolicy;
 }
 
 export interface Listener {
   readonly id: string;
+  /** What this listener runs builds and revisions in. */
+  readonly sandbox: SandboxReport;
   /** Stops leasing, waits for running work (up to `graceMs`), then cancels what is left. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -46,10 +52,13 @@ export interface Listener {
 export async function startListener(options: ListenerOptions): Promise<Listener> {
   const id = options.listenerId ?? (await stableListenerId({ dataDir: options.dataDir, prefix: options.listenerIdPrefix }));
   const log = options.log.child({ component: "listener", listener: id });
+  const sandbox = await resolveSandbox({ policy: options.sandbox ?? "auto", dataDir: options.dataDir, log });
+  const sandboxReport: SandboxReport = { kind: sandbox.kind, policy: sandbox.policy };
   const jobs = createJobRunner({ log });
   const router = await createRouter({ port: options.routerPort, domain: options.routerDomain, log });
   const runner = createRevisionRunner({
     dataDir: options.dataDir,
+    sandbox,
     log,
     router,
     onCrashLoop(_deploymentId, revisionId, tail) {
@@ -77,7 +86,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       let work: Work | undefined;
       try {
         work = await options.client.lease(
-          { listenerId: id, waitSeconds: options.leaseWaitSeconds ?? 20 },
+          { listenerId: id, waitSeconds: options.leaseWaitSeconds ?? 20, sandbox: sandboxReport },
           stopping.signal,
         );
         failures = 0;
@@ -96,7 +105,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       const heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.min(3_000, (work.leaseTtlSeconds * 1000) / 3);
       const task =
         work.kind === "teardown"
-          ? runTeardownWork(work, { client: options.client, database: options.database, runner, adminDatabaseUrl: options.adminDatabaseUrl, heartbeatIntervalMs, log })
+          ? runTeardownWork(work, { client: options.client, database: options.database, runner, adminDatabaseUrl: options.adminDatabaseUrl, dataDir: options.dataDir, heartbeatIntervalMs, log })
           : runRevisionWork(work, {
               client: options.client,
               jobs,
@@ -105,6 +114,8 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
               routerDomain: options.routerDomain,
               provisioning: { adminUrl: options.adminDatabaseUrl, dataDir: options.dataDir },
               workRoot: path.join(options.dataDir, "work"),
+              dataDir: options.dataDir,
+              sandbox,
               runsDir,
               stopping: grace.signal,
               heartbeatIntervalMs,
@@ -147,6 +158,8 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
             healthcheck: item.run.healthcheck,
             timeoutMs: item.run.timeoutSeconds * 1000,
             memoryLimitMb: item.run.memoryMb,
+            // The crash-loop report carries the output tail: the password must not be in it.
+            secrets: [...secretsOf(databaseUrl), ...(item.databaseUrl ? secretsOf(item.databaseUrl) : [])],
           });
         }
         if (specs.length === 0) return;
@@ -166,6 +179,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
 
   return {
     id,
+    sandbox: sandboxReport,
     async stop(graceMs = 30_000) {
       stopping.abort();
       slotFreed?.();

@@ -10,10 +10,22 @@ import type { BuildSettings, PhaseName, RunSettings } from "../store/model.js";
 
 export const PROTOCOL_PREFIX = "/api/v1/work";
 
+/** `SLIPWAY_SANDBOX`: how a listener contains builds and running revisions. */
+export type SandboxPolicy = "auto" | "bubblewrap" | "off";
+
+/** What a listener runs untrusted code in; sent with each lease request. */
+export interface SandboxReport {
+  /** `none`: processes run as the listener's user with its view of the machine. */
+  kind: "bubblewrap" | "none";
+  policy: SandboxPolicy;
+}
+
 export interface LeaseRequest {
   listenerId: string;
   /** How long the control plane may hold the request open while no work is queued. */
   waitSeconds?: number;
+  /** What the listener runs builds in; unsandboxed listeners (under `auto`) get no fork previews. Missing: as `none`. */
+  sandbox?: SandboxReport;
 }
 
 export interface RevisionWork {

@@ -154,6 +154,8 @@ export interface Revision {
   /** The failure was Slipway's or the machine's, not the code's (deployment status `error`). */
   infrastructureFault?: boolean;
   lease?: Lease;
+  /** What the listener that took it runs builds in (set at lease); `none` is said in the check run. */
+  sandbox?: "bubblewrap" | "none";
   /** Lease attempts made so far. */
   attempts: number;
   /** Set when someone asked to cancel work that a listener holds. */

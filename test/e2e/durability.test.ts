@@ -45,6 +45,9 @@ function controlPlaneEnv(dataDir: string, extra: Record<string, string> = {}) {
     // A real PostgreSQL server for deployment databases (issue 4's backend): fast to set up,
     // so these tests spend their time on what they test. The embedded default is covered elsewhere.
     SLIPWAY_DATABASE_URL: testDatabaseUrl,
+    // These tests follow build processes from the host (pids, marker files in $MARKS), which
+    // a sandbox hides by design: they test the kill machinery that SLIPWAY_SANDBOX=off relies on.
+    SLIPWAY_SANDBOX: "off",
     ...extra,
   };
 }
@@ -59,7 +62,7 @@ function startListener(controlPlane: RunningSlipway, dataDir: string, extra: Rec
   return start({
     script: "src/listener/main.ts",
     waitForHealth: false,
-    env: { SLIPWAY_CONTROL_PLANE_URL: controlPlane.url, SLIPWAY_LISTENER_TOKEN: TOKEN, SLIPWAY_DATA_DIR: dataDir, SLIPWAY_DATABASE_URL: testDatabaseUrl, ...extra },
+    env: { SLIPWAY_CONTROL_PLANE_URL: controlPlane.url, SLIPWAY_LISTENER_TOKEN: TOKEN, SLIPWAY_DATA_DIR: dataDir, SLIPWAY_DATABASE_URL: testDatabaseUrl, SLIPWAY_SANDBOX: "off", ...extra },
   });
 }
 

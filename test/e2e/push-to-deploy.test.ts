@@ -3,10 +3,11 @@
  * webhooks over HTTP, and GitHub played by the OpenAPI-validating stand-in. Each scenario
  * uses its own repository and installation, so they run side by side.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { hasBubblewrap } from "../support/bubblewrap.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
@@ -14,6 +15,7 @@ import { generateAppKey } from "../support/app-credentials.js";
 import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 
 const SECRET = "e2e-webhook-secret";
+const withBubblewrap = hasBubblewrap("the sandbox e2e test");
 let github: GitHubStandIn;
 let slipway: RunningSlipway;
 let workDir: string;
@@ -137,25 +139,47 @@ describe.concurrent("push to deploy", () => {
   });
 
   it("a build that outlives its timeout is stopped, escaped processes included", async () => {
-    const pidDir = path.join(workDir, "pids");
-    await mkdir(pidDir, { recursive: true });
+    // Found again by their unique arguments: in the sandbox their pids and files are its own.
+    const tag = String(Math.floor(Math.random() * 1e6));
     const config = [
       "build:",
       "  timeout: 2",
-      "  env: { PID_DIR: " + JSON.stringify(pidDir) + " }",
       "  commands:",
-      `    - "setsid sh -c 'trap \\"\\" TERM; echo $$ > $PID_DIR/escaped.pid; sleep 300' & echo $$ > $PID_DIR/build.pid; trap '' TERM; sleep 300"`,
+      `    - "setsid sh -c 'trap \\"\\" TERM; exec sleep 301.${tag}' & trap '' TERM; sleep 302.${tag}"`,
     ].join("\n");
     const repo = repository("slow", config);
     const { sha } = await push(repo, { sha: commitWithConfig(repo, config) });
     const run = await finishedCheckRun(repo, sha);
     expect(run.conclusion).toBe("failure");
     expect(run.output.summary).toContain("longer than 2 s");
-    for (const name of ["build.pid", "escaped.pid"]) {
-      const pid = Number((await readFile(path.join(pidDir, name), "utf8")).trim());
-      expect(pid).toBeGreaterThan(1);
-      expect(isAlive(pid), `${name} (${pid}) should be gone`).toBe(false);
-    }
+    expect(processesRunning(`301.${tag}`), "the escaped process should be gone").toEqual([]);
+    expect(processesRunning(`302.${tag}`), "the build's process should be gone").toEqual([]);
+  });
+
+  it.skipIf(!withBubblewrap)("a hostile build reads none of Slipway's keys, state or environment", async () => {
+    const dataDir = path.join(workDir, "data");
+    const config = [
+      "build:",
+      `  env: { DATA: ${JSON.stringify(dataDir)} }`,
+      "  commands:",
+      "    - 'base64 -w0 \"$DATA/secret.key\" || echo no-absolute'",
+      "    - 'base64 -w0 ../../../../secret.key || echo no-climbing'",
+      "    - 'for f in /proc/[0-9]*/environ; do cat $f; echo; done | grep -a -c \"PRIVATE_KE[Y]=\" || echo no-environ'",
+      "    - 'echo \"uid=$(id -u)\"'",
+    ].join("\n");
+    const repo = repository("hostile-build", config);
+    const { sha } = await push(repo, { sha: commitWithConfig(repo, config) });
+    const run = await finishedCheckRun(repo, sha);
+    expect(run.conclusion).toBe("success");
+    const log = await (await fetch(`${slipway.url}/revisions/${run.externalId}/log`)).text();
+    const secretKey = (await readFile(path.join(dataDir, "secret.key"))).toString("base64");
+    expect(log).not.toContain(secretKey);
+    expect(log).toContain("no-absolute");
+    expect(log).toContain("no-climbing");
+    expect(log).toContain("no-environ");
+    expect(log).toMatch(/^uid=\d+$/m);
+    expect(log).not.toMatch(/^uid=0$/m);
+    expect(run.output.summary).not.toContain("not sandboxed");
   });
 
   it("a hostile branch name is passed as data, never executed", async () => {
@@ -249,6 +273,20 @@ describe("what GitHub was asked", () => {
     expect(output).not.toContain(SECRET);
   });
 });
+
+/** Host pids of live processes whose arguments end with `arg`. */
+function processesRunning(arg: string): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").endsWith(`\0${arg}\0`) && isAlive(pid);
+      } catch {
+        return false;
+      }
+    });
+}
 
 function isAlive(pid: number): boolean {
   try {

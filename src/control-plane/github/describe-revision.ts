@@ -133,6 +133,9 @@ function summarize(revision: Revision, deployment: Deployment): string {
     lines.push("");
   }
   if (revision.error) lines.push(`**What went wrong:** ${revision.error}`, "");
+  if (revision.sandbox === "none") {
+    lines.push("⚠️ Builds are not sandboxed on this Slipway: this one ran with the listener's own access to the machine.", "");
+  }
   return clip(lines.join("\n").trim(), CHECK_RUN_TEXT_LIMIT);
 }
 

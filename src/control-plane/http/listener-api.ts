@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { PROTOCOL_PREFIX, type CompleteRequest, type CrashReport, type LeaseRequest, type ProgressReport } from "../../protocol/listener-protocol.js";
+import { parseSandboxReport, type ListenerSandboxes } from "../listener-sandboxes.js";
 import type { WorkQueue } from "../work-queue.js";
 import { HttpError, hasBearerToken, readJson, sendJson } from "./http-helpers.js";
 
@@ -11,7 +12,7 @@ const WORK_OUTCOMES = new Set<string>(["DEPLOYED", "DATABASE_FAILED", "BUILD_FAI
  * The listener protocol's HTTP side (see protocol/listener-protocol.ts). Answers `true`
  * when it handled the request.
  */
-export function createListenerApi(options: { queue: WorkQueue; token: string; log: Logger }) {
+export function createListenerApi(options: { queue: WorkQueue; sandboxes: ListenerSandboxes; token: string; log: Logger }) {
   const { queue, log } = options;
 
   return async function listenerApi(request: IncomingMessage, response: ServerResponse, pathname: string): Promise<boolean> {
@@ -29,6 +30,7 @@ export function createListenerApi(options: { queue: WorkQueue; token: string; lo
       if (typeof body.listenerId !== "string" || !/^[\w.:-]{1,100}$/.test(body.listenerId)) {
         throw new HttpError(400, "listenerId must be 1-100 characters of letters, digits, '.', ':', '_' or '-'");
       }
+      options.sandboxes.seen(body.listenerId, parseSandboxReport(body.sandbox));
       const wait = Math.min(MAX_WAIT_SECONDS, Math.max(0, Number(body.waitSeconds ?? 0) || 0));
       const aborted = new AbortController();
       response.on("close", () => aborted.abort());

@@ -3,6 +3,7 @@ import type { ProbotOctokit } from "probot";
 import type { StateStore } from "../../store/open-state-store.js";
 import type { GitHubReporter } from "../github/github-reporter.js";
 import type { RepoConfigCache } from "../repo-config.js";
+import type { ListenerSandboxes } from "../listener-sandboxes.js";
 import type { WorkQueue } from "../work-queue.js";
 
 /** What processing a stored delivery needs. */
@@ -11,6 +12,8 @@ export interface IntentContext {
   getOctokit(installationId: number): Promise<ProbotOctokit>;
   reporter: GitHubReporter;
   queue: WorkQueue;
+  /** What listeners build in: fork previews need a sandbox. */
+  sandboxes: ListenerSandboxes;
   configs: RepoConfigCache;
   log: Logger;
 }

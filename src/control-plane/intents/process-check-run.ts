@@ -25,6 +25,10 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
   if (deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED") {
     return { status: "ignored", note: "the deployment was torn down" };
   }
+  if (deployment.pullRequest?.fork && context.sandboxes.unprotected().length > 0) {
+    context.log.warn({ actor: intent.actor, environment: deployment.environment }, "fork rebuild refused: builds are not sandboxed");
+    return { status: "ignored", note: "fork refused: builds are not sandboxed" };
+  }
   const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   await queueRevision(context, {
     installationId: deployment.installationId,

@@ -3,6 +3,7 @@ import { DEPLOY_COMMAND_HELP } from "../commands/parse-deploy-command.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
 import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
+import { FORK_REFUSED_UNSANDBOXED } from "../listener-sandboxes.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -54,6 +55,13 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     await reply(`@${actor}, this pull request is closed, so it gets no preview.`);
     return { status: "processed", note: "pull request closed" };
   }
+  const headRepository = pr.head.repo?.full_name ?? "(deleted fork)";
+  const fork = headRepository !== repository.fullName;
+  if (fork && context.sandboxes.unprotected().length > 0) {
+    context.log.warn({ pullRequest: number, listeners: context.sandboxes.unprotected() }, "fork /deploy refused: builds are not sandboxed");
+    await reply(`@${actor}, ${FORK_REFUSED_UNSANDBOXED}`);
+    return { status: "processed", note: "fork refused: builds are not sandboxed" };
+  }
   const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   if (!config.ok) {
     await reply(`@${actor}, \`.github/slipway.yml\` on ${repository.defaultBranch} is invalid, so nothing was started:\n\n${config.errors.map((e) => `- ${e}`).join("\n")}`);
@@ -63,7 +71,6 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     await reply(`@${actor}, previews are turned off for this repository (\`previews.enabled\` in \`.github/slipway.yml\`).`);
     return { status: "processed", note: "previews disabled" };
   }
-  const headRepository = pr.head.repo?.full_name ?? "(deleted fork)";
   await queueRevision(context, {
     installationId: intent.installationId,
     repository,
@@ -74,7 +81,7 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     build: buildSettingsOf(config.config),
     run: runSettingsOf(config.config),
     again: "if-finished",
-    pullRequest: { number, headRepository, fork: headRepository !== repository.fullName },
+    pullRequest: { number, headRepository, fork },
   });
   return { status: "processed" };
 }

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
-import { lstat, mkdir, readdir, readlink, realpath, unlink } from "node:fs/promises";
+import { chown, lstat, mkdir, readdir, readlink, realpath, unlink } from "node:fs/promises";
 import path from "node:path";
 
 import { x as extract, type ReadEntry } from "tar";
@@ -16,6 +16,8 @@ export interface FetchSourceOptions {
   signal?: AbortSignal;
   /** Limit for the download and for the unpacked files, each (default 1 GiB). */
   maxBytes?: number;
+  /** Who owns `destination` and everything unpacked (the sandbox's user); default: this process's user. */
+  owner?: { uid: number; gid: number };
 }
 
 export interface SkippedEntry {
@@ -65,7 +67,7 @@ const EXTRACTED_TYPES = new Set(["File", "OldFile", "ContiguousFile", "Directory
  * ```
  */
 export async function fetchSource(options: FetchSourceOptions): Promise<FetchSourceResult> {
-  const { tarballUrl, token, destination, signal, maxBytes = GIB } = options;
+  const { tarballUrl, token, destination, signal, maxBytes = GIB, owner } = options;
   const response = await requestTarball({ url: new URL(tarballUrl), token, signal });
   const where = describeUrl(new URL(tarballUrl));
   if (response.declaredBytes !== undefined && response.declaredBytes > maxBytes) {
@@ -74,6 +76,7 @@ export async function fetchSource(options: FetchSourceOptions): Promise<FetchSou
   }
 
   await mkdir(destination, { recursive: true });
+  if (owner) await chown(destination, owner.uid, owner.gid);
   const root = await realpath(destination);
   const skipped: SkippedEntry[] = [];
   let unpackedBytes = 0;
@@ -85,6 +88,7 @@ export async function fetchSource(options: FetchSourceOptions): Promise<FetchSou
     strip: 1,
     preservePaths: false,
     preserveOwner: false,
+    ...(owner && { uid: owner.uid, gid: owner.gid }),
     filter: (entryPath, entry) => {
       if (!("type" in entry) || typeof entry.type !== "string") return false;
       const reason = refusal(entryPath, entry);

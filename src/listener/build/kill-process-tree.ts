@@ -15,6 +15,13 @@ export interface KillProcessTreeOptions {
   marker: string;
   /** Time between SIGTERM and SIGKILL (default 5000 ms). */
   graceMs?: number;
+  /**
+   * Whether the group gets SIGTERM too (default true). False when its leader supervises a
+   * sandbox (`sandbox.supervisorIsGroupLeader`): ending it ends everything inside at once,
+   * so only the marked processes get SIGTERM and their grace period, and the group gets
+   * the final SIGKILL.
+   */
+  terminateGroup?: boolean;
   /** Give up, with an error naming the survivors, when processes outlive SIGKILL this long (default 30 s). */
   giveUpAfterMs?: number;
   /** How often `/proc` is scanned while waiting (default 50 ms). */
@@ -49,7 +56,7 @@ export interface KillProcessTreeResult {
  * ```
  */
 export async function killProcessTree(options: KillProcessTreeOptions): Promise<KillProcessTreeResult> {
-  const { pgid, marker, graceMs = 5_000, giveUpAfterMs = 30_000, pollMs = 50 } = options;
+  const { pgid, marker, graceMs = 5_000, giveUpAfterMs = 30_000, pollMs = 50, terminateGroup = true } = options;
   if (marker.length < 8 || /[\0=]/.test(marker)) {
     throw new Error("killProcessTree needs a run marker of at least 8 characters without '=' or NUL");
   }
@@ -60,9 +67,11 @@ export async function killProcessTree(options: KillProcessTreeOptions): Promise<
   // The group is signalled only while the last scan saw a live member: a member holds the
   // group id, so it cannot have been given to someone else.
   let groupAlive = false;
+  let marked = new Set<number>();
   const find = async () => {
     const found = await findProcesses(needle, pgid);
     groupAlive = found.groupAlive;
+    marked = found.marked;
     return found.pids;
   };
   const signalGroup = (signal: NodeJS.Signals) => {
@@ -72,8 +81,9 @@ export async function killProcessTree(options: KillProcessTreeOptions): Promise<
   const terminated = new Set<number>();
   // Each process gets one SIGTERM: some programs take a second one as "stop cleaning up".
   const terminate = (pids: number[]) => {
-    if (terminated.size === 0) signalGroup("SIGTERM");
+    if (terminated.size === 0 && terminateGroup) signalGroup("SIGTERM");
     for (const pid of pids) {
+      if (!terminateGroup && !marked.has(pid)) continue; // a sandbox's supervisor: SIGKILL only
       if (!terminated.has(pid)) signalProcess(pid, "SIGTERM");
       terminated.add(pid);
     }
@@ -110,16 +120,17 @@ export async function killProcessTree(options: KillProcessTreeOptions): Promise<
 }
 
 /** Live (non-zombie) processes in `pgid` or carrying `needle` in their environment, except this one. */
-async function findProcesses(needle: Buffer, pgid: number | undefined): Promise<{ pids: number[]; groupAlive: boolean }> {
+async function findProcesses(needle: Buffer, pgid: number | undefined): Promise<{ pids: number[]; marked: Set<number>; groupAlive: boolean }> {
   let names: string[];
   try {
     names = await readdir("/proc");
   } catch {
     // No /proc (not Linux): the process group is all we can see.
     const groupAlive = pgid !== undefined && groupExists(pgid);
-    return { pids: groupAlive ? [pgid] : [], groupAlive };
+    return { pids: groupAlive ? [pgid] : [], marked: new Set(), groupAlive };
   }
   const found: number[] = [];
+  const marked = new Set<number>();
   let groupAlive = false;
   await Promise.all(
     names.map(async (name) => {
@@ -132,16 +143,14 @@ async function findProcesses(needle: Buffer, pgid: number | undefined): Promise<
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const state = fields[0];
       if (state === "Z" || state === "X") return;
-      if (pgid !== undefined && Number(fields[2]) === pgid) {
-        groupAlive = true;
-        found.push(pid);
-        return;
-      }
+      const inGroup = pgid !== undefined && Number(fields[2]) === pgid;
+      if (inGroup) groupAlive = true;
       const environ = await readFile(`/proc/${pid}/environ`).catch(() => undefined);
-      if (environ !== undefined && hasEntry(environ, needle)) found.push(pid);
+      if (environ !== undefined && hasEntry(environ, needle)) marked.add(pid);
+      if (inGroup || marked.has(pid)) found.push(pid);
     }),
   );
-  return { pids: found.sort((a, b) => a - b), groupAlive };
+  return { pids: found.sort((a, b) => a - b), marked, groupAlive };
 }
 
 /** Whether the NUL-separated `environ` holds `needle` (`NAME=value\0`) as a whole entry. */

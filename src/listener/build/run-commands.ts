@@ -1,9 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
 
+import { unsandboxedPlacement } from "../sandbox/create-sandbox.js";
+import type { SandboxPlacement } from "../sandbox/sandbox.js";
 import { killProcessTree, RUN_MARKER_VARIABLE } from "./kill-process-tree.js";
 
 export type RunOutcome = "succeeded" | "failed" | "timed_out" | "cancelled";
@@ -11,7 +13,10 @@ export type RunOutcome = "succeeded" | "failed" | "timed_out" | "cancelled";
 export interface RunCommandsOptions {
   /** Shell lines, each run with `/bin/sh -c` in order; the first failure stops the run. */
   commands: readonly string[];
+  /** The source folder: the commands' working directory (`/workspace` in a sandbox). */
   cwd: string;
+  /** Where the commands run; default: no sandbox, `HOME` from `env`. */
+  sandbox?: SandboxPlacement;
   /** The complete environment (see `buildEnvironment`); must hold `SLIPWAY_RUN_MARKER`. */
   env: Readonly<Record<string, string>>;
   /** For all commands together. */
@@ -74,6 +79,7 @@ export async function runCommands(options: RunCommandsOptions): Promise<RunComma
   }
   const cwdStat = await stat(cwd).catch(() => undefined);
   if (!cwdStat?.isDirectory()) throw new Error(`build directory ${cwd} does not exist`);
+  const placement = options.sandbox ?? unsandboxedPlacement(env);
 
   const started = performance.now();
   let endedWithNewline = true;
@@ -99,7 +105,7 @@ export async function runCommands(options: RunCommandsOptions): Promise<RunComma
     if (reason === "timed_out") say(`[slipway: timed out after ${formatMs(timeoutMs)}, stopping]`);
     else if (!callbackError) say("[slipway: cancelled, stopping]");
     if (running?.pid !== undefined) {
-      stopping = killProcessTree({ pgid: running.pid, marker, graceMs: killGraceMs });
+      stopping = killProcessTree({ pgid: running.pid, marker, graceMs: killGraceMs, terminateGroup: !placement.sandbox.supervisorIsGroupLeader });
       // Awaited below; this only keeps an early failure from being reported as unhandled.
       stopping.catch(() => undefined);
     }
@@ -137,12 +143,8 @@ export async function runCommands(options: RunCommandsOptions): Promise<RunComma
         result = { outcome: stopReason, exitCode: null, signal: null };
         break;
       }
-      const child = spawn("/bin/sh", ["-c", command], {
-        cwd,
-        env,
-        detached: true, // own process group (and session), so the whole group can be signalled
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      // Own process group: the whole group (in a sandbox: the whole sandbox) can be signalled.
+      const child = placement.sandbox.spawn({ script: command, workDir: cwd, homeDir: placement.homeDir, tmpDir: placement.tmpDir, env, user: placement.user });
       running = child;
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
         child.once("error", (error) => reject(new Error(`could not start /bin/sh for "${command}": ${error.message}`, { cause: error })));

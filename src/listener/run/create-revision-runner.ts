@@ -4,12 +4,15 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 
+import { maskSecrets } from "../build/build-log.js";
 import { createOutputCapture, type OutputCapture } from "./create-output-capture.js";
 import { createProcessRegistry } from "./create-process-registry.js";
 import type { Router } from "./create-router.js";
 import { pickFreePort } from "./pick-free-port.js";
 import { startRevisionProcess, type ProcessExit, type RevisionProcess } from "./start-revision-process.js";
 import { waitUntilHealthy } from "./wait-until-healthy.js";
+import { createSandbox, sandboxUserFor, UNSANDBOXED } from "../sandbox/create-sandbox.js";
+import { deploymentHomeDir, type SandboxConfig, type SandboxPlacement } from "../sandbox/sandbox.js";
 
 /** Everything needed to start one revision of one environment. */
 export interface RunSpec {
@@ -33,6 +36,12 @@ export interface RunSpec {
   maxOutputBytes?: number;
   /** The revision's output (and Slipway's lines about it) for its whole life, up to the output cap. */
   onOutput?: (text: string) => void;
+  /**
+   * Values masked with `***` in the output tails the runner hands out (`onCrashLoop`,
+   * `DeployResult.outputTail`), as a build log masks them: the database password (see
+   * `secretsOf`), tokens. `onOutput` gets the output as it is: mask it there too.
+   */
+  secrets?: readonly string[];
 }
 
 export interface DeployOptions extends RunSpec {
@@ -40,6 +49,7 @@ export interface DeployOptions extends RunSpec {
   signal?: AbortSignal;
 }
 
+/** `outputTail`: the revision's last output, with `secrets` masked. */
 export type DeployResult = { ok: true; port: number; url: string } | { ok: false; error: string; outputTail: string };
 
 export interface CreateRevisionRunnerOptions {
@@ -65,10 +75,12 @@ export interface CreateRevisionRunnerOptions {
   drainGraceMs?: number;
   /** Between SIGTERM and SIGKILL (default 5 s). */
   killGraceMs?: number;
-  /** A revision that kept crashing was left stopped; tell the user (deployment status `error`). */
+  /** A revision that kept crashing was left stopped; tell the user (deployment status `error`). `outputTail` has the revision's `secrets` masked. */
   onCrashLoop?: (deploymentId: string, revisionId: string, outputTail: string) => void;
   /** Revisions `restore` starts at once (default 4). */
   restoreConcurrency?: number;
+  /** What revisions run in (default: no sandbox). Each deployment gets its user and its `HOME` (see deploymentHomeDir). */
+  sandbox?: SandboxConfig;
 }
 
 export interface RevisionStatus {
@@ -144,7 +156,7 @@ type LaunchResult = { ok: true; port: number } | { ok: false; error: string };
  * const result = await runner.deploy({
  *   deploymentId, host: revisionHost({ environment, repository, domain }), revisionId,
  *   cwd: path.join(workDir, "source"), command: run.command, healthcheck: run.healthcheck,
- *   env: buildEnvironment({ ... }), onOutput: (text) => runLog.write(text),
+ *   env: buildEnvironment({ ... }), secrets: secretsOf(databaseUrl), onOutput: (text) => runLog.write(text),
  * });
  * if (result.ok) complete("DEPLOYED", { environmentUrl: result.url });
  * else complete("DEPLOY_FAILED", `${result.error}\n\n${result.outputTail}`);
@@ -163,6 +175,16 @@ export function createRevisionRunner(options: CreateRevisionRunnerOptions): Revi
   const drainGraceMs = options.drainGraceMs ?? 100;
   const killGraceMs = options.killGraceMs ?? 5_000;
 
+  const sandbox = createSandbox(options.sandbox ?? UNSANDBOXED);
+  /** The deployment's user and `HOME`, and a `/tmp` beside the build, made ready for it. */
+  const placementOf = async (spec: RunSpec): Promise<SandboxPlacement> => {
+    const user = sandboxUserFor(spec.deploymentId);
+    const homeDir = deploymentHomeDir(options.dataDir, spec.deploymentId);
+    const tmpDir = path.join(path.dirname(spec.cwd), "tmp");
+    await sandbox.prepare({ homeDir, tmpDir }, user);
+    return { sandbox, user, homeDir, tmpDir };
+  };
+
   const registry = createProcessRegistry({ dir: path.join(options.dataDir, "run", "processes"), log });
   const environments = new Map<string, Environment>();
   const hostOwners = new Map<string, string>();
@@ -176,6 +198,15 @@ export function createRevisionRunner(options: CreateRevisionRunnerOptions): Revi
   });
 
   const say = (slot: Slot, line: string) => slot.output.write(`[slipway: ${line}]\n`);
+
+  /** The slot's last output, its secrets masked: it leaves the listener (check run, deployment status). */
+  const outputTail = (slot: Slot): string => {
+    const tail = slot.output.tail();
+    // Output was dropped before the tail when it is shorter than what was passed on (or
+    // the cap was hit): its start may then be the rest of a secret.
+    const whole = !slot.output.capped && Buffer.byteLength(tail) >= slot.output.bytesPassed;
+    return maskSecrets(tail, slot.spec.secrets ?? [], { startsMidStream: !whole });
+  };
 
   /** Stops a process once, however many callers ask; forgets it only when it is really gone. */
   const stopProcess = (slot: Slot, proc: RevisionProcess): Promise<void> => {
@@ -208,10 +239,12 @@ export function createRevisionRunner(options: CreateRevisionRunnerOptions): Revi
     if (slot.abort.signal.aborted) return { ok: false, error: String(slot.abort.signal.reason) };
     portsInUse.add(port);
     const marker = `slipway-run-${randomUUID()}`;
-    say(slot, `starting revision ${spec.revisionId} on port ${port}`);
+    say(slot, `starting revision ${spec.revisionId} on port ${port}${sandbox.contained ? "" : " (not sandboxed)"}`);
     let proc: RevisionProcess;
     try {
+      const placement = await placementOf(spec);
       proc = startRevisionProcess({
+        sandbox: placement,
         command: spec.command,
         cwd: spec.cwd,
         env: spec.env,
@@ -273,7 +306,7 @@ export function createRevisionRunner(options: CreateRevisionRunnerOptions): Revi
         router.markDown(env.host, "This environment's app crashed repeatedly and was stopped. Deploy it again once it is fixed.");
       }
       try {
-        options.onCrashLoop?.(spec.deploymentId, spec.revisionId, slot.output.tail());
+        options.onCrashLoop?.(spec.deploymentId, spec.revisionId, outputTail(slot));
       } catch (error) {
         slot.log.error({ err: { message: (error as Error).message } }, "onCrashLoop failed");
       }
@@ -392,13 +425,13 @@ export function createRevisionRunner(options: CreateRevisionRunnerOptions): Revi
         else if (env.active.state === "crashed") router.markDown(host, "This environment's app crashed repeatedly and was stopped; the newest revision did not start either.");
       }
       slot.log.warn({ error: result.error }, "revision did not become healthy");
-      return { ok: false, error: result.error, outputTail: slot.output.tail() };
+      return { ok: false, error: result.error, outputTail: outputTail(slot) };
     }
     if (!stillOurs) {
       // Stopped or superseded in the instant it became healthy.
       const proc = slot.process;
       if (proc) await stopProcess(slot, proc);
-      return { ok: false, error: String(slot.abort.signal.reason ?? "stopped"), outputTail: slot.output.tail() };
+      return { ok: false, error: String(slot.abort.signal.reason ?? "stopped"), outputTail: outputTail(slot) };
     }
 
     const previous = env.active;

@@ -1,15 +1,18 @@
-import { spawn } from "node:child_process";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
 
 import { killProcessTree, RUN_MARKER_VARIABLE } from "../build/kill-process-tree.js";
+import { unsandboxedPlacement } from "../sandbox/create-sandbox.js";
+import type { SandboxPlacement } from "../sandbox/sandbox.js";
 import type { OutputCapture } from "./create-output-capture.js";
 
 export interface StartRevisionProcessOptions {
   /** `run.command`, run with `/bin/sh -c`. */
   command: string;
-  /** The revision's build folder. */
+  /** The revision's build folder (`/workspace` in a sandbox). */
   cwd: string;
+  /** Where it runs; default: no sandbox, `HOME` from `env`. */
+  sandbox?: SandboxPlacement;
   /** The allow-listed environment (`buildEnvironment`); `PORT` and the run marker are set here. */
   env: Readonly<Record<string, string>>;
   port: number;
@@ -75,12 +78,9 @@ export function startRevisionProcess(options: StartRevisionProcessOptions): Revi
     script = `ulimit -d ${kb} || { echo "[slipway: could not set the memory limit (ulimit -d ${kb})]" >&2; exit 125; }\n${command}`;
   }
 
-  const child = spawn("/bin/sh", ["-c", script], {
-    cwd,
-    env,
-    detached: true, // own process group, so stopping reaches every process of the revision
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const placement = options.sandbox ?? unsandboxedPlacement(env);
+  // Own process group (in a sandbox: the whole sandbox), so stopping reaches every process of the revision.
+  const child = placement.sandbox.spawn({ script, workDir: cwd, homeDir: placement.homeDir, tmpDir: placement.tmpDir, env, user: placement.user });
 
   const streamsClosed = Promise.all([child.stdout!, child.stderr!].map((stream) => pipe(stream, output)));
   let hasExited = false;
@@ -111,7 +111,7 @@ export function startRevisionProcess(options: StartRevisionProcessOptions): Revi
     },
     async stop(graceMs) {
       const pgid = hasExited || child.pid === undefined ? undefined : child.pid;
-      await killProcessTree({ pgid, marker, graceMs });
+      await killProcessTree({ pgid, marker, graceMs, terminateGroup: !placement.sandbox.supervisorIsGroupLeader });
       await finished;
     },
   };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createRevision } from "../../../src/control-plane/create-revision.js";
 import { issueCommentPayload } from "../../../tools/github-stand-in/webhook-payloads.js";
 import { mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 
@@ -71,5 +72,76 @@ describe("/deploy trust rules", () => {
       environment: "pr-42",
       pullRequest: { number: 42, fork: false },
     });
+  });
+});
+
+describe("/deploy on a fork's pull request and the build sandbox", () => {
+  const app = useNockControlPlane();
+  const head = "e".repeat(40);
+  const forkPullRequest = { number: 42, state: "open", head: { sha: head, ref: "patch-1", repo: { full_name: "mallory/hello-world" } } };
+
+  function maintainerAsksForAForkPreview() {
+    return mockInstallationToken()
+      .get(`${REPO}/collaborators/mallory/permission`)
+      .reply(200, { permission: "write", role_name: "write", user: { login: "mallory" } })
+      .post(`${REPO}/issues/comments/9001/reactions`, { content: "eyes" })
+      .reply(201, { id: 1, content: "eyes" })
+      .get(`${REPO}/pulls/42`)
+      .reply(200, forkPullRequest);
+  }
+
+  it("is refused with a reply saying why while a listener builds unsandboxed under SLIPWAY_SANDBOX=auto", async () => {
+    app.services.sandboxes.seen("embedded-1", { kind: "none", policy: "auto" });
+    let reply: any;
+    maintainerAsksForAForkPreview()
+      .post(`${REPO}/issues/42/comments`, (b) => ((reply = b), true))
+      .reply(201, { id: 2 });
+    await app.probot.receive({ id: "f1", name: "issue_comment", payload: commentPayload() });
+    await app.services.inbox.idle();
+
+    expect(reply.body).toContain("comes from a fork");
+    expect(reply.body).toContain("not sandboxed");
+    expect(Object.keys(app.services.store.state.revisions)).toHaveLength(0);
+  });
+
+  it.each([
+    ["sandboxed", { kind: "bubblewrap", policy: "auto" }],
+    ["unsandboxed by the operator's choice (SLIPWAY_SANDBOX=off)", { kind: "none", policy: "off" }],
+  ] as const)("is built when the listeners are %s", async (_name, report) => {
+    app.services.sandboxes.seen("listener-1", report);
+    maintainerAsksForAForkPreview().get(`${REPO}/contents/.github%2Fslipway.yml`).reply(200, "build: { commands: ['true'] }\n");
+    app.services.reporter.close();
+    await app.probot.receive({ id: "f2", name: "issue_comment", payload: commentPayload() });
+    await app.services.inbox.idle();
+
+    const revision = Object.values(app.services.store.state.revisions)[0]!;
+    expect(revision.sha).toBe(head);
+    expect(app.services.store.state.deployments[revision.deploymentId]?.pullRequest).toMatchObject({ fork: true });
+  });
+
+  it("hands a fork's revision only to a listener that may build it, and records what it builds in", async () => {
+    app.services.sandboxes.seen("unsandboxed", { kind: "none", policy: "auto" });
+    app.services.sandboxes.seen("sandboxed", { kind: "bubblewrap", policy: "auto" });
+    app.services.reporter.close();
+    await app.services.store.update((state) => {
+      // A fork preview queued before the unsandboxed listener appeared.
+      createRevision(state, {
+        installationId: 42,
+        repository,
+        environment: "pr-42",
+        sha: head,
+        ref: "refs/heads/patch-1",
+        trigger: { kind: "deploy_command", actor: "mallory" },
+        build: { commands: ["true"], timeoutSeconds: 60, env: {} },
+        again: "if-finished",
+        pullRequest: { number: 42, headRepository: "mallory/hello-world", fork: true },
+      });
+    });
+    mockInstallationToken(); // the source token handed over with the lease
+
+    expect(await app.services.queue.lease("unsandboxed", 0)).toBeUndefined();
+    const work = await app.services.queue.lease("sandboxed", 0);
+    expect(work).toMatchObject({ kind: "revision", revision: { sha: head } });
+    expect(Object.values(app.services.store.state.revisions)[0]?.sandbox).toBe("bubblewrap");
   });
 });

@@ -2,6 +2,7 @@ import http from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 
+import { secretsOf } from "../../../src/listener/database/secrets-of.js";
 import { createRevisionRunner, type CreateRevisionRunnerOptions, type RevisionRunner } from "../../../src/listener/run/create-revision-runner.js";
 import { createRouter, type Router } from "../../../src/listener/run/create-router.js";
 import { tempDir } from "../../support/temp-dir.js";
@@ -166,6 +167,33 @@ describe("createRevisionRunner", () => {
     // A fixed revision takes over.
     expect(await runner.deploy(revision("rev-2", tag()))).toMatchObject({ ok: true });
     expect((await get(router.port, HOST)).body).toBe("revision rev-2\n");
+  });
+
+  it("masks the revision's secrets in the output tails it hands out: a crash loop's and a failed deploy's", async () => {
+    const crashLoops: string[] = [];
+    const { runner } = await setup({ maxRestarts: 1, restartBackoffMs: 50, onCrashLoop: (_deploymentId, _revisionId, tail) => crashLoops.push(tail) });
+    const token = "tok_9f8e7d6c5b4a39281706";
+    const extra = { CRASH_AFTER_MS: "300", TOKEN_HEAD: token.slice(0, 8), TOKEN_TAIL: token.slice(8) };
+    const spec = revision("rev-1", tag(), extra);
+    const secrets = [...secretsOf(spec.env.DATABASE_URL!), token]; // the URL's password is "secret"
+    // On every start the app prints its database URL, and its token with a colour change inside.
+    const printSecrets = `printf 'connecting to %s\\ntoken \\033[1m%s\\033[0m%s\\n' "$DATABASE_URL" "$TOKEN_HEAD" "$TOKEN_TAIL"`;
+
+    expect(await runner.deploy({ ...spec, command: `${printSecrets}; exec ${SAMPLE_COMMAND}`, secrets })).toMatchObject({ ok: true });
+    expect(await until(() => crashLoops.length > 0, 15_000)).toBe(true);
+
+    const tail = crashLoops[0]!;
+    expect(tail).toMatch(/crashed 2 times within 300 s and is left stopped/);
+    expect(tail).toContain("connecting to postgres://app:***@127.0.0.1:5432/app\ntoken \x1b[1m***\n");
+    expect(tail).not.toContain("secret");
+    expect(tail).not.toContain(token.slice(8));
+
+    const failed = await runner.deploy({ ...revision("rev-2", tag(), extra), command: `${printSecrets}; exit 3`, secrets });
+    expect(failed).toMatchObject({ ok: false, error: expect.stringMatching(/exited with code 3 before it was healthy/) });
+    if (failed.ok) return;
+    expect(failed.outputTail).toContain("connecting to postgres://app:***@127.0.0.1:5432/app\ntoken \x1b[1m***\n");
+    expect(failed.outputTail).not.toContain("secret");
+    expect(failed.outputTail).not.toContain(token.slice(8));
   });
 
   it("stop: the processes are gone and the URL answers 404", async () => {
