@@ -120,7 +120,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
   const appFn: ApplicationFunction = (app) => {
     app.on("push", (context) => onPush(context, inbox));
     app.on("issue_comment.created", (context) => onIssueComment(context, inbox));
-    app.on(["pull_request.synchronize", "pull_request.closed"], (context) => onPullRequest(context, inbox));
+    app.on(["pull_request.opened", "pull_request.reopened", "pull_request.synchronize", "pull_request.closed"], (context) => onPullRequest(context, inbox));
     app.on(["check_run.rerequested", "check_run.requested_action"], (context) => onCheckRun(context, inbox, options.appId));
   };
   return { store, logs, reporter, queue, inbox, sandboxes, appFn };

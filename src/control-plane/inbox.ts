@@ -8,6 +8,7 @@ import { processCheckRun } from "./intents/process-check-run.js";
 import { processCommand } from "./intents/process-command.js";
 import { processPullRequest } from "./intents/process-pull-request.js";
 import { processPush } from "./intents/process-push.js";
+import { createReplyLimiter } from "./github/reply-limiter.js";
 import { createListenerSandboxes, type ListenerSandboxes } from "./listener-sandboxes.js";
 import type { WorkQueue } from "./work-queue.js";
 
@@ -47,7 +48,8 @@ export function createInbox(options: InboxOptions): Inbox {
   const maxFailures = options.maxFailures ?? 6;
   const configs = options.configs ?? createRepoConfigCache();
   const sandboxes = options.sandboxes ?? createListenerSandboxes();
-  const intents = { store, getOctokit: options.getOctokit, reporter: options.reporter, queue: options.queue, sandboxes, configs };
+  const replies = createReplyLimiter();
+  const intents = { store, getOctokit: options.getOctokit, reporter: options.reporter, queue: options.queue, sandboxes, replies, configs };
   const running = new Set<Promise<void>>();
   const failures = new Map<string, number>();
 

@@ -194,6 +194,13 @@ export interface CommandIntent {
   kind: "command";
   command: "deploy" | "cancel" | "help" | "unknown";
   argument?: string;
+  /** `/deploy <sha>`: the commit (7 to 40 lowercase hex characters) the commenter asks for. */
+  sha?: string;
+  /** When the comment was written (GitHub's `created_at`), and when Slipway received it. */
+  createdAt?: string;
+  receivedAt?: string;
+  /** SHA-256 of the comment's body: the comment is fetched again before acting, and an edited one is not honoured. */
+  bodySha256?: string;
   installationId: number;
   repository: RepositoryRef;
   pullRequest: number;
@@ -201,10 +208,12 @@ export interface CommandIntent {
   actor: string;
 }
 
-/** New commits on, or the closing of, a pull request. */
+/** A pull request opened, reopened, given new commits, or closed. */
 export interface PullRequestIntent {
   kind: "pull_request";
-  action: "synchronize" | "closed";
+  action: "opened" | "reopened" | "synchronize" | "closed";
+  /** When Slipway received the event: from then on it knows `headSha` as the head. */
+  receivedAt?: string;
   installationId: number;
   repository: RepositoryRef;
   pullRequest: number;
@@ -233,8 +242,19 @@ export interface StateDocument {
   deliveries: Record<string, Delivery>;
   /** Next revision number per deployment. */
   counters: Record<string, number>;
+  /** Per pull request (see `pullRequestKey`): its head commits as Slipway learned of them, and the commands it honoured. */
+  pullRequests?: Record<string, PullRequestRecord>;
+}
+
+/** What a `/deploy` is judged against: which commit was the head when, and which comments were already acted on. */
+export interface PullRequestRecord {
+  /** Head commits in the order Slipway learned of them, oldest first, each with when; `changed`: a moment the head moved (new commits, opened) rather than a look (bounded). */
+  heads: Array<{ sha: string; seenAt: string; changed?: true }>;
+  /** Comment id → the delivery that acted on it: a redelivery of the comment under another delivery id does nothing (bounded). */
+  commands: Record<string, string>;
+  updatedAt: string;
 }
 
 export function emptyState(): StateDocument {
-  return { version: 1, deployments: {}, revisions: {}, deliveries: {}, counters: {} };
+  return { version: 1, deployments: {}, revisions: {}, deliveries: {}, counters: {}, pullRequests: {} };
 }

@@ -8,9 +8,11 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type RepositoryRole, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import type { RecordedComment } from "../../tools/github-stand-in/stand-in-state.js";
 import { checkRunPayload, issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
 import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
+import { hasBubblewrap } from "../support/bubblewrap.js";
 import { testDatabaseUrl } from "../support/postgres.js";
 
 const SECRET = "e2e-previews-secret";
@@ -31,6 +33,8 @@ beforeAll(async () => {
       // A real PostgreSQL server for deployment databases (issue 4's backend): fast to set up,
       // so these tests spend their time on what they test. The embedded default is covered elsewhere.
       SLIPWAY_DATABASE_URL: testDatabaseUrl,
+      // Fork previews need builds in a sandbox, or the operator's explicit opt-out where bubblewrap is missing.
+      SLIPWAY_SANDBOX: hasBubblewrap("sandboxed previews (these run with SLIPWAY_SANDBOX=off instead)") ? "auto" : "off",
     },
   });
 });
@@ -60,27 +64,34 @@ function scenario(name: string, options: { config?: string; fork?: string; users
 
 async function comment(s: Scenario, body: string, user: { login: string; type?: "User" | "Bot" } = { login: "maintainer" }) {
   const recorded = github.addIssueComment({ owner: s.repo.owner, name: s.repo.name, number: s.number, body, user });
+  await deliverComment(s, recorded, { body });
+  return recorded;
+}
+
+/** Sends the `issue_comment.created` webhook of a comment the stand-in holds (again, or late). */
+async function deliverComment(s: Scenario, recorded: RecordedComment, options: { body?: string; deliveryId?: string } = {}) {
   const response = await sendWebhook({
     url: `${slipway.url}/api/github/webhooks`,
     secret: SECRET,
     event: "issue_comment",
+    deliveryId: options.deliveryId,
     payload: issueCommentPayload({
       action: "created",
-      body,
-      user,
+      body: options.body ?? recorded.body,
+      user: recorded.user,
       number: s.number,
       isPullRequest: true,
       repository: s.repo,
       installationId: s.repo.installationId,
       commentId: recorded.id,
+      createdAt: recorded.createdAt,
       authorAssociation: "OWNER", // never trusted: permission is asked of GitHub
     }),
   });
   expect(response.status).toBeLessThan(300);
-  return recorded;
 }
 
-async function pullRequestEvent(s: Scenario, action: "synchronize" | "closed", head: { sha: string; repoFullName?: string }) {
+async function pullRequestEvent(s: Scenario, action: "opened" | "synchronize" | "closed", head: { sha: string; repoFullName?: string }) {
   const response = await sendWebhook({
     url: `${slipway.url}/api/github/webhooks`,
     secret: SECRET,
@@ -252,6 +263,60 @@ describe.concurrent("pull request previews", () => {
     await github.waitFor(() => slipwayComments(fork).find((c) => c.body.includes("maintainer")), { description: "fork notice" });
     await settle();
     expect(checkRuns(fork).filter((r) => r.headSha === forkNext)).toEqual([]);
+  });
+
+  it("a /deploy delivered after new commits arrived deploys nothing and names the commit it saw and the head", async () => {
+    const s = scenario("late-deploy");
+    await pullRequestEvent(s, "opened", { sha: s.headSha });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const recorded = github.addIssueComment({ owner: s.repo.owner, name: s.repo.name, number: s.number, body: "/deploy", user: { login: "maintainer" } });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const later = github.addCommit({ owner: "acme", name: s.repo.name, branch: "feature", files: { "late.txt": "pushed after the comment" } });
+    github.updatePullRequest({ owner: "acme", name: s.repo.name, number: s.number, headSha: later });
+    await pullRequestEvent(s, "synchronize", { sha: later });
+    await deliverComment(s, recorded); // GitHub's retry, or a redelivery after an outage
+
+    const reply = await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("new commits arrived")), { description: "a reply" });
+    expect(reply.body).toContain(`\`${s.headSha.slice(0, 7)}\``);
+    expect(reply.body).toContain(`\`${later.slice(0, 7)}\``);
+    await settle();
+    expect(checkRuns(s)).toEqual([]);
+  });
+
+  it("a comment deleted before it was delivered is not honoured", async () => {
+    const s = scenario("deleted-comment");
+    const recorded = github.addIssueComment({ owner: s.repo.owner, name: s.repo.name, number: s.number, body: "/deploy", user: { login: "maintainer" } });
+    const comments = github.comments as RecordedComment[];
+    comments.splice(comments.indexOf(recorded), 1);
+    await deliverComment(s, recorded);
+    await settle();
+    expect(reactions(s, recorded.id)).toEqual([]);
+    expect(slipwayComments(s)).toEqual([]);
+    expect(checkRuns(s)).toEqual([]);
+  });
+
+  it("a fork's approval covers the commit it approved: replayed after new commits, it deploys nothing", async () => {
+    const s = scenario("fork-replay", { fork: "contributor/fork-replay" });
+    const approval = await comment(s, "/deploy");
+    await completedRun(s, s.headSha);
+    const evil = github.addCommit({ owner: "acme", name: s.repo.name, branch: "feature", files: { "evil.txt": "after the review" } });
+    github.updatePullRequest({ owner: "acme", name: s.repo.name, number: s.number, headSha: evil });
+    await pullRequestEvent(s, "synchronize", { sha: evil, repoFullName: "contributor/fork-replay" });
+    await deliverComment(s, approval, { deliveryId: "6f9b6a1e-0000-4000-8000-0000000000aa" }); // the same comment, a new delivery
+    await settle();
+    expect(checkRuns(s).filter((run) => run.headSha === evil)).toEqual([]);
+    expect(checkRuns(s)).toHaveLength(1);
+  });
+
+  it("/deploy <sha> deploys the head it names and refuses a commit that is not the head", async () => {
+    const s = scenario("deploy-sha");
+    await comment(s, `/deploy ${s.headSha.slice(0, 7)}`);
+    expect((await completedRun(s, s.headSha)).conclusion).toBe("success");
+    await comment(s, "/deploy 1234567");
+    const reply = await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("is not the head commit")), { description: "a reply" });
+    expect(reply.body).toContain("`1234567`");
+    await settle();
+    expect(checkRuns(s)).toHaveLength(1);
   });
 
   it("the check run's Redeploy button makes a new revision for a maintainer, not for a reader", async () => {

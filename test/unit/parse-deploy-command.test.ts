@@ -154,7 +154,23 @@ describe("DEPLOY_COMMAND_HELP", () => {
   });
 
   it("describes commands that parseDeployCommand recognises", () => {
-    const listed = [...DEPLOY_COMMAND_HELP.matchAll(/^\| `([^`]+)` \|/gm)].map((match) => match[1] ?? "");
-    expect(listed.map((line) => parseDeployCommand(line)?.kind)).toEqual(["deploy", "cancel", "help"]);
+    const listed = [...DEPLOY_COMMAND_HELP.matchAll(/^\| `([^`]+)` \|/gm)].map((match) => (match[1] ?? "").replace("<sha>", "3f2a9c1"));
+    expect(listed.map((line) => parseDeployCommand(line))).toEqual([
+      { kind: "deploy" },
+      { kind: "deploy", sha: "3f2a9c1" },
+      { kind: "cancel" },
+      { kind: "help" },
+    ]);
+  });
+
+  it.each([
+    ["/deploy 3f2a9c1", { kind: "deploy", sha: "3f2a9c1" }],
+    ["/deploy 3F2A9C1D", { kind: "deploy", sha: "3f2a9c1d" }],
+    [`/deploy ${"a".repeat(40)}`, { kind: "deploy", sha: "a".repeat(40) }],
+    ["/deploy 3f2a9c", { kind: "unknown", argument: "3f2a9c" }],
+    [`/deploy ${"a".repeat(41)}`, { kind: "unknown", argument: "a".repeat(41) }],
+    ["/deploy 3f2a9cg", { kind: "unknown", argument: "3f2a9cg" }],
+  ])("reads %j as a commit only with 7 to 40 hex characters", (body, expected) => {
+    expect(parseDeployCommand(body)).toEqual(expected);
   });
 });

@@ -264,6 +264,8 @@ export function issueCommentPayload(options: {
   /** The body before an `edited` action. */
   previousBody?: string;
   issueTitle?: string;
+  /** The comment's `created_at` (e.g. the recorded comment's `createdAt`); default now. */
+  createdAt?: string;
 }): Context<"issue_comment">["payload"] {
   const example = template("issue_comment", (e) => e.action === options.action);
   const repository = repositoryLike(example.repository as Json, options.repository);
@@ -313,8 +315,8 @@ export function issueCommentPayload(options: {
     id: commentId,
     node_id: nodeId("IssueComment", commentId),
     user,
-    created_at: now,
-    updated_at: now,
+    created_at: options.createdAt ?? now,
+    updated_at: options.createdAt ?? now,
     author_association: options.authorAssociation ?? "CONTRIBUTOR",
     body: options.body,
     performed_via_github_app: null,

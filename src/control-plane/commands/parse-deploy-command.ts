@@ -4,13 +4,16 @@
  * it is raw user text — escape it before putting it into markdown.
  */
 export type DeployCommand =
-  | { kind: "deploy" }
+  /** `sha`: `/deploy <sha>` names the commit (7 to 40 hex characters, lowercased). */
+  | { kind: "deploy"; sha?: string }
   | { kind: "cancel" }
   | { kind: "help" }
   | { kind: "unknown"; argument: string };
 
 const COMMAND = "/deploy";
 const UNKNOWN_ARGUMENT_MAX_LENGTH = 50;
+/** An abbreviated or full commit id, as GitHub shows them. */
+const COMMIT_SHA = /^[0-9a-f]{7,40}$/;
 /** CommonMark: four columns of indentation before the first line's text make it an indented code block. */
 const CODE_INDENT_COLUMNS = 4;
 
@@ -41,6 +44,7 @@ const INVISIBLE_OR_LOOKALIKE_SPACE = /(?![ \t])[\p{Cc}\p{Cf}\p{Z}\p{Default_Igno
  * @example
  * parseDeployCommand("/deploy\r\nthanks!"); // { kind: "deploy" }
  * parseDeployCommand("/deploy CANCEL"); // { kind: "cancel" }
+ * parseDeployCommand("/deploy 3F2a9c1"); // { kind: "deploy", sha: "3f2a9c1" }
  * parseDeployCommand("/deploy frobnicate"); // { kind: "unknown", argument: "frobnicate" }
  * parseDeployCommand("> /deploy"); // undefined
  */
@@ -63,6 +67,7 @@ export function parseDeployCommand(body: string): DeployCommand | undefined {
   const word = isAscii(argument) ? argument.toLowerCase() : undefined;
   if (word === "cancel") return { kind: "cancel" };
   if (word === "help") return { kind: "help" };
+  if (word !== undefined && COMMIT_SHA.test(word)) return { kind: "deploy", sha: word };
   return { kind: "unknown", argument: clipCodePoints(argument, UNKNOWN_ARGUMENT_MAX_LENGTH) };
 }
 
@@ -72,7 +77,8 @@ export const DEPLOY_COMMAND_HELP = [
   "",
   "| command | what it does |",
   "| --- | --- |",
-  "| `/deploy` | deploys the pull request's head commit to its preview environment, `pr-<number>` |",
+  "| `/deploy` | deploys the pull request's head commit, as it was when you commented, to its preview environment, `pr-<number>` |",
+  "| `/deploy <sha>` | the same, only if `<sha>` (7 to 40 characters) is the head commit |",
   "| `/deploy cancel` | stops the pull request's queued or running revision |",
   "| `/deploy help` | shows this list |",
   "",

@@ -3,6 +3,7 @@ import type { ProbotOctokit } from "probot";
 import type { StateStore } from "../../store/open-state-store.js";
 import type { GitHubReporter } from "../github/github-reporter.js";
 import type { RepoConfigCache } from "../repo-config.js";
+import type { ReplyLimiter } from "../github/reply-limiter.js";
 import type { ListenerSandboxes } from "../listener-sandboxes.js";
 import type { WorkQueue } from "../work-queue.js";
 
@@ -14,6 +15,8 @@ export interface IntentContext {
   queue: WorkQueue;
   /** What listeners build in: fork previews need a sandbox. */
   sandboxes: ListenerSandboxes;
+  /** Replies to refused commands: one per pull request and kind a minute. */
+  replies: ReplyLimiter;
   configs: RepoConfigCache;
   log: Logger;
 }

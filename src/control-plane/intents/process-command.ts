@@ -1,81 +1,101 @@
 import { FINAL_STATES, type CommandIntent } from "../../store/model.js";
 import { DEPLOY_COMMAND_HELP } from "../commands/parse-deploy-command.js";
+import { claimComment, judgeDeployCommand, pullRequestKey, recordHead, type DeployJudgement } from "../commands/pull-request-heads.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
-import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
 import { FORK_REFUSED_UNSANDBOXED } from "../listener-sandboxes.js";
+import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
+import { sha256 } from "../webhooks/on-issue-comment.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
 
 /**
- * A `/deploy` comment. The commenter's permission is asked of GitHub first; the preview
- * builds the pull request's head commit as it is now, with the build settings of the
- * default branch's config, never the pull request's.
+ * A `/deploy` comment. It is honoured once (by comment id, whatever the delivery id), only
+ * as it stands (fetched again: deleted or edited since means nothing happens), and only for
+ * the commit the commenter saw: the head when the comment was written, if it still is the
+ * head (see judgeDeployCommand), or the commit `/deploy <sha>` names. The commenter's
+ * permission is asked of GitHub; the build settings are the default branch's, never the
+ * pull request's. Refusals get a reply, at most one per pull request and kind a minute.
  */
 export async function processCommand(context: IntentContext, intent: CommandIntent, deliveryId: string): Promise<IntentOutcome> {
   const { repository, pullRequest: number, actor } = intent;
+  const key = pullRequestKey(intent.installationId, repository.id, number);
   const octokit = await context.getOctokit(intent.installationId);
   const reply = (body: string) => replyOnPullRequest({ octokit, repository, number, body });
+  /** A refusal's reply, unless one of its kind went out on this pull request within the minute. */
+  const refuse = async (kind: string, body: string, note: string): Promise<IntentOutcome> => {
+    if (context.replies.allow(`${repository.fullName}#${number}:${kind}`)) await reply(body);
+    else context.log.info({ pullRequest: number, kind }, "refusal not replied to: one of its kind went out within the minute");
+    return { status: "processed", note };
+  };
+
+  const claimed = await context.store.update((state) => claimComment(state, key, intent.commentId, deliveryId, new Date().toISOString()));
+  if (!claimed) return { status: "ignored", note: "comment already acted on (redelivered under another id)" };
+  const standing = await commentAsItStands(context, intent);
+  if (standing !== "unchanged") return { status: "ignored", note: `comment ${standing} since it was written` };
 
   if (intent.command === "help") {
-    await reply(DEPLOY_COMMAND_HELP);
+    if (context.replies.allow(`${repository.fullName}#${number}:help`)) await reply(DEPLOY_COMMAND_HELP);
     return { status: "processed", note: "help" };
   }
   if (!(await hasWritePermission({ octokit, owner: repository.owner, repo: repository.name, login: actor }))) {
     context.log.info({ actor, pullRequest: number }, "command refused: no write permission");
-    await reply(
+    return refuse(
+      "not-permitted",
       `@${actor}, only people with write, maintain or admin permission on ${repository.fullName} can run \`/deploy\` commands. Nothing was started.`,
+      "not permitted",
     );
-    return { status: "processed", note: "not permitted" };
   }
   await reactToComment({ octokit, repository, commentId: intent.commentId, content: "eyes" });
 
   const environment = `pr-${number}`;
   const deploymentId = deploymentIdOf(intent.installationId, repository.id, environment);
   if (intent.command === "unknown") {
-    await reply(`@${actor}, Slipway does not understand ${asInlineCode(`/deploy ${intent.argument ?? ""}`)}.\n\n${DEPLOY_COMMAND_HELP}`);
-    return { status: "processed", note: "unknown command" };
+    return refuse("unknown", `@${actor}, Slipway does not understand ${asInlineCode(`/deploy ${intent.argument ?? ""}`)}.\n\n${DEPLOY_COMMAND_HELP}`, "unknown command");
   }
   if (intent.command === "cancel") {
     const running = Object.values(context.store.state.revisions).filter(
       (r) => r.deploymentId === deploymentId && !FINAL_STATES.has(r.state),
     );
-    if (running.length === 0) {
-      await reply(`@${actor}, nothing is queued or running for \`${environment}\`.`);
-      return { status: "processed", note: "nothing to cancel" };
-    }
+    if (running.length === 0) return refuse("nothing-to-cancel", `@${actor}, nothing is queued or running for \`${environment}\`.`, "nothing to cancel");
     for (const revision of running) await context.queue.cancel(revision.id, `Cancelled by @${actor}`);
     return { status: "processed", note: "cancel" };
   }
 
-  // The head commit as it is now: it is recorded on the revision, and exactly it is built.
   const { data: pr } = await octokit.rest.pulls.get({ owner: repository.owner, repo: repository.name, pull_number: number });
-  if (pr.state !== "open") {
-    await reply(`@${actor}, this pull request is closed, so it gets no preview.`);
-    return { status: "processed", note: "pull request closed" };
-  }
+  if (pr.state !== "open") return refuse("closed", `@${actor}, this pull request is closed, so it gets no preview.`, "pull request closed");
   const headRepository = pr.head.repo?.full_name ?? "(deleted fork)";
   const fork = headRepository !== repository.fullName;
   if (fork && context.sandboxes.unprotected().length > 0) {
     context.log.warn({ pullRequest: number, listeners: context.sandboxes.unprotected() }, "fork /deploy refused: builds are not sandboxed");
-    await reply(`@${actor}, ${FORK_REFUSED_UNSANDBOXED}`);
-    return { status: "processed", note: "fork refused: builds are not sandboxed" };
+    return refuse("unsandboxed", `@${actor}, ${FORK_REFUSED_UNSANDBOXED}`, "fork refused: builds are not sandboxed");
   }
+  const judgement = await context.store.update((state) => {
+    recordHead(state, key, { sha: pr.head.sha, seenAt: new Date().toISOString(), source: "fetched" });
+    return judgeDeployCommand({ record: state.pullRequests?.[key], head: pr.head.sha, createdAt: intent.createdAt ?? new Date().toISOString(), sha: intent.sha });
+  });
+  if (!judgement.ok) {
+    context.log.info({ pullRequest: number, reason: judgement.reason, saw: judgement.saw, head: judgement.head }, "/deploy refused: not bound to the head");
+    return refuse(judgement.reason, `@${actor}, ${describeRefusal(judgement, intent)}`, `not deployed: ${judgement.reason}`);
+  }
+
   const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   if (!config.ok) {
-    await reply(`@${actor}, \`.github/slipway.yml\` on ${repository.defaultBranch} is invalid, so nothing was started:\n\n${config.errors.map((e) => `- ${e}`).join("\n")}`);
-    return { status: "processed", note: "invalid config" };
+    return refuse(
+      "invalid-config",
+      `@${actor}, \`.github/slipway.yml\` on ${repository.defaultBranch} is invalid, so nothing was started:\n\n${config.errors.map((e) => `- ${e}`).join("\n")}`,
+      "invalid config",
+    );
   }
   if (!config.config.previews.enabled) {
-    await reply(`@${actor}, previews are turned off for this repository (\`previews.enabled\` in \`.github/slipway.yml\`).`);
-    return { status: "processed", note: "previews disabled" };
+    return refuse("previews-disabled", `@${actor}, previews are turned off for this repository (\`previews.enabled\` in \`.github/slipway.yml\`).`, "previews disabled");
   }
   await queueRevision(context, {
     installationId: intent.installationId,
     repository,
     environment,
-    sha: pr.head.sha,
+    sha: judgement.sha,
     ref: `refs/heads/${pr.head.ref}`,
     trigger: { kind: "deploy_command", actor, deliveryId, commentId: intent.commentId },
     build: buildSettingsOf(config.config),
@@ -84,4 +104,34 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     pullRequest: { number, headRepository, fork },
   });
   return { status: "processed" };
+}
+
+/** The comment as GitHub has it now: gone, edited since, or as it was delivered. */
+async function commentAsItStands(context: IntentContext, intent: CommandIntent): Promise<"unchanged" | "deleted" | "edited"> {
+  const octokit = await context.getOctokit(intent.installationId);
+  try {
+    const { data } = await octokit.rest.issues.getComment({ owner: intent.repository.owner, repo: intent.repository.name, comment_id: intent.commentId });
+    return intent.bodySha256 === undefined || sha256(data.body ?? "") === intent.bodySha256 ? "unchanged" : "edited";
+  } catch (error) {
+    if ((error as { status?: number }).status === 404) return "deleted";
+    throw error;
+  }
+}
+
+function describeRefusal(judgement: Extract<DeployJudgement, { ok: false }>, intent: CommandIntent): string {
+  const head = asInlineCode(judgement.head.slice(0, 7));
+  switch (judgement.reason) {
+    case "not-head":
+      return `${asInlineCode(intent.sha ?? "")} is not the head commit of this pull request (the head is ${head}), so nothing was started.`;
+    case "moved":
+      return (
+        `new commits arrived after your comment: it saw ${judgement.saw ? asInlineCode(judgement.saw.slice(0, 7)) : "an earlier head"}, ` +
+        `and the head is now ${head}. Nothing was started. Review the new commits, then comment \`/deploy\` again (or \`/deploy ${judgement.head.slice(0, 7)}\`).`
+      );
+    case "unknown":
+      return (
+        `your comment reached Slipway late, and Slipway cannot tell which commit it saw; the head is now ${head}. ` +
+        `Nothing was started: comment \`/deploy\` again, or \`/deploy <sha>\` naming the commit you reviewed.`
+      );
+  }
 }

@@ -1,4 +1,5 @@
 import { FINAL_STATES, type PullRequestIntent } from "../../store/model.js";
+import { pullRequestKey, recordHead } from "../commands/pull-request-heads.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { replyOnPullRequest } from "../github/pull-request-replies.js";
 import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
@@ -15,8 +16,20 @@ export async function processPullRequest(context: IntentContext, intent: PullReq
   const deploymentId = deploymentIdOf(intent.installationId, repository.id, `pr-${number}`);
   const deployment = context.store.state.deployments[deploymentId];
   const live = deployment && deployment.state !== "AWAITING_DELETE" && deployment.state !== "DELETED";
+  const key = pullRequestKey(intent.installationId, repository.id, number);
+
+  if (intent.action !== "closed") {
+    // From now on this is the head: a /deploy written before this moment did not see it.
+    const seenAt = intent.receivedAt ?? new Date().toISOString();
+    const source = intent.action === "synchronize" ? "synchronize" : "opened";
+    await context.store.update((state) => recordHead(state, key, { sha: intent.headSha, seenAt, source }));
+  }
+  if (intent.action === "opened" || intent.action === "reopened") return { status: "processed", note: "head recorded" };
 
   if (intent.action === "closed") {
+    await context.store.update((state) => {
+      delete state.pullRequests?.[key];
+    });
     if (!live) return { status: "ignored", note: "no preview to tear down" };
     await context.store.update((state) => {
       const d = state.deployments[deploymentId]!;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Context } from "probot";
 import { parseDeployCommand } from "../commands/parse-deploy-command.js";
 import type { Inbox } from "../inbox.js";
@@ -27,6 +28,10 @@ export async function onIssueComment(context: Context<"issue_comment.created">, 
       kind: "command",
       command: command.kind,
       argument: command.kind === "unknown" ? command.argument : undefined,
+      sha: command.kind === "deploy" ? command.sha : undefined,
+      createdAt: payload.comment.created_at,
+      receivedAt: new Date().toISOString(),
+      bodySha256: sha256(payload.comment.body ?? ""),
       installationId: payload.installation.id,
       repository: repositoryRefOf(payload.repository),
       pullRequest: payload.issue.number,
@@ -35,4 +40,9 @@ export async function onIssueComment(context: Context<"issue_comment.created">, 
     },
   });
   if (outcome === "duplicate") context.log.info("delivery already received, ignoring the redelivery");
+}
+
+/** The comment is fetched again before Slipway acts: equal digests mean it was not edited since. */
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
 }

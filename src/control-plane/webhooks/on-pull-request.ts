@@ -2,8 +2,14 @@ import type { Context } from "probot";
 import type { Inbox } from "../inbox.js";
 import { repositoryRefOf } from "./repository-ref-of.js";
 
-/** `pull_request.synchronize` and `pull_request.closed`: previews follow, or go. */
-export async function onPullRequest(context: Context<"pull_request.synchronize" | "pull_request.closed">, inbox: Inbox): Promise<void> {
+/**
+ * `pull_request.synchronize` and `closed`: previews follow, or go. `opened` and `reopened`
+ * (and `synchronize`) tell which commit is the head from when: a `/deploy` is judged by it.
+ */
+export async function onPullRequest(
+  context: Context<"pull_request.opened" | "pull_request.reopened" | "pull_request.synchronize" | "pull_request.closed">,
+  inbox: Inbox,
+): Promise<void> {
   const { payload } = context;
   if (!payload.installation) return;
   const pr = payload.pull_request;
@@ -13,6 +19,7 @@ export async function onPullRequest(context: Context<"pull_request.synchronize" 
     intent: {
       kind: "pull_request",
       action: payload.action,
+      receivedAt: new Date().toISOString(),
       installationId: payload.installation.id,
       repository: repositoryRefOf(payload.repository),
       pullRequest: pr.number,

@@ -31,6 +31,8 @@ describe("/deploy trust rules", () => {
   ])("asks GitHub, not author_association: %s gets one reply and nothing starts", async (_name, status, body) => {
     let reply: any;
     token()
+      .get(`${REPO}/issues/comments/9001`)
+      .reply(200, { id: 9001, body: "/deploy" })
       .get(`${REPO}/collaborators/mallory/permission`)
       .reply(status, { ...body, user: { login: "mallory" } })
       .post(`${REPO}/issues/42/comments`, (b) => ((reply = b), true))
@@ -55,6 +57,8 @@ describe("/deploy trust rules", () => {
   it("a maintainer's /deploy gets eyes at once and builds the head commit read from GitHub", async () => {
     const head = "f".repeat(40);
     token()
+      .get(`${REPO}/issues/comments/9001`)
+      .reply(200, { id: 9001, body: "/deploy" })
       .get(`${REPO}/collaborators/mallory/permission`)
       .reply(200, { permission: "write", role_name: "maintain", user: { login: "mallory" } })
       .post(`${REPO}/issues/comments/9001/reactions`, { content: "eyes" })
@@ -82,6 +86,8 @@ describe("/deploy on a fork's pull request and the build sandbox", () => {
 
   function maintainerAsksForAForkPreview() {
     return mockInstallationToken()
+      .get(`${REPO}/issues/comments/9001`)
+      .reply(200, { id: 9001, body: "/deploy" })
       .get(`${REPO}/collaborators/mallory/permission`)
       .reply(200, { permission: "write", role_name: "write", user: { login: "mallory" } })
       .post(`${REPO}/issues/comments/9001/reactions`, { content: "eyes" })
