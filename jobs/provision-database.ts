@@ -4,7 +4,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
-import { createDatabaseBackend, describeDatabaseError } from "../src/listener/database/database-backend.js";
+import { createDatabaseBackend } from "../src/listener/database/database-backend.js";
+import { describeDatabaseError, publicDatabaseError } from "../src/listener/database/describe-database-error.js";
 import type { ProvisionJobData, ProvisionJobMessage, ProvisionJobResult } from "../src/listener/job-messages.js";
 
 const data = workerData as ProvisionJobData;
@@ -17,7 +18,16 @@ async function provision(): Promise<ProvisionJobResult> {
     const database = await backend.provision(data.identity);
     return { ok: true, database: { name: database.name, url: database.url, created: database.created } };
   } catch (error) {
-    return { ok: false, error: describeDatabaseError(error, data.adminUrl), infrastructureFault: true };
+    // `error` is what GitHub shows (check runs and pull request comments are public on public
+    // repositories): the class of failure only. `detail` names the server, port and admin user
+    // (never a password) and goes only to the listener's log (see run-revision-work).
+    const failure = {
+      ok: false as const,
+      error: publicDatabaseError(error, { adminUrl: data.adminUrl }),
+      infrastructureFault: true,
+      detail: describeDatabaseError(error, data.adminUrl),
+    };
+    return failure;
   } finally {
     await backend.close().catch(() => undefined);
   }

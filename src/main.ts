@@ -55,6 +55,7 @@ async function main() {
       dataDir: settings.dataDir,
       maxConcurrentBuilds: settings.maxConcurrentBuilds,
       routerPort: settings.routerPort,
+      routerHost: settings.routerHost,
       routerDomain: settings.routerDomain,
       sandbox: settings.sandbox,
       listenerIdPrefix: EMBEDDED_LISTENER_PREFIX,

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
 import path from "node:path";
 import { SANDBOX_POLICIES, type SandboxPolicy } from "./listener/sandbox/sandbox.js";
 
@@ -21,6 +22,8 @@ export interface Settings {
   /** On SIGTERM, how long running builds may go on before they are stopped and handed back. */
   shutdownGraceSeconds: number;
   routerPort: number;
+  /** SLIPWAY_ROUTER_HOST: the interface the router listens on; default HOST, else loopback. */
+  routerHost: string;
   routerDomain: string;
   /** SLIPWAY_SANDBOX: what builds and running revisions run in. */
   sandbox: SandboxPolicy;
@@ -70,6 +73,7 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     leaseTtlSeconds: integer(env, "SLIPWAY_LEASE_TTL_SECONDS", 30, 3, 3_600),
     shutdownGraceSeconds: integer(env, "SLIPWAY_SHUTDOWN_GRACE_SECONDS", 30, 0, 3_600),
     routerPort: integer(env, "SLIPWAY_ROUTER_PORT", 8080, 0, 65_535),
+    routerHost: listenHost(env, "SLIPWAY_ROUTER_HOST") ?? (env.HOST || "127.0.0.1"),
     routerDomain: env.SLIPWAY_ROUTER_DOMAIN ?? "localhost",
     sandbox: sandbox as SandboxPolicy,
   };
@@ -84,6 +88,19 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   }
   return value;
 }
+
+/** A host name or IP address to listen on (IPv6 with or without brackets); undefined when unset or empty, an error when only spaces. */
+function listenHost(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const value = raw.trim();
+  const bracketed = /^\[(.*)\]$/.exec(value)?.[1];
+  if (bracketed !== undefined && isIP(bracketed) === 6) return bracketed;
+  if (isIP(value) !== 0 || HOST_NAME.test(value)) return value;
+  throw new SettingsError(`${name} must be a host name or IP address to listen on (such as 127.0.0.1, 0.0.0.0 or ::), not ${JSON.stringify(raw)}`);
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function checkUrl(name: string, value: string) {
   try {

@@ -67,6 +67,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
 
   const reporter = createGitHubReporter({
     store,
+    appId: options.appId, // only this App's own comment is ever adopted
     logs,
     getOctokit,
     publicUrl: settings.publicUrl,

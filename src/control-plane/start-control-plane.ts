@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createNodeMiddleware, type ProbotOctokit } from "probot";
+import type { ProbotOctokit } from "probot";
 import { redeliverMissedWebhooks } from "./github/redeliver-missed-webhooks.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { GitHubReporter } from "./github/github-reporter.js";
@@ -13,6 +13,7 @@ import type { ListenerSandboxes } from "./listener-sandboxes.js";
 import { createStatusPages } from "./http/status-pages.js";
 import type { Inbox } from "./inbox.js";
 import type { WorkQueue } from "./work-queue.js";
+import { createWebhookReceiver } from "./webhooks/receive-webhook.js";
 
 export const WEBHOOK_PATH = "/api/github/webhooks";
 /** Ids of embedded listeners start with this: at start-up, their leases belonged to a process that is gone. */
@@ -42,7 +43,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const { settings, probot, log } = options;
   let ready = false;
   const { store, logs, reporter, queue, inbox, sandboxes, appFn } = await createControlPlaneServices(options);
-  const webhooks = await createNodeMiddleware(appFn, { probot, webhooksPath: WEBHOOK_PATH });
+  // The app's handlers are Probot's; the HTTP side of webhooks is ours: capped, verified,
+  // then handed to probot.webhooks (see receive-webhook.ts).
+  await probot.load(appFn, {
+    cwd: process.cwd(),
+    addHandler: () => {
+      throw new Error("Slipway's app serves no HTTP routes of its own");
+    },
+  });
+  const receiveWebhook = createWebhookReceiver({ webhooks: probot.webhooks, log: log.child({ component: "webhooks" }) });
   const listenerApi = createListenerApi({ queue, sandboxes, token: settings.listenerToken, log: log.child({ component: "listener-api" }) });
   const statusPages = await createStatusPages({
     store,
@@ -89,7 +98,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const pathname = new URL(request.url ?? "/", "http://localhost").pathname;
     if (pathname === WEBHOOK_PATH) {
       if (!ready) return sendJson(response, 503, { error: "starting" });
-      if (await webhooks(request, response)) return;
+      return receiveWebhook(request, response);
     }
     if (pathname === "/healthz") {
       return sendJson(response, ready ? 200 : 503, { status: ready ? "ok" : "starting" });

@@ -26,6 +26,7 @@ try {
     dataDir: settings.dataDir,
     maxConcurrentBuilds: settings.maxConcurrentBuilds,
     routerPort: settings.routerPort,
+    routerHost: settings.routerHost,
     routerDomain: settings.routerDomain,
     sandbox: settings.sandbox,
     log,

@@ -5,6 +5,7 @@ import type { RevisionWork, WorkOutcome } from "../protocol/listener-protocol.js
 import type { ControlPlaneClient } from "./control-plane-client.js";
 import type { DatabaseBackend } from "./database/database-backend.js";
 import { secretsOf } from "./database/database-backend.js";
+import { describeDatabaseError, publicDatabaseError } from "./database/describe-database-error.js";
 import type { BuildJobData, BuildJobMessage, BuildJobResult, ProvisionJobData, ProvisionJobResult } from "./job-messages.js";
 import type { JobRun, JobRunner } from "./job-runner.js";
 import { startWorkProgress } from "./work-progress.js";
@@ -95,13 +96,20 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
     const data: ProvisionJobData = { identity, ...context.provisioning };
     const run = await context.jobs.run<ProvisionJobResult>({ job: "provision-database", runId, workerData: data });
     current = run;
-    const result = await run.result.catch((error: Error): ProvisionJobResult => ({
+    const result = await run.result.catch((error: Error): ProvisionJobResult & { detail?: string } => ({
       ok: false,
-      error: error.message,
+      error: publicDatabaseError(error, { adminUrl: context.provisioning.adminUrl }),
       infrastructureFault: true,
+      detail: `the database setup job failed: ${describeDatabaseError(error, context.provisioning.adminUrl)}`,
     }));
     current = undefined;
     if (!result.ok) {
+      // GitHub gets the job's public text (no host, port, user or version: check runs and
+      // pull request comments are public on public repositories); the whole account goes
+      // only to this log. Not to the revision's log either: a failed revision's log tail is
+      // shown in its check run and pull request comment.
+      const detail = (result as { detail?: unknown }).detail;
+      log.warn({ err: { message: typeof detail === "string" ? detail : result.error } }, "database setup failed");
       progress.event({ type: "phase_finished", phase: "database", at: now(), outcome: "failed" });
       return finish("DATABASE_FAILED", result.error, result.infrastructureFault);
     }
@@ -123,7 +131,9 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
   try {
     databaseUrl = await context.database.connect(identity, provisionedUrl);
   } catch (error) {
-    return finish("DATABASE_FAILED", `The database is not reachable: ${(error as Error).message}`, true);
+    // The deployment's own URL names its server and masks its password in the log line.
+    log.warn({ err: { message: `the database is not reachable: ${describeDatabaseError(error, provisionedUrl)}` } }, "database setup failed");
+    return finish("DATABASE_FAILED", publicDatabaseError(error, { adminUrl: provisionedUrl }), true);
   }
 
   progress.event({ type: "phase_started", phase: "build", at: now() });

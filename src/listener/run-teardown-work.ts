@@ -2,7 +2,8 @@ import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { TeardownWork } from "../protocol/listener-protocol.js";
 import type { ControlPlaneClient } from "./control-plane-client.js";
-import { describeDatabaseError, type DatabaseBackend } from "./database/database-backend.js";
+import type { DatabaseBackend } from "./database/database-backend.js";
+import { describeDatabaseError, publicDatabaseError } from "./database/describe-database-error.js";
 import { startWorkProgress } from "./work-progress.js";
 import type { RevisionRunner } from "./run/create-revision-runner.js";
 import { deploymentCacheDir } from "./sandbox/sandbox.js";
@@ -43,8 +44,10 @@ export async function runTeardownWork(
     await rm(deploymentCacheDir(context.dataDir, work.deployment.id), { recursive: true, force: true });
     await progress.complete({ outcome: "DELETED" });
   } catch (error) {
-    const message = describeDatabaseError(error, context.adminDatabaseUrl);
-    log.warn({ err: { message } }, "dropping the database failed");
+    // The whole account (server, port, admin user) only to this log; the control plane keeps
+    // the public words, as for a failed setup.
+    log.warn({ err: { message: describeDatabaseError(error, context.adminDatabaseUrl) } }, "dropping the database failed");
+    const message = publicDatabaseError(error, { adminUrl: context.adminDatabaseUrl, action: "teardown" });
     await progress.complete({ outcome: "TEARDOWN_FAILED", error: message, infrastructureFault: true });
   }
 }

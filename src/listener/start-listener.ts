@@ -21,6 +21,8 @@ export interface ListenerOptions {
   /** SLIPWAY_ROUTER_PORT and SLIPWAY_ROUTER_DOMAIN: where running revisions answer. */
   routerPort: number;
   routerDomain: string;
+  /** SLIPWAY_ROUTER_HOST: the interface the router listens on (default 127.0.0.1). */
+  routerHost?: string;
   /** Passed to the provisioning job, which builds its own backend in its worker. */
   adminDatabaseUrl?: string;
   /** Work folders and embedded databases live here. */
@@ -55,7 +57,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   const sandbox = await resolveSandbox({ policy: options.sandbox ?? "auto", dataDir: options.dataDir, log });
   const sandboxReport: SandboxReport = { kind: sandbox.kind, policy: sandbox.policy };
   const jobs = createJobRunner({ log });
-  const router = await createRouter({ port: options.routerPort, domain: options.routerDomain, log });
+  const router = await createRouter({ port: options.routerPort, listenHost: options.routerHost, domain: options.routerDomain, log });
   const runner = createRevisionRunner({
     dataDir: options.dataDir,
     sandbox,

@@ -319,6 +319,31 @@ describe.concurrent("pull request previews", () => {
     expect(checkRuns(s)).toHaveLength(1);
   });
 
+  it("a look-alike status comment by another bot is never adopted: Slipway writes its own", async () => {
+    const s = scenario("look-alike");
+    const lookAlike = github.addIssueComment({
+      owner: s.repo.owner,
+      name: s.repo.name,
+      number: s.number,
+      body: "<!-- slipway:preview -->\n### Slipway preview `pr-7`\n\nDeployed: https://evil.example",
+      user: { login: "other-bot[bot]", type: "Bot" },
+    });
+    await comment(s, "/deploy");
+    await completedRun(s, s.headSha);
+    await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("Deployed")), { description: "Slipway's own comment" });
+    expect(lookAlike.previousBodies).toEqual([]);
+    expect(lookAlike.body).toContain("evil.example");
+  });
+
+  it("a flood of refused commands gets one reply a minute", async () => {
+    const s = scenario("reply-flood", { users: { reader: "read" } });
+    for (let i = 0; i < 4; i++) await comment(s, "/deploy", { login: "reader" });
+    await github.waitFor(() => slipwayComments(s)[0], { description: "a reply" });
+    await settle();
+    expect(slipwayComments(s)).toHaveLength(1);
+    expect(checkRuns(s)).toEqual([]);
+  });
+
   it("the check run's Redeploy button makes a new revision for a maintainer, not for a reader", async () => {
     const s = scenario("redeploy", { users: { reader: "read" } });
     await comment(s, "/deploy");

@@ -112,7 +112,7 @@ describe.concurrent("running revisions", () => {
     await push(repo, first);
     expect((await completedRun(repo, first)).conclusion).toBe("success");
     const status = await github.waitFor(() => github.deployments({ owner: "acme", name: "web" })[0]?.statuses.find((s) => s.state === "success"), { timeoutMs: 30_000 });
-    expect(status.environmentUrl).toMatch(/^http:\/\/production\.web\.localhost:\d+/);
+    expect(status.environmentUrl).toMatch(/^http:\/\/production\.web--acme\.localhost:\d+/);
     const host = hostOf(status.environmentUrl);
     const answer1 = await viaRouter(host);
     expect(answer1).toMatchObject({ status: 200 });
@@ -169,7 +169,7 @@ describe.concurrent("running revisions", () => {
     expect((await completedRun(repo, head)).conclusion).toBe("success");
     const status = await github.waitFor(() => github.deployments({ owner: "acme", name: "docs" })[0]?.statuses.find((s) => s.state === "success"), { timeoutMs: 30_000 });
     const host = hostOf(status.environmentUrl);
-    expect(host).toMatch(/^pr-3\.docs\.localhost/);
+    expect(host).toMatch(/^pr-3\.docs--acme\.localhost/);
     expect((await viaRouter(host)).status).toBe(200);
     // The PR comment links the preview.
     await github.waitFor(() => github.comments.find((c) => c.repo === "docs" && c.user.login === "slipway[bot]" && c.body.includes(status.environmentUrl)), { timeoutMs: 30_000 });

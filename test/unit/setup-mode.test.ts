@@ -1,7 +1,7 @@
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
@@ -98,9 +98,28 @@ function unescapeHtml(text: string): string {
   return text.replace(/&(quot|amp|lt|gt|#39);/g, (_, entity: string) => ({ quot: '"', amp: "&", lt: "<", gt: ">", "#39": "'" })[entity]!);
 }
 
-/** What the page's form sends to GitHub: where, with which state, and the manifest. */
-async function readSetupForm(base: string) {
-  const page = await (await fetch(`${base}/`)).text();
+const CODE_LINE = "To finish setting up Slipway, enter this code on the setup page: ";
+
+/** The setup code, from the one log line that holds it. */
+function setupCodeFromLog(): string {
+  const lines = logLines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.msg.startsWith(CODE_LINE));
+  expect(lines).toHaveLength(1);
+  return lines[0]!.msg.slice(CODE_LINE.length);
+}
+
+/** Posts the setup page's code form, as a browser does from that page. */
+async function enterSetupCode(base: string, code: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${base}/setup/code`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin", origin: "null", ...headers },
+    body: new URLSearchParams({ setup_code: code }),
+  });
+  return { status: response.status, page: await response.text() };
+}
+
+/** What the page's form sends to GitHub once the setup code is entered: where, with which state, and the manifest. */
+async function readSetupForm(base: string, code = setupCodeFromLog()) {
+  const { page } = await enterSetupCode(base, code);
   const action = new URL(unescapeHtml(/<form method="post" action="([^"]*)"/.exec(page)![1]!));
   const manifest = JSON.parse(unescapeHtml(/name="manifest" value="([^"]*)"/.exec(page)![1]!)) as Record<string, any>;
   return { page, action, state: action.searchParams.get("state")!, manifest };
@@ -161,17 +180,19 @@ describe("missingCredentials", () => {
 });
 
 describe("startSetupMode", () => {
-  it("says what is missing in one warning and serves the manifest flow from the repository's app.yml", async () => {
+  it("says what is missing in one warning, the setup code in another, and serves the manifest flow from the repository's app.yml", async () => {
     const { url } = await start({ appYmlPath: REPO_APP_YML });
     const warnings = logLines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
-    expect(warnings).toHaveLength(1);
+    expect(warnings).toHaveLength(2);
     expect(warnings[0].msg).toContain("  - PRIVATE_KEY or PRIVATE_KEY_PATH");
     expect(warnings[0].msg).toContain(`Open ${PUBLIC_URL} to register the GitHub App, or set the variables (see README).`);
+    expect(warnings[1].msg).toMatch(/^To finish setting up Slipway, enter this code on the setup page: [23456789CFGHJMPQRVWX]{4}-[23456789CFGHJMPQRVWX]{4}$/);
 
     const response = await fetch(`${url}/`);
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8");
     const { page, action, state, manifest } = await readSetupForm(url);
+    expect(page).toContain("The setup code is right.");
     expect(page).toContain("<li><code>APP_ID</code></li>");
     expect(page).toContain("<li><code>PRIVATE_KEY or PRIVATE_KEY_PATH</code></li>");
     expect(page).toContain("<li><code>WEBHOOK_SECRET</code></li>");
@@ -251,6 +272,7 @@ describe("startSetupMode", () => {
 
     expect((await fetch(`${url}/revisions/1`)).status).toBe(404);
     expect((await fetch(`${url}/`, { method: "POST" })).status).toBe(404);
+    expect((await fetch(`${url}/setup/code`)).status).toBe(404);
   });
 
   it("refuses a callback whose state is wrong or absent, and writes nothing", async () => {
@@ -350,5 +372,146 @@ describe("startSetupMode", () => {
     await expect(stat(envFile)).rejects.toMatchObject({ code: "ENOENT" });
     // The next attempt starts from a fresh page: the used state is gone.
     expect((await readSetupForm(url)).state).not.toBe(state);
+  });
+});
+
+/** An address of this machine other than loopback, if it has one. */
+function otherAddress(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((item) => item && item.family === "IPv4" && !item.internal)?.address;
+}
+
+async function reachable(host: string, port: number): Promise<boolean> {
+  return fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(2_000) }).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe("setup mode's guard", () => {
+  it("listens on 127.0.0.1 unless HOST says otherwise, and says so in its log", async () => {
+    const loopback = await start({ host: undefined });
+    expect(loopback.host).toBe("127.0.0.1");
+    const port = Number(new URL(loopback.url).port);
+    expect(loopback.url).toBe(`http://127.0.0.1:${port}`);
+    expect(await reachable("127.0.0.1", port)).toBe(true);
+    const other = otherAddress();
+    if (other) expect(await reachable(other, port)).toBe(false);
+    expect(logLines.join("")).toContain("set HOST (e.g. HOST=0.0.0.0) to reach it from elsewhere");
+    await loopback.close();
+
+    logLines = [];
+    const everywhere = await start({ host: "0.0.0.0" });
+    expect(everywhere.host).toBe("0.0.0.0");
+    if (other) expect(await reachable(other, Number(new URL(everywhere.url).port))).toBe(true);
+    expect(logLines.join("")).not.toContain("set HOST");
+  });
+
+  it("asks for the setup code from the log before it gives out the way to GitHub, and never shows the code", async () => {
+    const { url } = await start();
+    const code = setupCodeFromLog();
+    const page = await (await fetch(`${url}/`)).text();
+    expect(page).toContain('<form method="post" action="/setup/code"');
+    expect(page).toContain('name="setup_code"');
+    expect(page).toContain("printed in the log of <code>npm start</code>");
+    expect(page).toContain(CODE_LINE.replace(/: $/, ""));
+    // No state, no form into GitHub's flow, no code.
+    expect(page).not.toContain("settings/apps/new");
+    expect(page).not.toContain('name="manifest"');
+    expect(page).not.toContain(code);
+
+    const missing = await enterSetupCode(url, "  ");
+    expect(missing.status).toBe(400);
+    expect(missing.page).toContain("Enter the setup code");
+    expect(missing.page).not.toContain("settings/apps/new");
+
+    // Case, spaces and the dash do not matter.
+    const typed = await enterSetupCode(url, ` ${code.replace("-", " ").toLowerCase()} `);
+    expect(typed.status).toBe(200);
+    expect(typed.page).toContain("settings/apps/new?state=");
+    expect(typed.page).not.toContain(code);
+    // The log holds the code once: on the line that prints it.
+    expect(logLines.filter((line) => line.includes(code))).toHaveLength(1);
+  });
+
+  it("completing the flow without the setup code, or with a wrong one, writes nothing and asks GitHub nothing", async () => {
+    await writeFile(envFile, "KEEP=me\n");
+    const { url } = await start();
+    const code = setupCodeFromLog();
+
+    // Without the code: no state was given out, so no callback is taken.
+    for (const query of ["code=abc", "code=abc&state=", `code=abc&state=${"A".repeat(32)}`]) {
+      const response = await fetch(`${url}/setup/callback?${query}`);
+      expect(response.status).toBe(400);
+      expect(await response.text()).toContain("after its setup code was entered");
+    }
+
+    // With a wrong code: the page says why, and still gives out no state.
+    const wrong = await enterSetupCode(url, code.replace(/^./, (c) => (c === "2" ? "3" : "2")));
+    expect(wrong.status).toBe(403);
+    expect(wrong.page).toContain("That is not the setup code: nothing was registered or written.");
+    expect(wrong.page).toContain("9 attempts are left");
+    expect(wrong.page).not.toContain("settings/apps/new");
+    expect((await fetch(`${url}/setup/callback?code=abc&state=${"B".repeat(32)}`)).status).toBe(400);
+
+    expect(github.requests).toEqual([]);
+    expect(await readFile(envFile, "utf8")).toBe("KEEP=me\n");
+    const warnings = logLines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
+    expect(warnings.some((entry) => entry.msg === "a wrong setup code was entered on the setup page" && entry.attemptsLeft === 9)).toBe(true);
+
+    // With the code, the same flow completes.
+    const { state } = await readSetupForm(url, code);
+    const done = await fetch(`${url}/setup/callback?code=a1b2c3&state=${state}`);
+    expect(done.status).toBe(200);
+    expect(parseEnv(await readFile(envFile, "utf8"))).toMatchObject({ KEEP: "me", APP_ID: "12345" });
+  });
+
+  it("takes no code, the right one included, after ten wrong ones, until a restart prints a new one", async () => {
+    await writeFile(envFile, "KEEP=me\n");
+    let { url } = await start();
+    const code = setupCodeFromLog();
+    for (let attempt = 1; attempt <= 9; attempt++) {
+      const answer = await enterSetupCode(url, `WRONG${attempt}`);
+      expect(answer.status).toBe(403);
+      expect(answer.page).toContain(`${10 - attempt} ${attempt === 9 ? "attempt is" : "attempts are"} left`);
+    }
+    const tenth = await enterSetupCode(url, "WRONG10");
+    expect(tenth.status).toBe(429);
+    expect(tenth.page).toContain("Too many wrong setup codes");
+
+    const right = await enterSetupCode(url, code);
+    expect(right.status).toBe(429);
+    expect(right.page).not.toContain("settings/apps/new");
+    expect(await (await fetch(`${url}/`)).text()).toContain("Restart <code>npm start</code>: it prints a new code in its log.");
+    const errors = logLines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 50);
+    expect(errors.map((entry) => entry.msg)).toEqual([expect.stringMatching(/^too many wrong setup codes/)]);
+    expect(github.requests).toEqual([]);
+    expect(await readFile(envFile, "utf8")).toBe("KEEP=me\n");
+
+    // A restart: a new code, and attempts afresh.
+    await setup!.close();
+    logLines = [];
+    ({ url } = await start());
+    const fresh = setupCodeFromLog();
+    expect(fresh).not.toBe(code);
+    expect((await enterSetupCode(url, fresh)).status).toBe(200);
+  });
+
+  it("refuses a code form posted by another site, without counting it", async () => {
+    const { url } = await start();
+    const foreign: Array<Record<string, string>> = [{ "sec-fetch-site": "cross-site" }, { "sec-fetch-site": "same-site" }, { "sec-fetch-site": "none", origin: "https://evil.example" }];
+    for (const headers of foreign) {
+      const answer = await enterSetupCode(url, "WRONG", headers);
+      expect(answer.status).toBe(403);
+      expect(answer.page).toMatch(/sent from another (site|origin)/);
+    }
+    const plain = await fetch(`${url}/setup/code`, { method: "POST", headers: { "content-type": "text/plain" }, body: "setup_code=WRONG" });
+    expect(plain.status).toBe(415);
+    // None of those counted: the first wrong code still leaves nine.
+    expect((await enterSetupCode(url, "WRONG")).page).toContain("9 attempts are left");
+    // From the public URL's origin, or this host's, it is the page's own.
+    expect((await enterSetupCode(url, setupCodeFromLog(), { origin: PUBLIC_URL })).status).toBe(200);
+    expect((await enterSetupCode(url, setupCodeFromLog(), { origin: url })).status).toBe(200);
   });
 });

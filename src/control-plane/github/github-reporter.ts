@@ -9,7 +9,7 @@ import {
   logTailForCheckRun,
   signatureOf,
 } from "./describe-revision.js";
-import { commentSignature, describePullRequestComment, upsertPullRequestComment } from "./pull-request-comment.js";
+import { commentSignature, describePullRequestComment, upsertPullRequestComment, type OwnApp } from "./pull-request-comment.js";
 import { reactToComment } from "./pull-request-replies.js";
 
 export interface GitHubReporter {
@@ -32,6 +32,14 @@ export interface GitHubReporterOptions {
   progressIntervalMs?: number;
   /** First retry delay after a failed write; doubles up to a minute. */
   retryBaseMs?: number;
+  /**
+   * The GitHub App's id (`APP_ID`): a pull request comment is adopted again (after a lost
+   * create) only when this app wrote it. Default: the id the installation client signs its
+   * app tokens with.
+   */
+  appId?: number;
+  /** The app's slug: its bot `<slug>[bot]` also identifies Slipway's own comments. */
+  appSlug?: string;
   /**
    * How long a new, queued revision's first report waits for a listener to take it
    * (default 500 ms): usually one does within milliseconds, and the check run then starts
@@ -248,7 +256,9 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
       });
       const signature = commentSignature(body);
       if (link.commentSent !== signature) {
-        const commentId = await upsertPullRequestComment({ octokit, ...repo, number: link.number, commentId: link.commentId, body });
+        // Without a known id, an earlier comment is looked for: only Slipway's own may be adopted.
+        const app = link.commentId ? undefined : await ownApp(octokit);
+        const commentId = await upsertPullRequestComment({ octokit, ...repo, number: link.number, commentId: link.commentId, body, app });
         await store.update((s) => {
           const l = s.deployments[deploymentId]?.pullRequest;
           if (l) Object.assign(l, { commentId, commentSent: signature });
@@ -266,6 +276,13 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     });
     commentChains.set(deploymentId, next);
     await next;
+  }
+
+  /** Slipway's own app: the configured id, else the one its installation client signs app tokens with (no request). */
+  async function ownApp(octokit: ProbotOctokit): Promise<OwnApp> {
+    if (options.appId !== undefined) return { id: options.appId, slug: options.appSlug };
+    const auth = (await (octokit.auth as (options: { type: "app" }) => Promise<unknown>)({ type: "app" }).catch(() => undefined)) as { appId?: unknown } | undefined;
+    return { id: typeof auth?.appId === "number" ? auth.appId : undefined, slug: options.appSlug };
   }
 
   return {

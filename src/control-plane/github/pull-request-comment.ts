@@ -59,10 +59,36 @@ export function commentSignature(body: string): string {
   return createHash("sha256").update(body).digest("base64url").slice(0, 16);
 }
 
+/** Who Slipway's comments are written by: its GitHub App (its id), and its bot `<slug>[bot]` when the slug is known. */
+export interface OwnApp {
+  id?: number | undefined;
+  slug?: string | undefined;
+}
+
+/** The parts of an issue comment that tell who wrote it (as GitHub's REST API returns them). */
+interface CommentAuthor {
+  user?: { login?: string; type?: string } | null;
+  performed_via_github_app?: { id?: number; slug?: string } | null;
+}
+
+/**
+ * Whether Slipway's own app wrote the comment. A comment made with an installation token is
+ * written by the app's bot user (`type: "Bot"`, login `<slug>[bot]`) and names the app in
+ * `performed_via_github_app`. Anything else, a person, another app's bot, or a person acting
+ * through an app (a `User` with `performed_via_github_app`), is not ours, whatever its body says.
+ */
+export function isOwnComment(comment: CommentAuthor, app: OwnApp): boolean {
+  if (comment.user?.type !== "Bot") return false;
+  if (app.id !== undefined && comment.performed_via_github_app?.id === app.id) return true;
+  return app.slug !== undefined && app.slug !== "" && comment.user.login === `${app.slug}[bot]`;
+}
+
 /**
  * Creates or edits Slipway's comment on the pull request. Without a known id it first looks
- * for an earlier one by its marker (a create whose answer was lost), so there is only ever one.
- * Returns the comment id.
+ * for an earlier one (a create whose answer was lost): one that starts with the marker and
+ * that Slipway's own app wrote (see {@link isOwnComment}), never a look-alike by someone else,
+ * which would otherwise be edited and so taken over. Without an `app` to compare with, none is
+ * adopted: a second comment is better than someone else's edited. Returns the comment id.
  */
 export async function upsertPullRequestComment(options: {
   octokit: ProbotOctokit;
@@ -71,12 +97,15 @@ export async function upsertPullRequestComment(options: {
   number: number;
   commentId?: number;
   body: string;
+  /** Who Slipway's comments are by; needed only when `commentId` is unknown. */
+  app?: OwnApp;
 }): Promise<number> {
   const { octokit, owner, repo, number, body } = options;
   let commentId = options.commentId;
-  if (!commentId) {
+  if (!commentId && options.app) {
+    const app = options.app;
     const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: number, per_page: 100 });
-    commentId = comments.find((c) => c.user?.type === "Bot" && c.body?.startsWith(COMMENT_MARKER))?.id;
+    commentId = comments.find((c) => c.body?.startsWith(COMMENT_MARKER) && isOwnComment(c, app))?.id;
   }
   if (commentId) {
     await octokit.rest.issues.updateComment({ owner, repo, comment_id: commentId, body });

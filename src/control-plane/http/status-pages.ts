@@ -11,13 +11,14 @@ import { checkFormPost } from "./auth/check-form-post.js";
 import { createGitHubUserApi, GitHubUnavailableError } from "./auth/github-user-api.js";
 import { openSessionKey } from "./auth/session-key.js";
 import { openSessionStore, type Session } from "./auth/session-store.js";
+import { hostCookie } from "./auth/cookies.js";
 import { createSignInRoutes } from "./auth/sign-in-routes.js";
 import type { SignInSettings } from "./auth/sign-in-settings.js";
 import { HttpError, sendJson, sendText } from "./http-helpers.js";
 import { deploymentView, revisionView } from "./status-pages/api-views.js";
 import { html, type SafeHtml } from "./status-pages/html.js";
 import { readLogSlice } from "./status-pages/read-log.js";
-import { accountBar, renderMessage, renderPrivateRepository, renderSignInProblem, signInHref, signInSetupHelp } from "./status-pages/render-access.js";
+import { accountBar, renderMessage, renderRevisionNotFound, renderSignInProblem, signInHref, signInSetupHelp } from "./status-pages/render-access.js";
 import { renderIndex } from "./status-pages/render-index.js";
 import { LOG_TAIL_BYTES, renderLogPage, renderRevision } from "./status-pages/render-revision.js";
 import { streamRevisionEvents } from "./status-pages/revision-events.js";
@@ -121,7 +122,7 @@ export async function createStatusPages(options: StatusPagesOptions): Promise<St
       secrets: await openSecretBox({ dataDir: store.dataDir }),
       refresh: (refreshToken) => github.refresh(refreshToken),
       // `__Host-` keeps a preview on a subdomain from planting a session cookie for this host.
-      cookie: { name: secureCookies && basePath === "" ? "__Host-slipway_session" : "slipway_session", path: `${basePath}/`, secure: secureCookies },
+      cookie: hostCookie("slipway_session", { secure: secureCookies, path: `${basePath}/` }),
       ttlMs: options.sessionTtlMs ?? 12 * 60 * 60_000,
       now,
       log,
@@ -137,30 +138,29 @@ export async function createStatusPages(options: StatusPagesOptions): Promise<St
       returnTo: viewer.returnTo,
     });
 
-  /** Splits deployments into those the viewer may read, those they may not, and those GitHub did not answer for. */
+  /** The deployments the viewer may read, and how many GitHub did not answer for (those they may not read are not counted). */
   async function sortByAccess(viewer: Viewer, deployments: Deployment[]) {
     const visible: Deployment[] = [];
-    let hidden = 0;
     let unknown = 0;
     await forEachLimited(deployments, ACCESS_CONCURRENCY, async (deployment) => {
       try {
         if (await policy.canRead(viewer.session, deployment)) visible.push(deployment);
-        else hidden++;
       } catch (error) {
         if (!(error instanceof GitHubUnavailableError)) throw error;
         log?.warn({ err: { message: error.message }, repository: deployment.repository.fullName }, "could not ask GitHub who may read a repository");
         unknown++;
       }
     });
-    return { visible, hidden, unknown };
+    return { visible, unknown };
   }
 
   async function indexPage(response: ServerResponse, viewer: Viewer) {
-    const { visible, hidden, unknown } = await sortByAccess(viewer, Object.values(store.state.deployments));
+    const { visible, unknown } = await sortByAccess(viewer, Object.values(store.state.deployments));
     const ids = new Set(visible.map((d) => d.id));
     const notices: SafeHtml[] = [];
     if (unknown > 0) notices.push(html`<p class="notice">GitHub did not answer whether you may see some repositories; their deployments are left out for now.</p>`);
-    if (hidden > 0 && !viewer.session) {
+    // Said to everyone not signed in, whether or not there are any: that there are would tell.
+    if (!viewer.session) {
       notices.push(
         signIn
           ? html`<p class="notice">Deployments of private repositories are shown to people GitHub lets read them. <a href="${signInHref(basePath, viewer.returnTo)}">Sign in with GitHub</a> to see those you can read.</p>`
@@ -196,17 +196,20 @@ export async function createStatusPages(options: StatusPagesOptions): Promise<St
   }
 
   /**
-   * What someone who may not read a revision gets. Without sign-in, a private repository's
-   * page says how to turn sign-in on; someone not signed in is sent to sign in (whether or not
-   * the revision exists, so that nothing is learnt); a signed-in person gets a plain 404.
+   * What someone gets for a revision that does not exist or that they may not read: the very
+   * same answer either way (status, headers and body), so that nobody learns whether a private
+   * revision exists. Someone not signed in is sent to sign in (when sign-in is set up); anyone
+   * else gets a 404 that says "missing, or not yours to see", with how to turn sign-in on when
+   * it is not set up.
    */
-  function deny(response: ServerResponse, viewer: Viewer, kind: "page" | "log" | "text", exists: boolean) {
-    if (!signIn && exists && kind === "page") return sendPage(response, 403, renderPrivateRepository({ basePath, publicUrl }));
+  function deny(response: ServerResponse, viewer: Viewer, kind: "page" | "log" | "text") {
     if (signIn && !viewer.session && (kind === "page" || kind === "log")) {
       response.writeHead(302, { location: signInHref(basePath, viewer.returnTo), "cache-control": "no-store" }).end();
       return;
     }
-    if (kind === "page") return sendNotFoundPage(response, basePath, "There is no revision with this id, or you may not see it.", header(viewer));
+    if (kind === "page") {
+      return sendPage(response, 404, renderRevisionNotFound({ basePath, publicUrl, signInEnabled: signIn !== undefined, header: header(viewer) }));
+    }
     return sendText(response, 404, "There is no revision with this id.\n");
   }
 
@@ -221,7 +224,7 @@ export async function createStatusPages(options: StatusPagesOptions): Promise<St
     const found = await readableRevision(id, viewer, response, kind === "page" ? "page" : "text");
     if (!found) return;
     const { revision, deployment, readable } = found;
-    if (!revision || !readable) return deny(response, viewer, kind === "page" ? "page" : kind === "log" ? "log" : "text", revision !== undefined);
+    if (!revision || !readable) return deny(response, viewer, kind === "page" ? "page" : kind === "log" ? "log" : "text");
 
     if (kind === "log") return sendWholeLog(response, revision);
     if (kind === "log-page") return sendLogPage(request, response, revision);
@@ -278,7 +281,8 @@ export async function createStatusPages(options: StatusPagesOptions): Promise<St
     const found = await readableRevision(id, viewer, response, "page");
     if (!found) return;
     const { revision, deployment, readable } = found;
-    if (!revision || !readable) return sendNotFoundPage(response, basePath, "There is no revision with this id, or you may not see it.", header(viewer));
+    // Missing and not readable answer alike (the viewer is signed in here: no sign-in redirect).
+    if (!revision || !readable) return sendPage(response, 404, renderRevisionNotFound({ basePath, publicUrl, signInEnabled: true, header: header(viewer) }));
 
     const refuse = (status: number, title: string, message: string) =>
       sendPage(response, status, renderMessage({ basePath, title, message, back: revisionPath, header: header(viewer) }));

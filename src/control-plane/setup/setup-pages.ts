@@ -8,6 +8,7 @@ code { background: #f6f8fa; padding: 0 .25rem; border-radius: 4px; }
 .box { border: 1px solid #d0d7de; border-radius: 6px; padding: .75rem 1rem; margin: 1rem 0; }
 .warn { border-color: #d4a72c; background: #fff8c5; } .error { border-color: #cf222e; background: #ffebe9; }
 .ok { border-color: #1a7f37; background: #dafbe1; }
+input { font: inherit; padding: .45rem .6rem; border: 1px solid #d0d7de; border-radius: 6px; letter-spacing: .08em; }
 button { font: inherit; padding: .5rem 1rem; border: 0; border-radius: 6px; background: #1f883d; color: #fff; cursor: pointer; }
 td { padding: .1rem 1rem .1rem 0; vertical-align: top; }`;
 
@@ -21,12 +22,23 @@ function layout(title: string, body: SafeHtml): string {
 `.value;
 }
 
+/** The line of the log that holds the setup code, as the page quotes it. */
+export const SETUP_CODE_LOG_LINE = "To finish setting up Slipway, enter this code on the setup page";
+
+export type SetupStep =
+  /** Asks for the setup code; `problem` says why the last one was not taken. */
+  | { kind: "code"; problem?: string }
+  /** The code was right: the button into GitHub's manifest flow, to GitHub's "new app" page with the state parameter. */
+  | { kind: "register"; formAction: string }
+  /** Too many wrong codes: none is taken until a restart. */
+  | { kind: "locked" };
+
 export interface SetupPageData {
   missing: string[];
   /** The manifest from app.yml, or why app.yml cannot be used. */
   manifest: AppManifest | Error;
-  /** GitHub's "new app" page, with the state parameter. */
-  formAction: string;
+  /** Where the setup stands: asking for the setup code, or ready to go to GitHub. */
+  step: SetupStep;
   /** Account the app is registered under: an organization, or the signed-in user. */
   org?: string;
   envFileName: string;
@@ -54,14 +66,29 @@ ${data.manifest instanceof Error ? html`<div class="box error">The app cannot be
 function registerForm(data: SetupPageData, manifest: AppManifest): SafeHtml {
   const permissions = Object.entries(manifest.default_permissions ?? {});
   return html`<p>This registers a ${manifest.public ? "public" : "private"} GitHub App from <code>app.yml</code> under ${data.org ? html`the organization <code>${data.org}</code>` : "your GitHub account"}, sending webhooks to <code>${manifest.hook_attributes.url}</code>. GitHub asks you to confirm the name; app names are unique on GitHub, so change it there if it is taken. GitHub then sends you back here and Slipway writes the credentials to <code>${data.envFileName}</code>.</p>
-<form method="post" action="${data.formAction}">
-<input type="hidden" name="manifest" value="${JSON.stringify(manifest)}">
-<button type="submit">Register ${manifest.name ?? "the app"} on GitHub</button>
-</form>
+${stepForm(data.step, manifest)}
 <table class="box" id="permissions">
 <tr><td>Permissions</td><td>${permissions.map(([name, level]) => html`<code>${name}: ${level}</code> `)}</td></tr>
 <tr><td>Events</td><td>${(manifest.default_events ?? []).map((event) => html`<code>${event}</code> `)}</td></tr>
 </table>`;
+}
+
+function stepForm(step: SetupStep, manifest: AppManifest): SafeHtml {
+  if (step.kind === "locked") {
+    return html`<div class="box error" id="locked">Too many wrong setup codes were entered, so this server takes no more. Restart <code>npm start</code>: it prints a new code in its log.</div>`;
+  }
+  if (step.kind === "register") {
+    return html`<div class="box ok">The setup code is right.</div>
+<form method="post" action="${step.formAction}">
+<input type="hidden" name="manifest" value="${JSON.stringify(manifest)}">
+<button type="submit">Register ${manifest.name ?? "the app"} on GitHub</button>
+</form>`;
+  }
+  return html`<form method="post" action="/setup/code" id="setup-code">
+<p>First, enter the <label for="setup_code">setup code</label>: it is printed in the log of <code>npm start</code>, on the line “${SETUP_CODE_LOG_LINE}: …”. It proves that you run this server: only someone who can read its log may register the app whose credentials it will use.</p>
+${step.problem ? html`<div class="box error" id="code-problem">${step.problem}</div>` : ""}
+<p><input id="setup_code" name="setup_code" required autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="64" placeholder="XXXX-XXXX"> <button type="submit">Continue</button></p>
+</form>`;
 }
 
 export interface RegisteredPageData {

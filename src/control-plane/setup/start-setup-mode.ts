@@ -3,16 +3,19 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { Logger } from "pino";
-import { sendJson } from "../http/http-helpers.js";
+import { readFormBody } from "../http/auth/check-form-post.js";
+import { HttpError, sendJson } from "../http/http-helpers.js";
 import { readAppManifest, SETUP_CALLBACK_PATH, WEBHOOK_PATH } from "./app-manifest.js";
 import { convertManifestCode, ManifestConversionError, type RegisteredApp } from "./convert-manifest-code.js";
-import { renderRegisteredPage, renderSetupErrorPage, renderSetupPage } from "./setup-pages.js";
+import { createSetupCode } from "./setup-code.js";
+import { renderRegisteredPage, renderSetupErrorPage, renderSetupPage, SETUP_CODE_LOG_LINE, type SetupStep } from "./setup-pages.js";
 import { checkEnvFileWritable, updateEnvFile } from "./update-env-file.js";
 
 export { missingCredentials } from "./missing-credentials.js";
 
 export interface SetupModeOptions {
   port: number;
+  /** `HOST`: the interface to listen on; default loopback (127.0.0.1). */
   host?: string;
   /** Where GitHub and the browser reach this server; the manifest's URLs are built on it. */
   publicUrl: string;
@@ -35,8 +38,13 @@ export interface SetupModeOptions {
 export interface SetupMode {
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000. */
   url: string;
+  /** The address it listens on: 127.0.0.1 unless `host` said otherwise. */
+  host: string;
   close(): Promise<void>;
 }
+
+/** Where the setup page sends the setup code. */
+const SETUP_CODE_PATH = "/setup/code";
 
 /** The keys the manifest flow writes into the env file. */
 const CREDENTIAL_KEYS = ["APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET", "GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET"] as const;
@@ -44,8 +52,14 @@ const CREDENTIAL_KEYS = ["APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET", "GITHUB_CLIE
 /**
  * What `npm start` runs instead of the control plane while the GitHub App credentials
  * are missing: it says what is missing, and serves GitHub's manifest flow from app.yml
- * at `/` so that one click registers the app and writes its credentials to the env file.
+ * at `/` so that the setup code and one click register the app and write its credentials
+ * to the env file.
  * Unlike Probot's `run()`, it installs no signal handlers and uses no webhook proxy.
+ *
+ * It listens on loopback unless `host` (HOST) says otherwise, and the flow needs the setup
+ * code it prints in its log: the page asks for it before it hands out the manifest flow's
+ * state, and the callback takes only that state. After ten wrong codes no code is taken
+ * until a restart.
  *
  * @example
  * const missing = missingCredentials(process.env);
@@ -65,9 +79,13 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
   // the page telling what is wrong rather than failing start-up.
   const loadManifest = () => readAppManifest({ appYmlPath: options.appYmlPath, publicUrl }).catch((error: Error) => error);
   const newAppPage = org ? `${githubUrl}/organizations/${encodeURIComponent(org)}/settings/apps/new` : `${githubUrl}/settings/apps/new`;
-  // The CSRF check of the manifest flow: GitHub hands the state back with the code. A new
-  // one is drawn once a code is taken, so each registration is completed at most once.
-  let state = randomBytes(24).toString("base64url");
+  // The setup code proves that whoever registers the app can read this server's log.
+  const setupCode = createSetupCode();
+  // The CSRF check of the manifest flow: GitHub hands the state back with the code. It is
+  // given out only for the right setup code, so the state carries the setup code's proof
+  // through GitHub's round trip. It is dropped once a code is taken, so each registration
+  // is completed at most once; the next right setup code draws a new one.
+  let state: string | undefined;
   let registered: { page: string } | undefined;
 
   function sendPage(response: ServerResponse, status: number, page: string) {
@@ -83,7 +101,7 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
   }
 
   function stateMatches(given: string | null): boolean {
-    if (!given) return false;
+    if (!given || state === undefined) return false;
     const a = Buffer.from(given);
     const b = Buffer.from(state);
     return a.length === b.length && timingSafeEqual(a, b);
@@ -96,7 +114,7 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
     const code = url.searchParams.get("code");
     if (!stateMatches(url.searchParams.get("state")) || !code) {
       log.warn("setup callback with a missing or wrong state, ignoring");
-      return sendPage(response, 400, renderSetupErrorPage("Registration not accepted", "This link did not come from the setup page of this server, or it was already used. Start again from the setup page."));
+      return sendPage(response, 400, renderSetupErrorPage("Registration not accepted", "This link did not come from the setup page of this server after its setup code was entered, or it was already used. Start again from the setup page."));
     }
     try {
       await checkEnvFileWritable(envFile);
@@ -107,7 +125,7 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
     if (!stateMatches(url.searchParams.get("state"))) {
       return sendPage(response, 400, renderSetupErrorPage("Registration not accepted", "This link was already used. Start again from the setup page."));
     }
-    state = randomBytes(24).toString("base64url");
+    state = undefined;
 
     let app: RegisteredApp;
     try {
@@ -147,6 +165,65 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
     sendPage(response, 200, registered.page);
   }
 
+  async function setupPage(response: ServerResponse, status: number, step: SetupStep) {
+    const manifest = await loadManifest();
+    const page = renderSetupPage({ missing, manifest, step, org, envFileName, unreachableUrl });
+    sendPage(response, manifest instanceof Error ? 500 : status, page);
+  }
+
+  /** `POST /setup/code`: the right setup code gets the form into GitHub's manifest flow, with the state. */
+  async function takeSetupCode(request: IncomingMessage, response: ServerResponse) {
+    if (registered) return sendPage(response, 409, registered.page);
+    let form: URLSearchParams;
+    try {
+      form = await readSetupForm(request);
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      // Not counted: a page of another site cannot spend this server's attempts.
+      return sendPage(response, error.status, renderSetupErrorPage("Setup code not accepted", error.message));
+    }
+    const checked = setupCode.check(form.get("setup_code"));
+    if (checked.ok) {
+      state ??= randomBytes(24).toString("base64url");
+      log.info("the setup code was entered on the setup page");
+      return setupPage(response, 200, { kind: "register", formAction: `${newAppPage}?state=${encodeURIComponent(state)}` });
+    }
+    if (checked.reason === "missing") {
+      return setupPage(response, 400, { kind: "code", problem: `Enter the setup code: it is in the log of npm start, on the line “${SETUP_CODE_LOG_LINE}: …”.` });
+    }
+    if (checked.reason === "locked") return setupPage(response, 429, { kind: "locked" });
+    log.warn({ attemptsLeft: checked.attemptsLeft }, "a wrong setup code was entered on the setup page");
+    if (checked.attemptsLeft === 0) {
+      log.error("too many wrong setup codes: the setup page takes no more until npm start is restarted, which prints a new code");
+      return setupPage(response, 429, { kind: "locked" });
+    }
+    return setupPage(response, 403, {
+      kind: "code",
+      problem: `That is not the setup code: nothing was registered or written. Copy it from the log of npm start (the line “${SETUP_CODE_LOG_LINE}: …”). ${checked.attemptsLeft} ${checked.attemptsLeft === 1 ? "attempt is" : "attempts are"} left before setup takes no more codes until a restart.`,
+    });
+  }
+
+  /** A form of this server's own page: another site's page may not post it (nor spend attempts). */
+  async function readSetupForm(request: IncomingMessage): Promise<URLSearchParams> {
+    const site = request.headers["sec-fetch-site"];
+    if (typeof site === "string" && site !== "same-origin" && site !== "none") throw new HttpError(403, "The form was sent from another site.");
+    const origin = request.headers.origin;
+    // Our pages send no referrer, so a browser posts their forms with `Origin: null`.
+    if (typeof origin === "string" && origin !== "null" && !sameOrigin(origin, request.headers.host)) throw new HttpError(403, "The form was sent from another origin.");
+    const type = String(request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/x-www-form-urlencoded") throw new HttpError(415, "Expected the setup page's form.");
+    return readFormBody(request);
+  }
+
+  function sameOrigin(origin: string, host: string | undefined): boolean {
+    try {
+      const given = new URL(origin);
+      return given.origin === new URL(publicUrl).origin || given.host === host;
+    } catch {
+      return false;
+    }
+  }
+
   async function route(request: IncomingMessage, response: ServerResponse) {
     const url = new URL(request.url ?? "/", "http://localhost");
     const reading = request.method === "GET" || request.method === "HEAD";
@@ -159,11 +236,9 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
     if (url.pathname === "/healthz" && reading) return sendJson(response, 503, { status: "setup" });
     if (url.pathname === "/" && reading) {
       if (registered) return sendPage(response, 200, registered.page);
-      const manifest = await loadManifest();
-      const formAction = `${newAppPage}?state=${encodeURIComponent(state)}`;
-      const page = renderSetupPage({ missing, manifest, formAction, org, envFileName, unreachableUrl });
-      return sendPage(response, manifest instanceof Error ? 500 : 200, page);
+      return setupPage(response, 200, setupCode.locked ? { kind: "locked" } : { kind: "code" });
     }
+    if (url.pathname === SETUP_CODE_PATH && request.method === "POST") return takeSetupCode(request, response);
     if (url.pathname === SETUP_CALLBACK_PATH && reading) return completeRegistration(url, response);
     sendJson(response, 404, { error: "not found" });
   }
@@ -177,13 +252,14 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host ?? "0.0.0.0", () => {
+    // Loopback unless HOST says otherwise: the setup page is for whoever runs this server.
+    server.listen(options.port, options.host ?? "127.0.0.1", () => {
       server.off("error", reject);
       resolve();
     });
   });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${localHost(options.host)}:${port}`;
+  const { port, address } = server.address() as AddressInfo;
+  const url = `http://${localHost(address)}:${port}`;
   const manifest = await loadManifest();
 
   log.warn(
@@ -192,13 +268,17 @@ export async function startSetupMode(options: SetupModeOptions): Promise<SetupMo
       "GitHub App credentials are missing, so Slipway starts in setup mode:",
       ...missing.map((item) => `  - ${item}`),
       `Open ${publicUrl} to register the GitHub App, or set the variables (see README).`,
+      ...(options.host ? [] : [`Setup mode listens on ${url} only (this machine): set HOST (e.g. HOST=0.0.0.0) to reach it from elsewhere.`]),
       ...(unreachableUrl ? [`GitHub cannot send webhooks to ${publicUrl}: set SLIPWAY_PUBLIC_URL to an address it can reach first.`] : []),
     ].join("\n"),
   );
+  // Once, and only here: whoever can read this log may finish the setup.
+  log.warn(`${SETUP_CODE_LOG_LINE}: ${setupCode.code}`);
   if (manifest instanceof Error) log.error({ appYmlPath: options.appYmlPath }, `GitHub's manifest flow is unavailable: ${manifest.message}`);
 
   return {
     url,
+    host: address,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));

@@ -4,8 +4,10 @@ import { secretsOf } from "./secrets-of.js";
 export type DatabaseFailureReason = "unreachable" | "authentication" | "permission" | "conflict" | "busy" | "other";
 
 /**
- * A database backend failure whose message is already fit for a check run: it names
- * the server and the user, never a password or a URL with one.
+ * A database backend failure. Its message is the operator's account (for the listener's
+ * log): it may name the server, the port, the admin user and the database, never a
+ * password or a URL with one. What GitHub and the pull request show is
+ * {@link publicDatabaseError}, which names none of those.
  */
 export class DatabaseSetupError extends Error {
   readonly reason: DatabaseFailureReason;
@@ -38,10 +40,12 @@ const NETWORK_REASONS: Record<string, string> = {
 };
 
 /**
- * A clear, secret-free account of a database failure for the check run, e.g.
- * "cannot reach PostgreSQL at 127.0.0.1:5999: connection refused" or
+ * A clear, secret-free account of a database failure for the operator (the listener's log),
+ * e.g. "cannot reach PostgreSQL at 127.0.0.1:5999: connection refused" or
  * `authentication failed for user "admin" at db:5432`. Whatever the error says, the
- * admin password and any database URL's password are masked.
+ * admin password and any database URL's password are masked. It names the server, the port
+ * and the admin user, so it never goes to GitHub: check runs and pull request comments are
+ * public on public repositories; they get {@link publicDatabaseError}.
  */
 export function describeDatabaseError(error: unknown, adminUrl?: string): string {
   return classifyDatabaseError(error, adminUrl).message;
@@ -135,4 +139,80 @@ function safeDecode(text: string): string {
   } catch {
     return text;
   }
+}
+
+/**
+ * The short, fixed words for what kind of database failure it was: the only detail of a
+ * database failure that check runs, deployment statuses and pull request comments show.
+ * None of them names a host, a port, a user, a database or a server version.
+ */
+export type DatabaseErrorClass =
+  | "connection refused"
+  | "connection lost"
+  | "timed out"
+  | "host unreachable"
+  | "host name not found"
+  | "TLS not supported by the server"
+  | "authentication failed"
+  | "permission denied"
+  | "database does not exist"
+  | "too many connections"
+  | "server not ready"
+  | "name already taken"
+  | "busy"
+  | "invalid configuration"
+  | "unexpected error";
+
+const CLASS_BY_CODE: Record<string, DatabaseErrorClass> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection lost",
+  EPIPE: "connection lost",
+  ETIMEDOUT: "timed out",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "host unreachable",
+  ENOTFOUND: "host name not found",
+  EAI_AGAIN: "host name not found",
+  "28P01": "authentication failed",
+  "28000": "authentication failed",
+  "42501": "permission denied",
+  "3D000": "database does not exist",
+  "53300": "too many connections",
+  "57P03": "server not ready",
+  "55P03": "busy",
+};
+
+const CLASS_BY_REASON: Record<DatabaseFailureReason, DatabaseErrorClass> = {
+  unreachable: "connection lost",
+  authentication: "authentication failed",
+  permission: "permission denied",
+  conflict: "name already taken",
+  busy: "busy",
+  other: "unexpected error",
+};
+
+/** Which of the fixed {@link DatabaseErrorClass} words a database failure is. */
+export function databaseErrorClass(error: unknown, adminUrl?: string): DatabaseErrorClass {
+  const classified = classifyDatabaseError(error, adminUrl);
+  const byCode = classified.code ? CLASS_BY_CODE[classified.code] : undefined;
+  if (byCode) return byCode;
+  const message = classified.message;
+  if (/no answer within the connect timeout|timed out/i.test(message) && classified.reason === "unreachable") return "timed out";
+  if (/does not support SSL/i.test(message)) return "TLS not supported by the server";
+  if (/SLIPWAY_DATABASE_URL is not a valid/.test(message)) return "invalid configuration";
+  return CLASS_BY_REASON[classified.reason];
+}
+
+/**
+ * What GitHub may show of a database failure: check runs and pull request comments are
+ * public on public repositories, so only a fixed phrase and the error's class, e.g.
+ * "Database setup failed: connection refused". The whole account
+ * ({@link describeDatabaseError}) goes to the listener's log.
+ *
+ * @example
+ * publicDatabaseError(Object.assign(new Error("connect ECONNREFUSED 10.0.0.5:5432"), { code: "ECONNREFUSED" }))
+ * // => "Database setup failed: connection refused (details in the listener's log)"
+ */
+export function publicDatabaseError(error: unknown, options: { adminUrl?: string; action?: "setup" | "teardown" } = {}): string {
+  const what = options.action === "teardown" ? "Database teardown failed" : "Database setup failed";
+  return `${what}: ${databaseErrorClass(error, options.adminUrl)} (details in the listener's log)`;
 }

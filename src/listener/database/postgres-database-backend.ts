@@ -1,8 +1,9 @@
+import { isMainThread } from "node:worker_threads";
 import pg from "pg";
 import type { Logger } from "pino";
 import type { DatabaseBackend, ProvisionedDatabase } from "./database-backend.js";
 import { deriveDatabasePassword } from "./derive-database-password.js";
-import { classifyDatabaseError, DatabaseSetupError } from "./describe-database-error.js";
+import { classifyDatabaseError, DatabaseSetupError, describeDatabaseError } from "./describe-database-error.js";
 import {
   deploymentDatabaseName,
   deploymentIdentityHash,
@@ -22,6 +23,12 @@ export interface CreatePostgresDatabaseBackendOptions {
   connectTimeoutMs?: number;
   /** How long a setup waits for another one of the same deployment; default 60 s. */
   lockTimeoutMs?: number;
+  /**
+   * Warn (once per process and server) about other databases that grant CONNECT to
+   * PUBLIC ({@link checkPublicConnect}). Default: on the main thread only, so the
+   * listener checks at start and its provisioning jobs (worker threads) do not repeat it.
+   */
+  checkPublicConnect?: boolean;
 }
 
 /** Query parameters of the admin URL that also apply to a deployment's URL. */
@@ -53,6 +60,7 @@ export function createPostgresDatabaseBackend(options: CreatePostgresDatabaseBac
   const { adminUrl, log } = options;
   const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
   const lockTimeoutMs = options.lockTimeoutMs ?? 60_000;
+  if (options.checkPublicConnect ?? isMainThread) checkPublicConnectOnce(adminUrl, log, connectTimeoutMs);
 
   async function withAdminSession<T>(identity: DeploymentIdentity, work: (client: pg.Client) => Promise<T>): Promise<T> {
     let client: pg.Client;
@@ -183,6 +191,111 @@ export function createPostgresDatabaseBackend(options: CreatePostgresDatabaseBac
       // Every operation opens and closes its own admin connection.
     },
   };
+}
+
+export interface PublicConnectFinding {
+  /** Databases other than the deployments' own that any role may connect to. */
+  databases: string[];
+  /** What would close them, in order; empty when there is nothing to close. */
+  statements: string[];
+}
+
+/** Admin URLs checked (or being checked) by this process. */
+const publicConnectChecked = new Set<string>();
+
+/**
+ * {@link checkPublicConnect} in the background, once per process and admin URL; never
+ * throws. A check that could not run is allowed again by the next backend made.
+ */
+export function checkPublicConnectOnce(adminUrl: string, log: Logger, connectTimeoutMs = 5_000): void {
+  if (publicConnectChecked.has(adminUrl)) return;
+  publicConnectChecked.add(adminUrl);
+  checkPublicConnect(adminUrl, log, { connectTimeoutMs }).catch((error: unknown) => {
+    publicConnectChecked.delete(adminUrl);
+    log.warn(
+      { reason: describeDatabaseError(error, adminUrl) },
+      "could not check which databases on the SLIPWAY_DATABASE_URL server grant CONNECT to PUBLIC",
+    );
+  });
+}
+
+/**
+ * Deployment roles may connect to every database whose privileges give CONNECT to
+ * PUBLIC, PostgreSQL's default (`postgres`, `template1` and any database created
+ * without a REVOKE). Slipway does not change the server's privileges itself: this asks
+ * the server, with the admin connection, which connectable databases still grant it and
+ * logs one warning naming them with the statements that close them (for a non-superuser
+ * admin, preceded by a GRANT that keeps its own database reachable). The deployments'
+ * own databases revoke it when they are set up, so they are not listed; neither are
+ * databases nobody may connect to (`template0`, or a deployment's while it is set up).
+ *
+ * @returns what it found (no warning when there is nothing); throws when the server
+ * cannot be asked.
+ */
+export async function checkPublicConnect(
+  adminUrl: string,
+  log: Logger,
+  options: { connectTimeoutMs?: number } = {},
+): Promise<PublicConnectFinding> {
+  let client: pg.Client | undefined;
+  let rows: PublicConnectRow[];
+  let admin: { quoted: string; superuser: boolean };
+  try {
+    client = new pg.Client({
+      connectionString: adminUrl,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      application_name: "slipway",
+    });
+    client.on("error", (error) => log.debug({ code: (error as { code?: string }).code }, "admin connection lost"));
+    await client.connect();
+    rows = (
+      await client.query<PublicConnectRow>(
+        `SELECT d.datname AS name, quote_ident(d.datname) AS quoted, d.datname = current_database() AS current,
+                EXISTS (
+                  SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) AS a
+                  WHERE a.grantee <> 0 AND a.privilege_type = 'CONNECT' AND pg_has_role(current_user, a.grantee, 'USAGE')
+                ) AS "adminKeepsConnect"
+           FROM pg_database AS d
+          WHERE d.datallowconn AND has_database_privilege('public', d.oid, 'CONNECT')
+          ORDER BY d.datname`,
+      )
+    ).rows;
+    const role = await client.query<{ quoted: string; superuser: boolean }>(
+      "SELECT quote_ident(current_user) AS quoted, rolsuper AS superuser FROM pg_roles WHERE rolname = current_user",
+    );
+    admin = role.rows[0] ?? { quoted: "CURRENT_USER", superuser: false };
+  } catch (error) {
+    throw classifyDatabaseError(error, adminUrl);
+  } finally {
+    await client?.end().catch(() => undefined);
+  }
+  const statements: string[] = [];
+  for (const row of rows) {
+    // Slipway's admin reaches its own database through PUBLIC too, unless it is a superuser or holds CONNECT itself.
+    if (row.current && !admin.superuser && !row.adminKeepsConnect) {
+      statements.push(`GRANT CONNECT ON DATABASE ${row.quoted} TO ${admin.quoted};`);
+    }
+    statements.push(`REVOKE CONNECT ON DATABASE ${row.quoted} FROM PUBLIC;`);
+  }
+  const databases = rows.map((row) => row.name);
+  if (databases.length > 0) {
+    const named = databases.map((name) => JSON.stringify(name)).join(", ");
+    log.warn(
+      { databases, statements },
+      `deployment roles can connect to ${databases.length === 1 ? "the database" : "the databases"} ${named} on the SLIPWAY_DATABASE_URL server: ` +
+        `${databases.length === 1 ? "it grants" : "they grant"} CONNECT to PUBLIC (PostgreSQL's default), and Slipway does not change that itself. ` +
+        "To close them, grant CONNECT to the roles that still need it, then run as a superuser or the databases' owner: " +
+        statements.join(" "),
+    );
+  }
+  return { databases, statements };
+}
+
+interface PublicConnectRow {
+  name: string;
+  quoted: string;
+  current: boolean;
+  adminKeepsConnect: boolean;
 }
 
 /** The URL a deployment's builds and running revisions get: same server, its own role and database. */

@@ -17,7 +17,7 @@ import { deploymentHomeDir, type SandboxConfig, type SandboxPlacement } from "..
 /** Everything needed to start one revision of one environment. */
 export interface RunSpec {
   deploymentId: string;
-  /** `revisionHost(...)`: `<environment>.<repository>.<domain>`. */
+  /** `revisionHost(...)`: `<environment>.<name>--<owner>.<domain>`. */
   host: string;
   revisionId: string;
   /** The successful build: `<dataDir>/work/<deploymentId>/<revisionId>/source`. */

@@ -18,7 +18,7 @@ export interface CreateRouterOptions {
   /** `SLIPWAY_ROUTER_DOMAIN`: only shown on the 404 page; hosts come from `revisionHost`. */
   domain: string;
   log: Logger;
-  /** Interface to listen on (default: all). */
+  /** `SLIPWAY_ROUTER_HOST`: the interface to listen on (default: loopback, 127.0.0.1). */
   listenHost?: string;
   /** `Retry-After` while a revision starts (default 5 s). */
   retryAfterSeconds?: number;
@@ -32,6 +32,8 @@ export interface CreateRouterOptions {
 export interface Router {
   /** The port it listens on (the real one when 0 was asked for). */
   readonly port: number;
+  /** The address it listens on: 127.0.0.1 unless `listenHost` said otherwise. */
+  readonly host: string;
   /** Sends the host's traffic to `127.0.0.1:<port>`; `undefined` forgets the host (404). Takes effect for the next request. */
   setTarget(host: string, port: number | undefined): void;
   /** The host's revision is starting and none serves yet: 503 with `Retry-After`. */
@@ -51,7 +53,7 @@ export interface Router {
 
 /**
  * The reverse proxy in front of running revisions: routes each request by its Host
- * header (`<environment>.<repository>.<domain>`, see `revisionHost`) to the port of the
+ * header (`<environment>.<name>--<owner>.<domain>`, see `revisionHost`) to the port of the
  * environment's active revision, through `http-proxy-3`. WebSocket upgrades and streamed
  * responses pass through. A switch (`setTarget`) is atomic: every request is routed once,
  * when it arrives, and then stays with that revision until it finishes, which is what
@@ -112,7 +114,7 @@ export async function createRouter(options: CreateRouterOptions): Promise<Router
       return {
         status: 404,
         title: "No app here",
-        message: `Nothing is deployed at this address. Slipway serves each environment at <environment>.<repository>.${options.domain}; check the link in the pull request or deployment.`,
+        message: `Nothing is deployed at this address. Slipway serves each environment at <environment>.<name>--<owner>.${options.domain}; check the link in the pull request or deployment.`,
         headers: {},
       };
     }
@@ -163,14 +165,17 @@ export async function createRouter(options: CreateRouterOptions): Promise<Router
     });
   });
 
-  server.listen(options.port, options.listenHost);
+  // Loopback unless asked: the revisions it fronts are not for the whole network by default.
+  const listenHost = options.listenHost ?? "127.0.0.1";
+  server.listen(options.port, listenHost);
   await once(server, "listening");
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : options.port;
+  const host = typeof address === "object" && address !== null ? address.address : listenHost;
   const publicProtocol = options.publicUrl?.protocol ?? "http";
   const publicPort = options.publicUrl?.port ?? port;
   const defaultPort = publicProtocol === "https" ? 443 : 80;
-  log.info({ port, domain: options.domain }, "router listening");
+  log.info({ host, port, domain: options.domain }, "router listening");
 
   const key = (host: string) => {
     const normalized = normalizeHost(host);
@@ -180,6 +185,7 @@ export async function createRouter(options: CreateRouterOptions): Promise<Router
 
   return {
     port,
+    host,
     setTarget(host, target) {
       if (target === undefined) routes.delete(key(host));
       else {

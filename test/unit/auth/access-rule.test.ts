@@ -6,13 +6,15 @@
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, IncomingMessage, ServerResponse, type Server } from "node:http";
+import { Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sendText } from "../../../src/control-plane/http/http-helpers.js";
+import { hostCookie, setCookie } from "../../../src/control-plane/http/auth/cookies.js";
 import { createStatusPages, type StatusPagesOptions } from "../../../src/control-plane/http/status-pages.js";
 import { createRevisionLogs, type RevisionLogs } from "../../../src/control-plane/revision-logs.js";
 import type { Deployment, Revision } from "../../../src/store/model.js";
@@ -407,6 +409,87 @@ describe("sessions", () => {
   });
 });
 
+describe("cookies only this host can set", () => {
+  /** Starts a sign-in and has `login` authorize it on the stand-in: the pending cookie and where GitHub sends the browser back. */
+  async function startSignIn(login: string, returnTo = "/") {
+    const start = await request(`/auth/sign-in?return_to=${encodeURIComponent(returnTo)}`);
+    expect(start.status).toBe(302);
+    const authorizeUrl = new URL(start.location!);
+    const decision = await fetch(`${github.url}/login/oauth/authorize`, {
+      method: "POST",
+      redirect: "manual",
+      body: new URLSearchParams({ ...Object.fromEntries(authorizeUrl.searchParams), login, decision: "authorize" }),
+    });
+    return { setCookies: start.cookies, callback: new URL(decision.headers.get("location")!) };
+  }
+
+  it("on https, the pending sign-in is a __Host- cookie (Secure, Path=/, no Domain), and only that name is read", async () => {
+    handler = await pages({ publicUrl: "https://slipway.example.com" });
+    const { setCookies, callback } = await startSignIn("rita");
+    expect(setCookies).toHaveLength(1);
+    expect(setCookies[0]).toMatch(/^__Host-slipway_sign_in=[\w.-]+; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/);
+    expect(callback.origin).toBe("https://slipway.example.com");
+    const pending = cookieValue(setCookies, "__Host-slipway_sign_in")!;
+
+    // The same cookie under the plain name (what a preview on a subdomain could plant) is not read.
+    const planted = await request(`${callback.pathname}${callback.search}`, { cookie: pending.replace(/^__Host-/, "") });
+    expect(planted.status).toBe(400);
+    expect(planted.cookies).toEqual([]);
+
+    const done = await request(`${callback.pathname}${callback.search}`, { cookie: pending });
+    expect(done.status, done.text).toBe(303);
+    // Spent under the name and path it was set with.
+    expect(done.cookies).toContain("__Host-slipway_sign_in=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+  });
+
+  it("on https, under a base path too: the prefix needs Path=/", async () => {
+    handler = await pages({ publicUrl: "https://example.com/slipway" });
+    const { setCookies } = await startSignIn("rita", "/slipway/");
+    expect(setCookies[0]).toMatch(/^__Host-slipway_sign_in=[\w.-]+; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/);
+  });
+
+  it("on http, where the prefix cannot be had, plain names scoped to their paths", async () => {
+    const { setCookies, callback } = await startSignIn("rita");
+    expect(setCookies[0]).toMatch(/^slipway_sign_in=[\w.-]+; Path=\/auth\/; Max-Age=600; HttpOnly; SameSite=Lax$/);
+    const done = await request(`${callback.pathname}${callback.search}`, { cookie: cookieValue(setCookies, "slipway_sign_in") });
+    expect(done.status).toBe(303);
+    expect(done.cookies.find((c) => c.startsWith("slipway_session="))).toMatch(/; Path=\/; Max-Age=43200; HttpOnly; SameSite=Lax$/);
+    expect(done.cookies.some((c) => c.startsWith("__Host-"))).toBe(false);
+  });
+
+  it("on https, the session is a __Host- cookie, read and cleared by that name only", async () => {
+    handler = await pages({ publicUrl: "https://slipway.example.com" });
+    const { setCookies, callback } = await startSignIn("rita");
+    const done = await request(`${callback.pathname}${callback.search}`, { cookie: cookieValue(setCookies, "__Host-slipway_sign_in") });
+    expect(done.status, done.text).toBe(303);
+    const set = done.cookies.find((c) => c.startsWith("__Host-slipway_session="))!;
+    expect(set).toMatch(/^__Host-slipway_session=[\w.-]+; Path=\/; Max-Age=43200; HttpOnly; SameSite=Lax; Secure$/);
+    expect(done.cookies.some((c) => c.startsWith("slipway_session="))).toBe(false);
+    const session = set.split(";")[0]!;
+
+    const target = `/revisions/${vault.revision.id}`;
+    expect((await request(target, { cookie: session })).status).toBe(200);
+    // Under the plain name it is no session.
+    expect((await request(target, { cookie: session.replace(/^__Host-/, "") })).status).toBe(302);
+
+    const csrf = csrfOf((await request("/", { cookie: session })).text)!;
+    const out = await request("/auth/sign-out", { cookie: session, form: { csrf } });
+    expect(out.status).toBe(303);
+    expect(out.cookies).toContain("__Host-slipway_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+    expect((await request(target, { cookie: session })).status).toBe(302);
+  });
+
+  it("a __Host- cookie without Secure or with another path is refused before a browser would drop it", () => {
+    expect(hostCookie("slipway_sign_in", { secure: true, path: "/slipway/auth/" })).toEqual({ name: "__Host-slipway_sign_in", path: "/", secure: true });
+    expect(hostCookie("slipway_sign_in", { secure: false, path: "/slipway/auth/" })).toEqual({ name: "slipway_sign_in", path: "/slipway/auth/", secure: false });
+    const response = new ServerResponse(new IncomingMessage(new Socket()));
+    expect(() => setCookie(response, "__Host-x", "1", { path: "/auth/", secure: true, maxAgeSeconds: 60 })).toThrow(/needs Secure and Path=\//);
+    expect(() => setCookie(response, "__Host-x", "1", { path: "/", secure: false, maxAgeSeconds: 60 })).toThrow(/without Secure/);
+    setCookie(response, "__Host-x", "1", { path: "/", secure: true, maxAgeSeconds: 60 });
+    expect(response.getHeader("set-cookie")).toEqual(["__Host-x=1; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"]);
+  });
+});
+
 describe("Cancel and Redeploy", () => {
   it("are drawn for people with write permission and need the session's CSRF token", async () => {
     const alice = await signIn("alice");
@@ -466,7 +549,7 @@ describe("without client credentials", () => {
   it("private repositories' pages say how to enable sign-in and show nothing else of them", async () => {
     handler = await pages({ signIn: undefined });
     const page = await request(`/revisions/${vault.revision.id}`);
-    expect(page.status).toBe(403);
+    expect(page.status).toBe(404); // as for a revision that does not exist
     expect(page.text).toContain("GITHUB_CLIENT_ID");
     expect(page.text).toContain(`${baseUrl}/auth/callback`);
     for (const secret of ["vault", "building", vault.revision.sha, "production"]) expect(page.text).not.toContain(secret);

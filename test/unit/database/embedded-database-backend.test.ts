@@ -197,7 +197,10 @@ describe("embedded backend", () => {
     await withClient(url, async (client) => {
       await client.query("CREATE TABLE lines (body text)");
       await expect(client.query("COPY lines FROM STDIN")).rejects.toMatchObject({ code: "0A000" });
-      await expect(client.query({ text: "/* x */ copy public.lines (body) from stdin", values: [] })).rejects.toMatchObject({ code: "0A000" });
+      // The extended protocol (pg sends a parameterless query as a simple Query unless told).
+      await expect(client.query({ text: "/* x */ copy public.lines (body) from stdin", queryMode: "extended" } as pg.QueryConfig)).rejects.toMatchObject({ code: "0A000" });
+      // FROM STDOUT is PostgreSQL's synonym of FROM STDIN.
+      await expect(client.query("COPY lines FROM STDOUT")).rejects.toMatchObject({ code: "0A000" });
       await client.query("BEGIN");
       await expect(client.query("INSERT INTO lines VALUES ('a'); COPY lines FROM STDIN")).rejects.toMatchObject({ code: "0A000" });
       await client.query("INSERT INTO lines VALUES ('in transaction')");

@@ -6,7 +6,7 @@ import { renderSignInProblem, renderSignInNotConfigured } from "../status-pages/
 import { sendPage } from "../status-pages/send-page.js";
 import { checkFormPost } from "./check-form-post.js";
 import { GitHubUnavailableError, OAuthRefusedError, type GitHubUserApi } from "./github-user-api.js";
-import { readCookie, setCookie } from "./cookies.js";
+import { hostCookie, readCookie, setCookie } from "./cookies.js";
 import type { SessionKey } from "./session-key.js";
 import type { SessionStore } from "./session-store.js";
 import { CALLBACK_PATH } from "./sign-in-settings.js";
@@ -27,6 +27,7 @@ export type SignInRoutes = (request: IncomingMessage, response: ServerResponse, 
 
 /** A sign-in must come back from GitHub within this time. */
 const PENDING_TTL_MS = 10 * 60_000;
+/** On https `__Host-slipway_sign_in` (Path=/), on http `slipway_sign_in` (Path=<base>/auth/): see `hostCookie`. */
 const PENDING_COOKIE = "slipway_sign_in";
 
 interface PendingSignIn {
@@ -44,7 +45,8 @@ interface PendingSignIn {
  * Sign in with GitHub (the App's user authorization, web flow with `state` and PKCE):
  *
  * - `GET /auth/sign-in?return_to=<path>` sends the browser to GitHub, holding the `state`
- *   and PKCE verifier in a signed, HttpOnly cookie that lives ten minutes;
+ *   and PKCE verifier in a signed, HttpOnly cookie that lives ten minutes (`__Host-` on https,
+ *   so that no subdomain, such as a preview, can plant one of its own);
  * - `GET /auth/callback` accepts only the `state` of that cookie (so nobody can sign a
  *   browser into their own account), swaps the code for a token, starts a session;
  * - `POST /auth/sign-out` (with the CSRF token) ends the session and revokes its token.
@@ -56,7 +58,7 @@ interface PendingSignIn {
 export function createSignInRoutes(options: SignInRoutesOptions): SignInRoutes {
   const { signIn, key, publicUrl, basePath, now, log } = options;
   const redirectUri = `${publicUrl}${CALLBACK_PATH}`;
-  const pendingCookie = { path: `${basePath}/auth/`, secure: options.secureCookies };
+  const { name: pendingName, ...pendingCookie } = hostCookie(PENDING_COOKIE, { path: `${basePath}/auth/`, secure: options.secureCookies });
 
   function redirect(response: ServerResponse, status: 302 | 303, location: string) {
     response.writeHead(status, { location, "cache-control": "no-store" }).end();
@@ -70,7 +72,7 @@ export function createSignInRoutes(options: SignInRoutesOptions): SignInRoutes {
       r: safeReturnTo(url.searchParams.get("return_to"), basePath),
       e: now() + PENDING_TTL_MS,
     };
-    setCookie(response, PENDING_COOKIE, key.sign(Buffer.from(JSON.stringify(pending)).toString("base64url")), {
+    setCookie(response, pendingName, key.sign(Buffer.from(JSON.stringify(pending)).toString("base64url")), {
       ...pendingCookie,
       maxAgeSeconds: PENDING_TTL_MS / 1000,
     });
@@ -79,10 +81,10 @@ export function createSignInRoutes(options: SignInRoutesOptions): SignInRoutes {
   }
 
   function takePending(request: IncomingMessage, response: ServerResponse): PendingSignIn | undefined {
-    const cookie = readCookie(request, PENDING_COOKIE);
+    const cookie = readCookie(request, pendingName);
     if (cookie === undefined) return undefined;
     // One use only: the cookie goes whatever the outcome.
-    setCookie(response, PENDING_COOKIE, "", { ...pendingCookie, maxAgeSeconds: 0 });
+    setCookie(response, pendingName, "", { ...pendingCookie, maxAgeSeconds: 0 });
     const value = key.unsign(cookie);
     if (value === undefined) return undefined;
     try {

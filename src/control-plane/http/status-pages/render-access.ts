@@ -34,13 +34,23 @@ and a client secret (from the App's settings page; the manifest flow writes both
 <code>${publicUrl}/auth/callback</code> as the App's callback URL, and restart Slipway.</p>`;
 }
 
-/** A private repository's page while sign-in is not configured: the how-to, nothing of the repository. */
-export function renderPrivateRepository(options: { basePath: string; publicUrl: string }): Page {
+/**
+ * The one answer for a revision that does not exist and for one the viewer may not read
+ * (status 404): it must not differ between the two, so it says "or you may not see it" to
+ * both, and, while sign-in is not set up, how to turn it on to both. Nothing of any
+ * repository is in it.
+ */
+export function renderRevisionNotFound(options: { basePath: string; publicUrl: string; signInEnabled: boolean; header?: SafeHtml }): Page {
   return {
-    title: "Private repository",
-    body: html`<nav><a href="${options.basePath}/">← All deployments</a></nav>
-<h1>This belongs to a private repository</h1>
-<p class="muted">Slipway shows private repositories only to people GitHub lets read them, which needs sign-in with GitHub. Sign-in is not set up on this server.</p>
+    title: "Not found",
+    header: options.header,
+    body: options.signInEnabled
+      ? html`<nav><a href="${options.basePath}/">← All deployments</a></nav>
+<h1>Not found</h1>
+<p class="muted">There is no revision with this id, or you may not see it.</p>`
+      : html`<nav><a href="${options.basePath}/">← All deployments</a></nav>
+<h1>Not found</h1>
+<p class="muted">There is no revision with this id, or it belongs to a private repository. Slipway shows private repositories only to people GitHub lets read them, which needs sign-in with GitHub; sign-in is not set up on this server.</p>
 ${signInSetupHelp(options.publicUrl)}`,
   };
 }

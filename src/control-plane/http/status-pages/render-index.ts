@@ -82,7 +82,8 @@ ${
   const body: SafeHtml =
     repositories.length === 0
       ? html`<h1>Deployments</h1>
-${notice ?? html`<p class="muted">No deployments yet. Push to a branch that an environment tracks (see <code>.github/slipway.yml</code>), or comment <code>/deploy</code> on a pull request.</p>`}`
+${notice ?? ""}
+<p class="muted">No deployments yet. Push to a branch that an environment tracks (see <code>.github/slipway.yml</code>), or comment <code>/deploy</code> on a pull request.</p>`
       : html`<h1>Deployments</h1>
 ${notice ?? ""}
 ${repositories.map(
