@@ -1,7 +1,8 @@
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { servePglite, sqlRefusal, type PgliteWireServer } from "../../../src/listener/database/pglite-wire-server.js";
+import { servePglite, type PgliteWireServer } from "../../../src/listener/database/pglite-wire-server.js";
+import { sqlRefusal } from "../../../src/listener/database/sql-refusal.js";
 import { captureLog } from "./capture-log.js";
 
 /** SQLSTATEs of the refusals: COPY FROM STDIN (PGlite cannot wait for data) and server-side COPY. */
