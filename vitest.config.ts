@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // One embedded PostgreSQL server for the run unless SLIPWAY_TEST_DATABASE_URL names one.
+    globalSetup: ["test/support/postgres-global-setup.ts"],
   },
 });

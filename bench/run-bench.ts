@@ -9,7 +9,7 @@
  * It reports; it does not judge the machine: the exit code is 0 unless the benchmark
  * itself broke. Not part of `npm test`.
  *
- * Options: --quick (smaller), --only=ack,deploy,store,throughput,sandbox (a subset),
+ * Options: --quick (smaller), --only=ack,deploy,store,throughput,sandbox,databases (a subset),
  * --profile (Slipway servers write CPU profiles to bench/results/profiles/, summarised at the end),
  * --embedded-databases (the throughput run without PostgreSQL: each listener keeps its own databases).
  */
@@ -19,13 +19,14 @@ import { createBenchEnvironment, BENCH_DIR } from "./lib/bench-environment.js";
 import { startLoadGenerator } from "./lib/load-generator.js";
 import { formatResultsTable, writeReport, type BenchReport, type ResultRow } from "./lib/results-table.js";
 import { summarizeCpuProfiles, type CpuProfileSummary } from "./lib/summarize-cpu-profiles.js";
+import { benchDatabases } from "./sections/databases.js";
 import { benchDeployOverhead } from "./sections/deploy-overhead.js";
 import { benchSandboxOverhead } from "./sections/sandbox-overhead.js";
 import { benchStateStore } from "./sections/state-store.js";
 import { benchThroughputAndMemory } from "./sections/throughput-and-memory.js";
 import { benchWebhookAck } from "./sections/webhook-ack.js";
 
-const SECTIONS = ["ack", "deploy", "store", "throughput", "sandbox"] as const;
+const SECTIONS = ["ack", "deploy", "store", "throughput", "sandbox", "databases"] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -64,6 +65,12 @@ try {
     rows.push(...sandbox.rows);
     details.sandbox = sandbox.details;
   }
+  // The embedded databases, in a child process of their own: a listener's database part alone.
+  if (selected("databases")) {
+    const databases = await benchDatabases(env);
+    rows.push(...databases.rows);
+    details.databases = databases.details;
+  }
   if (selected("ack")) {
     const ack = await benchWebhookAck(env, load);
     rows.push(...ack.rows);
@@ -90,7 +97,7 @@ try {
 
 if (profileDir) details.profiles = await summarizeCpuProfiles(profileDir).catch((error: unknown) => ({ error: (error as Error).message }));
 
-const order = (row: ResultRow) => ["1.", "2.", "3.", "4.", "5.", "6."].findIndex((prefix) => row.section.startsWith(prefix));
+const order = (row: ResultRow) => ["1.", "2.", "3.", "4.", "5.", "6.", "7."].findIndex((prefix) => row.section.startsWith(prefix));
 rows.sort((a, b) => order(a) - order(b));
 const report: BenchReport = {
   mode: quick ? "quick" : "full",

@@ -13,8 +13,10 @@ const log = pino({ level: process.env.LOG_LEVEL ?? "info" }).child({ component: 
 const post = (message: ProvisionJobMessage) => parentPort?.postMessage(message);
 
 async function provision(): Promise<ProvisionJobResult> {
-  const backend = createDatabaseBackend({ adminUrl: data.adminUrl, dataDir: data.dataDir, log });
+  // The listener always passes an admin URL: SLIPWAY_DATABASE_URL's, or its embedded server's.
+  const backend = data.adminUrl ? createDatabaseBackend({ adminUrl: data.adminUrl, dataDir: data.dataDir, log }) : undefined;
   try {
+    if (!backend) throw new Error("the listener gave the database setup job no admin URL");
     const database = await backend.provision(data.identity);
     return { ok: true, database: { name: database.name, url: database.url, created: database.created } };
   } catch (error) {
@@ -29,7 +31,7 @@ async function provision(): Promise<ProvisionJobResult> {
     };
     return failure;
   } finally {
-    await backend.close().catch(() => undefined);
+    await backend?.close().catch(() => undefined);
   }
 }
 

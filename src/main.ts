@@ -12,7 +12,7 @@ import { SlipwayOctokit } from "./control-plane/github/slipway-octokit.js";
 import { missingCredentials, startSetupMode } from "./control-plane/setup/start-setup-mode.js";
 import { githubApiUrl, githubWebUrl } from "./github-api-url.js";
 import { createControlPlaneClient } from "./listener/control-plane-client.js";
-import { createDatabaseBackend } from "./listener/database/database-backend.js";
+import { openDatabaseBackend } from "./listener/database/database-backend.js";
 import { startListener } from "./listener/start-listener.js";
 import { readSettings } from "./settings.js";
 import { onShutdownSignals } from "./shutdown.js";
@@ -47,11 +47,12 @@ async function main() {
   const controlPlane = await startControlPlane({ settings, probot, log, appId: Number(process.env.APP_ID), apiBaseUrl: githubApiUrl(process.env) });
   let stopListener = async () => {};
   if (settings.listener === "embedded") {
-    const database = createDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
+    // Unset SLIPWAY_DATABASE_URL: starts the listener's embedded PostgreSQL server (stopped by close()).
+    const database = await openDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
     const listener = await startListener({
       client: createControlPlaneClient({ url: controlPlane.url, token: settings.listenerToken, log }),
       database,
-      adminDatabaseUrl: settings.databaseUrl,
+      adminDatabaseUrl: database.adminUrl,
       dataDir: settings.dataDir,
       maxConcurrentBuilds: settings.maxConcurrentBuilds,
       routerPort: settings.routerPort,

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
 import path from "node:path";
@@ -44,9 +44,31 @@ export function standInAppEnv(github: { appId: number; host: string }, app: { pr
   };
 }
 
+/** Once per process: `npm run build` unless dist/ is up to date (concurrent callers share one build). */
+let built: Promise<void> | undefined;
+function ensureBuilt(): Promise<void> {
+  return (built ??= new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, [path.join(ROOT, "scripts", "build.mjs"), "--if-stale"], { cwd: ROOT }, (error, _stdout, stderr) =>
+      error ? reject(new Error(`npm run build failed:\n${stderr}`)) : resolve(),
+    );
+  }));
+}
+
 /**
- * Starts the real `npm start` entry point (src/main.ts) as a child process with the given
- * environment, and waits until GET /healthz answers 200.
+ * The command that runs `script`: Slipway's own entry points (`src/….ts`) run compiled, as
+ * `npm start` and the Docker image run them (dist/….js with plain node, built first when
+ * stale), so the tests test what ships; other scripts (benchmark stand-ins) run through tsx.
+ */
+async function commandFor(script: string): Promise<string[]> {
+  const ownEntryPoint = /^src\/(.+)\.ts$/.exec(script);
+  if (!ownEntryPoint) return ["--import", "tsx", script];
+  await ensureBuilt();
+  return ["--enable-source-maps", path.join("dist", `${ownEntryPoint[1]}.js`)];
+}
+
+/**
+ * Starts the real `npm start` entry point (src/main.ts, compiled to dist/main.js) as a child
+ * process with the given environment, and waits until GET /healthz answers 200.
  */
 export async function startSlipway(options: {
   env: Record<string, string>;
@@ -55,7 +77,7 @@ export async function startSlipway(options: {
   waitForHealth?: boolean;
 }): Promise<RunningSlipway> {
   const port = options.port ?? (await freePort());
-  const child = spawn(process.execPath, ["--import", "tsx", options.script ?? "src/main.ts"], {
+  const child = spawn(process.execPath, await commandFor(options.script ?? "src/main.ts"), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -67,10 +67,9 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
   const github = await startGitHubStandIn({ appId: 1, appPublicKey: publicKey });
   const servers = new Set<BenchServer>();
   let nextInstallation = 1_000;
-  const templateCache = path.join(BENCH_DIR, "results", "cache", "pglite-template");
-  const pgliteVersion = (JSON.parse(await readFile(path.join(BENCH_DIR, "..", "node_modules", "@electric-sql", "pglite", "package.json"), "utf8")) as { version: string }).version;
-  const cachedStamp = await readFile(path.join(templateCache, "stamp"), "utf8").catch(() => undefined);
-  let templateDir: string | undefined = cachedStamp === `pglite ${pgliteVersion}` ? templateCache : undefined;
+  // Embedded databases now live in one PostgreSQL server per listener, initialised by its
+  // first start (a few seconds); there is no PGlite template to cache any more.
+  const templateDir: string | undefined = undefined;
   let profiles = 0;
   const problems: string[] = [];
   const logDir = path.join(BENCH_DIR, "results", "logs");
@@ -156,11 +155,8 @@ export async function createBenchEnvironment(options: { quick: boolean; profileD
       return dataDir;
     },
     hasDatabaseTemplate: () => templateDir !== undefined,
-    async saveDatabaseTemplate(dataDir) {
-      await rm(templateCache, { recursive: true, force: true });
-      await mkdir(path.dirname(templateCache), { recursive: true });
-      await cp(path.join(dataDir, "databases", ".template"), templateCache, { recursive: true });
-      templateDir = templateCache;
+    async saveDatabaseTemplate() {
+      // Nothing to keep: see templateDir.
     },
     async close() {
       await Promise.all([...servers].map((server) => server.stop()));

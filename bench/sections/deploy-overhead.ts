@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { mkdtemp } from "node:fs/promises";
 import path from "node:path";
 import pino from "pino";
-import { createDatabaseBackend } from "../../src/listener/database/database-backend.js";
+import { openDatabaseBackend } from "../../src/listener/database/database-backend.js";
 import type { RecordedRequest, StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
@@ -74,7 +74,7 @@ export async function benchDeployOverhead(env: BenchEnvironment): Promise<{ rows
   // The database setup on its own: the embedded backend's provision + connect, called directly.
   const database = await measureDatabaseSetup(env);
   const directSetup = database.samples.length ? `${database.warmMs} ms` : "warmed up (measured before each first revision)";
-  env.say(`database setup called directly: ${directSetup}${database.coldMs === null ? " (template from bench/results/cache)" : `; ${database.coldMs} ms on a fresh data folder (template init)`}`);
+  env.say(`database setup called directly: ${directSetup}${database.coldMs === null ? " (template from bench/results/cache)" : `; ${database.coldMs} ms on a fresh data folder (embedded server initdb and start, then one setup)`}`);
 
   // The first command's direct runs go side by side with the server's start-up.
   const [server, firstDirect] = await Promise.all([
@@ -156,7 +156,7 @@ export async function benchDeployOverhead(env: BenchEnvironment): Promise<{ rows
     const databasePhase = median(allFirst.map((l) => l.breakdown?.databasePhase ?? Number.NaN).filter(Number.isFinite));
     rows.push({
       section: DEPLOY,
-      figure: "database phase of a first revision (embedded PGlite)",
+      figure: "database phase of a first revision (embedded PostgreSQL)",
       unit: "ms",
       slipway: databasePhase,
       baseline: database.warmMs,
@@ -164,7 +164,7 @@ export async function benchDeployOverhead(env: BenchEnvironment): Promise<{ rows
       ratio: ratioOf(databasePhase, database.warmMs),
       goal: "",
       met: null,
-      note: `the phase runs provision in a Bree worker; connect runs after it, before the build phase${database.coldMs === null ? "" : `. A fresh data folder first initialises its template: ${database.coldMs} ms directly`}`,
+      note: `the phase runs provision in a Bree worker; connect runs after it, before the build phase${database.coldMs === null ? "" : `. A fresh data folder first initialises and starts its embedded PostgreSQL server: ${database.coldMs} ms directly`}`,
     });
 
     const callRow = (figure: string, lifecycles: Lifecycle[]): ResultRow => {
@@ -292,12 +292,14 @@ async function runDirectly(command: string): Promise<number> {
 
 /**
  * Provision + connect of the embedded backend, called directly, for new deployments. On a
- * data folder without a template the first one also initialises it (`coldMs`); the
- * template is then cached for the servers of this run and later runs.
+ * fresh data folder the embedded server is initialised and started first (`coldMs`); the
+ * warm figures are setups on that running server.
  */
 async function measureDatabaseSetup(env: BenchEnvironment): Promise<{ coldMs: number | null; warmMs: number; samples: number[]; sample(): Promise<number>; close(): Promise<void> }> {
   const dataDir = await env.seededDataDir("database-direct");
-  const backend = createDatabaseBackend({ dataDir, log: pino({ level: "silent" }) });
+  const opening = performance.now();
+  const backend = await openDatabaseBackend({ dataDir, log: pino({ level: "silent" }) });
+  const serverStartMs = Math.round(performance.now() - opening);
   let n = 0;
   const setup = async (environment: string) => {
     const identity = { installationId: 1, repository: "bench/database", environment };
@@ -322,9 +324,9 @@ async function measureDatabaseSetup(env: BenchEnvironment): Promise<{ coldMs: nu
     close: () => backend.close(),
   };
   try {
-    result.coldMs = env.hasDatabaseTemplate() ? null : await setup("cold");
+    // Cold: the embedded server's first start (initdb) and the first setup on it.
+    result.coldMs = serverStartMs + (await setup("cold"));
     if (result.coldMs !== null) await env.saveDatabaseTemplate(dataDir);
-    // Not counted: the process's first setup also compiles PGlite's WebAssembly and warms the JIT.
     if (result.coldMs === null) await setup("warm-up");
     for (let i = 0; i < (env.quick ? 0 : 2); i++) await result.sample(); // each first revision adds one
     return result;

@@ -1,30 +1,74 @@
-import { createHash, randomUUID } from "node:crypto";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { existsSync, rmSync } from "node:fs";
+import { mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import type { Logger } from "pino";
 
-const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+/**
+ * Whether this module is the compiled one (dist/listener/compile-jobs.js, from `npm run
+ * build`) or the TypeScript source (src/listener/compile-jobs.ts, run by tsx or vitest).
+ */
+const COMPILED = import.meta.url.endsWith(".js");
+/** The project: dist/ and src/ are both one level below it. */
+const PROJECT_ROOT = path.resolve(HERE, "../..");
+/** `npm run build` bundles each job here (dist/jobs/<name>.js). */
+export const PREBUILT_JOBS_DIR = path.resolve(HERE, "../jobs");
 /** The TypeScript jobs, and their tsx shims (`<name>.js`) for when compiling is not possible. */
 export const JOBS_DIR = path.join(PROJECT_ROOT, "jobs");
-/** Inside the project, so the compiled jobs resolve their packages from its node_modules. */
-const COMPILED_DIR = path.join(PROJECT_ROOT, "node_modules", ".cache", "slipway-jobs");
 
 /**
- * Compiles the Bree jobs to plain JavaScript, one file per job with Slipway's own modules
- * bundled in and packages left to node_modules. A worker thread then starts in tens of
- * milliseconds; through the tsx shim it registered a loader first, about 0.3 s of every
- * build. Files are named by their content and written atomically, so several Slipway
- * processes on one checkout share them safely.
+ * Each Bree job's file. Nothing is written where Slipway is installed:
  *
- * Returns each job's file, or undefined (and the caller uses the shims) if esbuild fails.
+ * - the compiled server (`npm start`, the Docker image) loads the jobs `npm run build`
+ *   bundled into dist/jobs/, as they are;
+ * - from the TypeScript sources (`npm run dev`, the unit tests) the jobs are bundled with
+ *   esbuild once per process into a private temporary folder, removed at exit, with a
+ *   `node_modules` link to the project's so their packages resolve. A worker then starts in
+ *   tens of milliseconds; through a tsx shim (the fallback if esbuild fails) it registered a
+ *   loader first, about 0.3 s of every build.
  */
-export async function compileJobs(names: readonly string[], log: Logger): Promise<Map<string, string> | undefined> {
+export async function jobFiles(names: readonly string[], log: Logger): Promise<Map<string, string>> {
+  if (COMPILED) {
+    const files = new Map(names.map((name) => [name, path.join(PREBUILT_JOBS_DIR, `${name}.js`)]));
+    const missing = [...files.values()].filter((file) => !existsSync(file));
+    if (missing.length > 0) throw new Error(`the compiled jobs are missing (${missing.join(", ")}): run npm run build`);
+    return files;
+  }
+  return (fromSources ??= compileFromSources(names, log));
+}
+
+let fromSources: Promise<Map<string, string>> | undefined;
+const TEMP_PREFIX = "slipway-jobs-";
+
+/** Folders of processes that ended without their exit handler (killed, or vitest's workers). */
+async function removeLeftovers(): Promise<void> {
+  for (const entry of await readdir(os.tmpdir()).catch(() => [])) {
+    const pid = Number(new RegExp(`^${TEMP_PREFIX}(\\d+)-`).exec(entry)?.[1]);
+    if (!pid || isAlive(pid)) continue;
+    await rm(path.join(os.tmpdir(), entry), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
   try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function compileFromSources(names: readonly string[], log: Logger): Promise<Map<string, string>> {
+  const shims = () => new Map(names.map((name) => [name, path.join(JOBS_DIR, `${name}.js`)]));
+  let dir: string | undefined;
+  try {
+    const { build } = await import("esbuild");
     const result = await build({
       entryPoints: Object.fromEntries(names.map((name) => [name, path.join(JOBS_DIR, `${name}.ts`)])),
-      outdir: COMPILED_DIR,
+      outdir: "/",
+      outExtension: { ".js": ".mjs" },
       bundle: true,
       packages: "external",
       platform: "node",
@@ -33,20 +77,21 @@ export async function compileJobs(names: readonly string[], log: Logger): Promis
       write: false,
       logLevel: "silent",
     });
-    await mkdir(COMPILED_DIR, { recursive: true });
+    dir = await mkdtemp(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
+    const created = dir;
+    process.once("exit", () => rmSync(created, { recursive: true, force: true }));
+    await removeLeftovers();
+    await symlink(path.join(PROJECT_ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
     const files = new Map<string, string>();
     for (const output of result.outputFiles) {
-      const name = path.basename(output.path, ".js");
-      const hash = createHash("sha256").update(output.contents).digest("hex").slice(0, 16);
-      const file = path.join(COMPILED_DIR, `${name}-${hash}.mjs`);
-      const temporary = `${file}.${randomUUID()}.tmp`;
-      await writeFile(temporary, output.contents);
-      await rename(temporary, file);
-      files.set(name, file);
+      const file = path.join(dir, path.basename(output.path));
+      await writeFile(file, output.contents);
+      files.set(path.basename(output.path, ".mjs"), file);
     }
     return files;
   } catch (error) {
+    if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     log.warn({ err: { message: (error as Error).message } }, "could not compile the jobs; running them through tsx");
-    return undefined;
+    return shims();
   }
 }

@@ -1,7 +1,6 @@
-import path from "node:path";
 import Bree from "bree";
 import type { Logger } from "pino";
-import { compileJobs, JOBS_DIR } from "./compile-jobs.js";
+import { jobFiles } from "./compile-jobs.js";
 
 const JOB_NAMES = ["build-revision", "provision-database"] as const;
 export type JobName = (typeof JOB_NAMES)[number];
@@ -60,21 +59,24 @@ export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }
     },
   });
   bree.on("worker deleted", (name: string) => running.get(name)?.finished());
-  // Compiled once per process (tens of milliseconds); the first run waits for it.
-  const compiled = compileJobs(JOB_NAMES, log);
-  const jobFile = async (job: JobName) => (await compiled)?.get(job) ?? path.join(JOBS_DIR, `${job}.js`);
+  // dist/jobs/ in the compiled server; from the sources, bundled once per process (tens of
+  // milliseconds). The first run waits for it.
+  const files = jobFiles(JOB_NAMES, log);
+  files.catch(() => undefined); // reported by the first run
+  const jobFile = async (job: JobName) => (await files).get(job)!;
 
   return {
     async run<T>({ job, runId, workerData, onMessage }: { job: JobName; runId: string; workerData: unknown; onMessage?: (message: unknown) => void }) {
+      const file = await jobFile(job);
       const name = `${job}-${runId}`;
       let finished!: () => void;
       const ended = new Promise<void>((resolve) => (finished = resolve));
       const state: Running = { onMessage, finished };
       running.set(name, state);
-      // execArgv: [] — a worker inherits the process's flags, and `tsx src/main.ts` would
-      // load tsx's hooks into every worker (~80 ms); compiled jobs need none, and the
+      // execArgv: [] — a worker inherits the process's flags, and `tsx watch src/main.ts`
+      // would load tsx's hooks into every worker (~80 ms); compiled jobs need none, and the
       // fallback shims register tsx themselves.
-      await bree.add({ name, path: await jobFile(job), worker: { workerData, execArgv: [] } });
+      await bree.add({ name, path: file, worker: { workerData, execArgv: [] } });
       await bree.run(name);
       const result = ended.then(async () => {
         running.delete(name);

@@ -7,7 +7,7 @@ import pino from "pino";
 import { readSettings } from "../settings.js";
 import { onShutdownSignals } from "../shutdown.js";
 import { createControlPlaneClient } from "./control-plane-client.js";
-import { createDatabaseBackend } from "./database/database-backend.js";
+import { openDatabaseBackend } from "./database/database-backend.js";
 import { startListener } from "./start-listener.js";
 
 if (existsSync(".env")) process.loadEnvFile(".env");
@@ -18,11 +18,12 @@ try {
   if (!settings.controlPlaneUrl || settings.listenerTokenGenerated) {
     throw new Error("a standalone listener needs SLIPWAY_CONTROL_PLANE_URL and SLIPWAY_LISTENER_TOKEN");
   }
-  const database = createDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
+  // Unset SLIPWAY_DATABASE_URL: starts the listener's embedded PostgreSQL server (stopped by close()).
+  const database = await openDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
   const listener = await startListener({
     client: createControlPlaneClient({ url: settings.controlPlaneUrl, token: settings.listenerToken, log }),
     database,
-    adminDatabaseUrl: settings.databaseUrl,
+    adminDatabaseUrl: database.adminUrl,
     dataDir: settings.dataDir,
     maxConcurrentBuilds: settings.maxConcurrentBuilds,
     routerPort: settings.routerPort,

@@ -1,6 +1,6 @@
 /**
- * The status pages in a real browser: headless Chromium (Debian's package, driven by
- * playwright-core) against the real server, with GitHub — its OAuth endpoints included — played
+ * The status pages in a real browser: headless Chromium (the one `@sparticuz/chromium` ships, or
+ * `SLIPWAY_TEST_BROWSER`; see test/support/browser.ts), driven by playwright-core, against the real server, with GitHub — its OAuth endpoints included — played
  * by the OpenAPI-validating stand-in. Someone with write permission signs in, watches a build's
  * log arrive live, cancels it and redeploys it; someone without access gets no page and no JSON;
  * a 10 MB log stays responsive. Screenshots go to test-artifacts/.
@@ -9,16 +9,16 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
 import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
+import { launchTestBrowser } from "../support/browser.js";
 
 const SECRET = "e2e-browser-secret";
 const ARTIFACTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../test-artifacts");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 /** A build that logs a line every 200 ms for a minute: long enough to watch and to cancel. */
 const SLOW_CONFIG = "build:\n  timeout: 120\n  commands: ['for i in $(seq 1 300); do printf \"\\033[32mtick\\033[0m %s\\n\" $i; sleep 0.2; done']\n";
 /** About 10 MB of coloured output, as fast as the shell writes it. */
@@ -37,7 +37,7 @@ beforeAll(async () => {
   const { privateKey, publicKey } = generateAppKey();
   const [stand, launched] = await Promise.all([
     startGitHubStandIn({ appId: 1, appPublicKey: publicKey }),
-    chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS }),
+    launchTestBrowser(),
   ]);
   github = stand;
   browser = launched;

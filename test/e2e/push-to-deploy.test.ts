@@ -15,6 +15,8 @@ import { generateAppKey } from "../support/app-credentials.js";
 import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 
 const SECRET = "e2e-webhook-secret";
+/** A query step for builds that needs no PostgreSQL client on the machine. */
+const PG_QUERY = readFileSync(new URL("../fixtures/pg-query.mjs", import.meta.url), "utf8");
 const withBubblewrap = hasBubblewrap("the sandbox e2e test");
 let github: GitHubStandIn;
 let slipway: RunningSlipway;
@@ -94,10 +96,12 @@ describe.concurrent("push to deploy", () => {
       "build:",
       "  commands:",
       "    - echo building $SLIPWAY_ENVIRONMENT at $SLIPWAY_SHA",
-      "    - psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -qAtc 'create table if not exists visits(n int); insert into visits values (1); select count(*) from visits'",
+      "    - node pg-query.mjs 'create table if not exists visits(n int); insert into visits values (1); select count(*) from visits'",
+      // Longer than a progress pass (3 s): the deployment shows in_progress before success.
+      "    - sleep 3.5",
     ].join("\n");
     const repo = repository("shop", config);
-    const first = await push(repo, { sha: commitWithConfig(repo, config, { "v.txt": "1" }) });
+    const first = await push(repo, { sha: commitWithConfig(repo, config, { "v.txt": "1", "pg-query.mjs": PG_QUERY }) });
     expect(first.response.status).toBeLessThan(300);
 
     const run1 = await finishedCheckRun(repo, first.sha);
@@ -112,7 +116,7 @@ describe.concurrent("push to deploy", () => {
     expect(deployment1.statuses.map((s) => s.state)).toContain("in_progress");
     expect(deployment1.statuses.find((s) => s.state === "in_progress")?.logUrl).toMatch(/\/revisions\//);
 
-    const second = await push(repo, { sha: commitWithConfig(repo, config, { "v.txt": "2" }) });
+    const second = await push(repo, { sha: commitWithConfig(repo, config, { "v.txt": "2", "pg-query.mjs": PG_QUERY }) });
     const run2 = await finishedCheckRun(repo, second.sha);
     expect(run2.conclusion).toBe("success");
     expect(run2.output.summary).toContain("reused");

@@ -3,21 +3,26 @@
  * and cannot reach it fails, saying how to start it.
  */
 import { execFile } from "node:child_process";
-import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
+import pino from "pino";
+import { startEmbeddedPostgres } from "../../src/listener/database/embedded-postgres-server.js";
 
 const run = promisify(execFile);
 
-/** Admin URL of the test server: `SLIPWAY_TEST_DATABASE_URL`, or the local cluster with trust auth on loopback. */
-export const testDatabaseUrl = process.env.SLIPWAY_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+/**
+ * Admin URL of the test server: `SLIPWAY_TEST_DATABASE_URL`, or else the embedded PostgreSQL
+ * server vitest's global setup (test/support/postgres-global-setup.ts) started for the run.
+ */
+export const testDatabaseUrl =
+  process.env.SLIPWAY_TEST_DATABASE_URL ?? process.env.SLIPWAY_TEST_EMBEDDED_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
 const START_HINT =
-  "PostgreSQL must run for these tests: start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, " +
-  "or point SLIPWAY_TEST_DATABASE_URL at a server whose user may create databases and roles";
+  "these tests use the embedded PostgreSQL server vitest's global setup starts (run them through vitest), " +
+  "or set SLIPWAY_TEST_DATABASE_URL to a server whose user may create databases and roles";
 
 /** A connected admin client on the test server; throws (never skips) when it is not reachable. */
 export async function connectAdmin(url = testDatabaseUrl): Promise<pg.Client> {
@@ -91,55 +96,33 @@ export interface ScratchPostgres {
 }
 
 /**
- * A throwaway PostgreSQL cluster from the installed binaries, with SCRAM password
- * authentication on loopback, for what a trust-auth server cannot show: that generated
- * passwords really log in and that wrong ones are refused. About a second to start.
+ * A throwaway embedded PostgreSQL server (the same binaries and code the listener uses),
+ * with SCRAM password authentication on loopback, a unix socket and every statement
+ * logged, for what a shared server cannot show: that generated passwords really log in,
+ * that wrong ones are refused, and what the server's log holds. A few seconds to start.
  */
 export async function startScratchPostgres(): Promise<ScratchPostgres> {
-  const bindir = (await run("pg_config", ["--bindir"])).stdout.trim();
-  const asRoot = process.getuid?.() === 0;
-  const exec = (file: string, args: string[]) =>
-    asRoot ? run("runuser", ["-u", "postgres", "--", path.join(bindir, file), ...args]) : run(path.join(bindir, file), args);
   const dir = await mkdtemp(path.join(tmpdir(), "slipway-scratch-pg-"));
-  const adminUser = "admin";
-  const adminPassword = `admin-${Math.random().toString(36).slice(2)}`;
-  const passwordFile = path.join(dir, "pwfile");
-  await writeFile(passwordFile, `${adminPassword}\n`, { mode: 0o600 });
-  if (asRoot) {
-    const { stdout } = await run("id", ["-u", "postgres"]);
-    const uid = Number(stdout.trim());
-    await chown(dir, uid, -1);
-    await chown(passwordFile, uid, -1);
-  }
-  await chmod(dir, 0o700);
-  const dataDir = path.join(dir, "data");
-  const logFile = path.join(dir, "server.log");
-  await exec("initdb", ["-D", dataDir, "-U", adminUser, `--pwfile=${passwordFile}`, "--auth=scram-sha-256", "-N", "-E", "UTF8"]);
-  const port = await freePort();
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c log_statement=all`;
-  await exec("pg_ctl", ["-D", dataDir, "-o", options, "-l", logFile, "-w", "-t", "30", "start"]);
-  return {
-    url: `postgresql://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/postgres`,
-    port,
+  const server = await startEmbeddedPostgres({
+    dataDir: dir,
+    log: pino({ level: "silent" }),
     socketDir: dir,
-    adminUser,
-    adminPassword,
-    logFile,
+    adminUser: "admin",
+    // A stand-in for an operator's server: PostgreSQL's defaults, which Slipway only warns about.
+    closePublicConnect: false,
+    settings: ["fsync=off", "log_statement=all", "log_filename=server.log"],
+  });
+  const admin = new URL(server.adminUrl);
+  return {
+    url: server.adminUrl,
+    port: server.port,
+    socketDir: dir,
+    adminUser: decodeURIComponent(admin.username),
+    adminPassword: decodeURIComponent(admin.password),
+    logFile: path.join(server.clusterDir, "log", "server.log"),
     async stop() {
-      await exec("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]).catch(() => undefined);
+      await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }

@@ -1,76 +1,93 @@
 /**
- * Per-deployment databases behind one interface: a database of its own for every
- * deployment (an environment of a repository of an installation), created with its
- * first revision, reused by later ones, dropped at teardown.
+ * Per-deployment databases behind one interface: a database and a role of its own for
+ * every deployment (an environment of a repository of an installation), created with its
+ * first revision, reused by later ones, dropped at teardown. Always on a real PostgreSQL
+ * server, through the same code ({@link createPostgresDatabaseBackend}):
  *
- * - `SLIPWAY_DATABASE_URL` set: a database and a role on that PostgreSQL server
- *   ({@link createPostgresDatabaseBackend}).
- * - unset: an embedded PostgreSQL (PGlite) per deployment, persisted under the data
- *   folder and served on loopback ({@link createEmbeddedDatabaseBackend}).
+ * - `SLIPWAY_DATABASE_URL` set: that server;
+ * - unset: the listener's own server, started from `<dataDir>/postgres` by
+ *   {@link openDatabaseBackend} and stopped by the backend's `close`
+ *   ({@link startEmbeddedPostgres}).
  */
 import type { Logger } from "pino";
-import type { DeploymentIdentity } from "./deployment-database-name.js";
-import { createEmbeddedDatabaseBackend } from "./embedded-database-backend.js";
+import type { DatabaseBackend } from "./database-types.js";
+import { startEmbeddedPostgres } from "./embedded-postgres-server.js";
 import { createPostgresDatabaseBackend } from "./postgres-database-backend.js";
 
+export type { DatabaseBackend, ProvisionedDatabase } from "./database-types.js";
 export type { DeploymentIdentity } from "./deployment-database-name.js";
 export { deploymentDatabaseName } from "./deployment-database-name.js";
 export { secretsOf } from "./secrets-of.js";
 export { classifyDatabaseError, DatabaseSetupError, describeDatabaseError } from "./describe-database-error.js";
 export type { DatabaseFailureReason } from "./describe-database-error.js";
 
-export interface ProvisionedDatabase {
-  /** `postgresql://<role>:<password>@<host>:<port>/<database>`: a secret, mask it (see `secretsOf`). */
-  url: string;
-  /** false: an existing database (made by an earlier, interrupted attempt) was adopted. */
-  created: boolean;
-  /** The database's name (no secret in it). */
-  name: string;
-}
-
-export interface DatabaseBackend {
-  readonly kind: "embedded" | "postgres";
-  /**
-   * Creates the deployment's database (and role), or adopts the ones an earlier,
-   * interrupted attempt by Slipway created. Idempotent: concurrent calls for one
-   * identity make exactly one database, and every call returns the same URL. Holds no
-   * long-lived state, so it can run in a worker thread (a Bree job) and be closed after.
-   */
-  provision(identity: DeploymentIdentity): Promise<ProvisionedDatabase>;
-  /**
-   * A URL at which the provisioned database answers now. Embedded: starts serving it if
-   * it is not served yet (long-lived: call it on the listener's main thread), and the URL
-   * stays the same across calls and restarts unless its port was taken meanwhile.
-   * PostgreSQL: the provisioned URL itself.
-   */
-  connect(identity: DeploymentIdentity, provisionedUrl: string): Promise<string>;
-  /** Terminates its connections, drops the database and its role. Idempotent. */
-  drop(identity: DeploymentIdentity): Promise<void>;
-  /** Stops whatever this instance serves. */
-  close(): Promise<void>;
-}
-
 export interface CreateDatabaseBackendOptions {
-  /** `SLIPWAY_DATABASE_URL`: admin URL of a PostgreSQL server; unset means embedded. */
-  adminUrl?: string | undefined;
-  /** `SLIPWAY_DATA_DIR`: embedded databases and the password key live here. */
+  /** Admin URL of a PostgreSQL server (`SLIPWAY_DATABASE_URL`, or the embedded server's). */
+  adminUrl: string;
+  /** `SLIPWAY_DATA_DIR`: the key deployment passwords are derived from lives here. */
   dataDir: string;
   log: Logger;
   /** Start of every database and role name (`[a-z][a-z0-9]{0,15}`); default "slipway". */
-  namePrefix?: string;
+  namePrefix?: string | undefined;
 }
 
 /**
- * The backend the settings ask for.
+ * A backend on a running server, for a Bree job or a test: holds nothing long-lived.
  *
  * @example
- * const databases = createDatabaseBackend({ adminUrl: process.env.SLIPWAY_DATABASE_URL, dataDir, log });
+ * const databases = createDatabaseBackend({ adminUrl, dataDir, log });
  * const { url, created } = await databases.provision({ installationId, repository: "acme/shop", environment: "pr-42" });
  */
 export function createDatabaseBackend(options: CreateDatabaseBackendOptions): DatabaseBackend {
   const log = options.log.child({ component: "database" });
+  return createPostgresDatabaseBackend({ adminUrl: options.adminUrl, dataDir: options.dataDir, log, namePrefix: options.namePrefix });
+}
+
+export interface OpenDatabaseBackendOptions {
+  /** `SLIPWAY_DATABASE_URL`; unset: the listener's embedded server. */
+  adminUrl?: string | undefined;
+  /** `SLIPWAY_DATA_DIR`. */
+  dataDir: string;
+  log: Logger;
+  namePrefix?: string | undefined;
+}
+
+export interface OpenedDatabaseBackend extends DatabaseBackend {
+  /** The admin URL provisioning jobs use (a secret): `SLIPWAY_DATABASE_URL` or the embedded server's. */
+  readonly adminUrl: string;
+}
+
+/**
+ * The listener's backend, as the settings ask: on `SLIPWAY_DATABASE_URL`'s server, or on
+ * an embedded PostgreSQL server this starts (first start: initdb, a few seconds; later
+ * ones about a second) and `close` stops. Call it on the listener's main thread.
+ */
+export async function openDatabaseBackend(options: OpenDatabaseBackendOptions): Promise<OpenedDatabaseBackend> {
+  const log = options.log.child({ component: "database" });
   if (options.adminUrl) {
-    return createPostgresDatabaseBackend({ adminUrl: options.adminUrl, dataDir: options.dataDir, log, namePrefix: options.namePrefix });
+    const backend = createPostgresDatabaseBackend({ adminUrl: options.adminUrl, dataDir: options.dataDir, log, namePrefix: options.namePrefix });
+    return Object.assign(backend, { adminUrl: options.adminUrl });
   }
-  return createEmbeddedDatabaseBackend({ dataDir: options.dataDir, log, namePrefix: options.namePrefix });
+  const server = await startEmbeddedPostgres({ dataDir: options.dataDir, log });
+  const backend = createPostgresDatabaseBackend({
+    adminUrl: server.adminUrl,
+    dataDir: options.dataDir,
+    log,
+    namePrefix: options.namePrefix,
+    // The embedded server closes CONNECT for PUBLIC itself when it starts.
+    checkPublicConnect: false,
+  });
+  return {
+    kind: "embedded",
+    adminUrl: server.adminUrl,
+    provision: (identity) => backend.provision(identity),
+    // The stored URL names the port of its day; set up again (idempotent, adopts) so a
+    // moved port or a database lost with the cluster does not break the revision.
+    connect: async (identity) => (await backend.provision(identity)).url,
+    drop: (identity) => backend.drop(identity),
+    async close() {
+      await backend.close();
+      await server.stop();
+    },
+  };
 }

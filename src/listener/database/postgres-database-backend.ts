@@ -1,7 +1,7 @@
 import { isMainThread } from "node:worker_threads";
 import pg from "pg";
 import type { Logger } from "pino";
-import type { DatabaseBackend, ProvisionedDatabase } from "./database-backend.js";
+import type { DatabaseBackend, ProvisionedDatabase } from "./database-types.js";
 import { deriveDatabasePassword } from "./derive-database-password.js";
 import { classifyDatabaseError, DatabaseSetupError, describeDatabaseError } from "./describe-database-error.js";
 import {

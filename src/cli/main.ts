@@ -1,0 +1,107 @@
+/**
+ * `slipway <command>`: operator commands. `runCli` takes its environment, output and fetch
+ * as arguments, so tests run it in-process; run directly (`tsx src/cli/main.ts doctor`) or
+ * through `src/cli/slipway.mjs` (the package's `bin`) it uses the process's.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs, parseEnv, type ParseArgsConfig } from "node:util";
+import { doctorExitCode, formatChecks, runDoctor } from "./doctor.js";
+import { status } from "./status.js";
+import { readSettings } from "../settings.js";
+
+export const USAGE = [
+  "Usage: slipway <command> [options]",
+  "",
+  "Commands:",
+  "  doctor                 check Node, bubblewrap, the database, the data dir, the App's",
+  "                         credentials and the public URL; exits 1 when a check fails",
+  "  status [--url <url>]   deployments and their latest revisions, from the control plane",
+  "         [--json]        at --url or SLIPWAY_PUBLIC_URL (public repositories only)",
+  "  help                   this text",
+  "",
+  "Settings come from the environment and from .env in the current folder, as for npm start.",
+];
+
+export interface CliIo {
+  /** The process environment; `.env` in `cwd` is merged under it. */
+  env: NodeJS.ProcessEnv;
+  /** Where `.env` is looked for and relative paths are meant from; default the process's. */
+  cwd?: string;
+  stdout(line: string): void;
+  stderr(line: string): void;
+  fetch?: typeof fetch;
+  now?: () => Date;
+}
+
+/**
+ * Runs one command and answers its exit code: 0 fine, 1 failed, 2 not understood.
+ *
+ * @example
+ * process.exitCode = await runCli(process.argv.slice(2), { env: process.env, stdout: console.log, stderr: console.error });
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    USAGE.forEach((line) => io.stdout(line));
+    return 0;
+  }
+  const envFile = path.resolve(io.cwd ?? process.cwd(), ".env");
+  const env = withEnvFile(io.env, envFile);
+  let values: { url?: string; json?: boolean };
+  try {
+    const options: ParseArgsConfig["options"] = command === "status" ? { url: { type: "string" }, json: { type: "boolean" } } : {};
+    values = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true }).values as typeof values;
+  } catch (error) {
+    return usageError(io, `slipway ${command}: ${(error as Error).message}`);
+  }
+
+  if (command === "doctor") {
+    const results = await runDoctor({ env, envFile });
+    formatChecks(results).forEach((line) => io.stdout(line));
+    return doctorExitCode(results);
+  }
+  if (command === "status") {
+    let url = values.url;
+    if (url === undefined) {
+      try {
+        url = readSettings(env).publicUrl;
+      } catch (error) {
+        io.stderr(`slipway status: ${(error as Error).message}; or pass --url`);
+        return 1;
+      }
+    }
+    const output = await status({ url, json: values.json, fetch: io.fetch, now: io.now?.() });
+    output.stdout.forEach((line) => io.stdout(line));
+    output.stderr.forEach((line) => io.stderr(line));
+    return output.exitCode;
+  }
+  return usageError(io, `slipway: unknown command ${JSON.stringify(command)}`);
+}
+
+function usageError(io: CliIo, message: string): number {
+  io.stderr(message);
+  io.stderr("");
+  USAGE.forEach((line) => io.stderr(line));
+  return 2;
+}
+
+/** The environment with `.env`'s values under it: set variables win, as with `process.loadEnvFile`. */
+export function withEnvFile(env: NodeJS.ProcessEnv, envFile: string): NodeJS.ProcessEnv {
+  if (!existsSync(envFile)) return env;
+  const merged = { ...env };
+  for (const [name, value] of Object.entries(parseEnv(readFileSync(envFile, "utf8")))) merged[name] ??= value;
+  return merged;
+}
+
+/** The process's own run: `node dist/src/cli/main.js …`, `tsx src/cli/main.ts …` or the bin entry. */
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  process.exitCode = await runCli(argv, {
+    env: process.env,
+    stdout: (line) => process.stdout.write(`${line}\n`),
+    stderr: (line) => process.stderr.write(`${line}\n`),
+  });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) await main();
