@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import pg from "pg";
@@ -27,7 +27,6 @@ import { tempDir } from "../../support/temp-dir.js";
 const { privateKey } = generateAppKey();
 const SECRET = "doctor-webhook-secret-value";
 const goodCredentials = { APP_ID: "12345", PRIVATE_KEY: privateKey, WEBHOOK_SECRET: SECRET };
-const asRoot = process.getuid?.() === 0;
 
 async function closedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -128,10 +127,11 @@ describe("data dir", () => {
     expect(await checkDataDir(path.join(dir, "data"))).toMatchObject({ level: "fail", message: expect.stringContaining("is not a folder") });
   });
 
-  it.skipIf(asRoot)("fails when it cannot be created (not as root)", async () => {
+  it("fails when it cannot be created", async () => {
     const dir = await tempDir("slipway-doctor-");
-    await mkdir(path.join(dir, "locked"), { mode: 0o500 });
-    expect(await checkDataDir(path.join(dir, "locked", "data"))).toMatchObject({ level: "fail" });
+    // Below a file: no folder can be made there, not even by root.
+    await writeFile(path.join(dir, "a-file"), "");
+    expect(await checkDataDir(path.join(dir, "a-file", "data"))).toMatchObject({ level: "fail" });
   });
 });
 
