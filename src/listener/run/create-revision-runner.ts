@@ -4,7 +4,7 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 
-import { maskSecrets } from "../build/build-log.js";
+import { maskSecrets } from "../build/mask-secrets.js";
 import { createOutputCapture, type OutputCapture } from "./create-output-capture.js";
 import { createProcessRegistry } from "./create-process-registry.js";
 import type { Router } from "./create-router.js";

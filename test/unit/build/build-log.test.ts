@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { createBuildLog, maskSecrets } from "../../../src/listener/build/build-log.js";
+import { createBuildLog } from "../../../src/listener/build/build-log.js";
+import { maskSecrets } from "../../../src/listener/build/mask-secrets.js";
 
 const TOKEN = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
 const PASSWORD = "p@ss w/rd&more";
