@@ -15,7 +15,8 @@ import { startEmbeddedPostgres } from "./embedded-postgres-server.js";
 import { createPostgresDatabaseBackend } from "./postgres-database-backend.js";
 
 export type { DatabaseBackend, ProvisionedDatabase } from "./database-types.js";
-export type { DeploymentIdentity } from "./deployment-database-name.js";
+import type { DeploymentIdentity } from "./deployment-database-name.js";
+export type { DeploymentIdentity };
 export { deploymentDatabaseName } from "./deployment-database-name.js";
 export { secretsOf } from "./secrets-of.js";
 export { classifyDatabaseError, DatabaseSetupError, describeDatabaseError } from "./describe-database-error.js";
@@ -77,13 +78,26 @@ export async function openDatabaseBackend(options: OpenDatabaseBackendOptions): 
     // The embedded server closes CONNECT for PUBLIC itself when it starts.
     checkPublicConnect: false,
   });
+  /** Deployments set up (or checked) on this server since it started. */
+  const checked = new Set<string>();
+  const keyOf = (identity: DeploymentIdentity) => `${identity.installationId}/${identity.repository}/${identity.environment}`;
   return {
     kind: "embedded",
     adminUrl: server.adminUrl,
-    provision: (identity) => backend.provision(identity),
-    // The stored URL names the port of its day; set up again (idempotent, adopts) so a
-    // moved port or a database lost with the cluster does not break the revision.
-    connect: async (identity) => (await backend.provision(identity)).url,
+    async provision(identity) {
+      const provisioned = await backend.provision(identity);
+      checked.add(keyOf(identity));
+      return provisioned;
+    },
+    // The stored URL names the port of its day: the first revision of a deployment after
+    // this server started sets it up again (idempotent, adopts), so a moved port or a
+    // database lost with the cluster does not break it; later ones take the URL as it is.
+    async connect(identity, provisionedUrl) {
+      if (checked.has(keyOf(identity)) && new URL(provisionedUrl).port === String(server.port)) return provisionedUrl;
+      const { url } = await backend.provision(identity);
+      checked.add(keyOf(identity));
+      return url;
+    },
     drop: (identity) => backend.drop(identity),
     async close() {
       await backend.close();

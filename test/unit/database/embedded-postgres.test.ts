@@ -109,6 +109,31 @@ describe("the embedded PostgreSQL server", () => {
   });
 });
 
+describe("connecting a later revision", () => {
+  it("sets a deployment up again once per server start (a moved port heals), then takes its URL as it is", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), "slipway-embedded-pg-connect-"));
+    const captured = captureLog();
+    const backend = await openDatabaseBackend({ dataDir: path.join(root, "data"), log: captured.log, namePrefix: "embconn" });
+    try {
+      const identity: DeploymentIdentity = { installationId: 7, repository: "acme/connect", environment: "production" };
+      const provisioned = await backend.provision(identity);
+      const adoptions = () => captured.text().split("deployment database adopted").length - 1;
+      const before = adoptions();
+
+      expect(await backend.connect(identity, provisioned.url)).toBe(provisioned.url);
+      expect(adoptions()).toBe(before); // no admin session for a deployment already set up
+
+      const stale = new URL(provisioned.url);
+      stale.port = "1"; // the port of an earlier day
+      expect(await backend.connect(identity, stale.toString())).toBe(provisioned.url);
+      expect(adoptions()).toBe(before + 1);
+    } finally {
+      await backend.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("databases of the earlier PGlite backend", () => {
   it("make the listener refuse to start, saying what it found, where, and what to do", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "slipway-pglite-left-"));
