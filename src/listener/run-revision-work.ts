@@ -129,7 +129,8 @@ export async function runRevisionWork(work: RevisionWork, context: RevisionWorkC
 
   let databaseUrl: string;
   try {
-    databaseUrl = await context.database.connect(identity, provisionedUrl);
+    // A URL the provisioning job made a moment ago is current; a stored one may name an old port.
+    databaseUrl = work.database.action === "provision" ? provisionedUrl : await context.database.connect(identity, provisionedUrl);
   } catch (error) {
     // The deployment's own URL names its server and masks its password in the log line.
     log.warn({ err: { message: `the database is not reachable: ${describeDatabaseError(error, provisionedUrl)}` } }, "database setup failed");
