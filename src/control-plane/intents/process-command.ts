@@ -1,11 +1,11 @@
 import { FINAL_STATES, type CommandIntent } from "../../store/model.js";
+import { commentDigest } from "../commands/comment-digest.js";
 import { DEPLOY_COMMAND_HELP } from "../commands/parse-deploy-command.js";
 import { claimComment, judgeDeployCommand, pullRequestKey, recordHead, type DeployJudgement } from "../commands/pull-request-heads.js";
 import { deploymentIdOf } from "../create-revision.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
 import { FORK_REFUSED_UNSANDBOXED } from "../listener-sandboxes.js";
 import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
-import { sha256 } from "../webhooks/on-issue-comment.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -111,7 +111,7 @@ async function commentAsItStands(context: IntentContext, intent: CommandIntent):
   const octokit = await context.getOctokit(intent.installationId);
   try {
     const { data } = await octokit.rest.issues.getComment({ owner: intent.repository.owner, repo: intent.repository.name, comment_id: intent.commentId });
-    return intent.bodySha256 === undefined || sha256(data.body ?? "") === intent.bodySha256 ? "unchanged" : "edited";
+    return intent.bodySha256 === undefined || commentDigest(data.body ?? "") === intent.bodySha256 ? "unchanged" : "edited";
   } catch (error) {
     if ((error as { status?: number }).status === 404) return "deleted";
     throw error;

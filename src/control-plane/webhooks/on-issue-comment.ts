@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import type { Context } from "probot";
+import { commentDigest } from "../commands/comment-digest.js";
 import { parseDeployCommand } from "../commands/parse-deploy-command.js";
 import type { Inbox } from "../inbox.js";
 import { repositoryRefOf } from "./repository-ref-of.js";
@@ -31,7 +31,7 @@ export async function onIssueComment(context: Context<"issue_comment.created">, 
       sha: command.kind === "deploy" ? command.sha : undefined,
       createdAt: payload.comment.created_at,
       receivedAt: new Date().toISOString(),
-      bodySha256: sha256(payload.comment.body ?? ""),
+      bodySha256: commentDigest(payload.comment.body ?? ""),
       installationId: payload.installation.id,
       repository: repositoryRefOf(payload.repository),
       pullRequest: payload.issue.number,
@@ -40,9 +40,4 @@ export async function onIssueComment(context: Context<"issue_comment.created">, 
     },
   });
   if (outcome === "duplicate") context.log.info("delivery already received, ignoring the redelivery");
-}
-
-/** The comment is fetched again before Slipway acts: equal digests mean it was not edited since. */
-export function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }
