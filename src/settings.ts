@@ -3,7 +3,7 @@ import { isIP } from "node:net";
 import path from "node:path";
 import { SANDBOX_POLICIES, type SandboxPolicy } from "./listener/sandbox/sandbox.js";
 
-/** Server settings from the environment, with ARCHITECTURE.md's names and defaults. */
+/** Server settings from the environment, with the names and defaults of docs/architecture.md. */
 export interface Settings {
   port: number;
   host?: string;

@@ -12,7 +12,7 @@ const environmentName = z
 
 const envKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name is letters, digits and '_'");
 
-/** `.github/slipway.yml`, as ARCHITECTURE.md describes it. */
+/** `.github/slipway.yml`, as docs/architecture.md describes it. */
 export const repoConfigSchema = z
   .object({
     environments: z

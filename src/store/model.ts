@@ -1,6 +1,6 @@
 /**
  * The records the control plane keeps in its state store. Names of states follow
- * ARCHITECTURE.md exactly: users and tests rely on them.
+ * docs/architecture.md exactly: users and tests rely on them.
  */
 
 export const REVISION_STATES = [

@@ -53,7 +53,7 @@ const TITLES: Record<RevisionState, string> = {
   INTERRUPTED: "Interrupted: the listener was lost",
 };
 
-/** The check run a revision should show now (ARCHITECTURE.md, "Revision states and what GitHub shows"). */
+/** The check run a revision should show now (docs/architecture.md, "Revision states"). */
 export function describeCheckRun(revision: Revision, deployment: Deployment): CheckRunView {
   const { status, conclusion } = CHECK_RUN[revision.state];
   return {
