@@ -72,6 +72,19 @@ describe("the embedded PostgreSQL server", () => {
     await Promise.all(clients.map((c) => c.end()));
   });
 
+  it("gives a deployment's role no server-side programs or files: COPY PROGRAM and COPY to a file are refused by PostgreSQL", async () => {
+    const { url } = await backend.provision(shop);
+    for (const statement of [
+      "COPY (SELECT 1) TO PROGRAM 'id'",
+      "COPY (SELECT 1) TO '/tmp/slipway-copy-test'",
+      "CREATE TEMP TABLE t (line text); COPY t FROM '/etc/passwd'",
+      "DO $$ BEGIN EXECUTE 'CO' || 'PY (SELECT 1) TO PROG' || 'RAM ''id'''; END $$",
+      "SELECT pg_read_file('/etc/passwd')",
+    ]) {
+      await expect(query(url, statement), statement).rejects.toMatchObject({ code: "42501" });
+    }
+  });
+
   it("keeps deployments apart: one deployment's role cannot connect to the other's database", async () => {
     const a = await backend.provision(shop);
     const b = await backend.provision(blog);
