@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import pino from "pino";
 import { missingCredentials } from "../control-plane/setup/missing-credentials.js";
-import { INSTALL_BUBBLEWRAP, resolveSandbox, SandboxUnavailableError } from "../listener/sandbox/resolve-sandbox.js";
+import { INSTALL_BUBBLEWRAP, probeBubblewrap } from "../listener/sandbox/resolve-sandbox.js";
 import { readSettings, type Settings } from "../settings.js";
 
 export type CheckLevel = "ok" | "warn" | "fail";
@@ -194,29 +194,26 @@ export async function checkDataDir(dataDir: string): Promise<CheckResult> {
 
 export async function checkSandbox(settings: Pick<Settings, "sandbox" | "dataDir">, env: NodeJS.ProcessEnv): Promise<CheckResult> {
   const name = "sandbox";
-  const warnings: string[] = [];
-  const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
+  if (settings.sandbox === "off") {
+    return { level: "warn", name, message: "SLIPWAY_SANDBOX=off: builds and running revisions can read what Slipway can, the App's private key included", fix: `${INSTALL_BUBBLEWRAP}, then unset SLIPWAY_SANDBOX` };
+  }
   // The probe runs in a folder it makes below the data dir; where that does not exist yet, below the temp dir.
   const dataDirExists = await stat(settings.dataDir).then((s) => s.isDirectory(), () => false);
   const probeDir = dataDirExists ? settings.dataDir : await mkdtemp(path.join(tmpdir(), "slipway-doctor-"));
   try {
-    const config = await resolveSandbox({ policy: settings.sandbox, dataDir: probeDir, log, searchPath: env.PATH ?? "/usr/bin:/bin" });
-    if (config.kind === "bubblewrap") {
-      return { level: "ok", name, message: `bubblewrap works (${config.bwrapPath}${config.switchUser ? ", a uid of their own per deployment" : ", user namespace"})` };
+    const probed = await probeBubblewrap({ policy: settings.sandbox, dataDir: probeDir, searchPath: env.PATH ?? "/usr/bin:/bin" });
+    if (probed.ok) {
+      return { level: "ok", name, message: `bubblewrap works (${probed.config.bwrapPath}${probed.config.switchUser ? ", a uid of their own per deployment" : ", user namespace"})` };
     }
-    if (settings.sandbox === "off") {
-      return { level: "warn", name, message: "SLIPWAY_SANDBOX=off: builds and running revisions can read what Slipway can, the App's private key included", fix: `${INSTALL_BUBBLEWRAP}, then unset SLIPWAY_SANDBOX` };
+    if (settings.sandbox === "bubblewrap") {
+      return { level: "fail", name, message: `SLIPWAY_SANDBOX=bubblewrap, but bubblewrap cannot be used (${firstLine(probed.reason)})`, fix: INSTALL_BUBBLEWRAP };
     }
-    const reason = warnings.map((line) => (JSON.parse(line) as { reason?: string }).reason).find(Boolean) ?? "unknown";
     return {
       level: "warn",
       name,
-      message: `bubblewrap cannot be used (${firstLine(reason)}): builds would run unsandboxed and /deploy from forks is refused`,
+      message: `bubblewrap cannot be used (${firstLine(probed.reason)}): builds would run unsandboxed and /deploy from forks is refused`,
       fix: `${INSTALL_BUBBLEWRAP}, or set SLIPWAY_SANDBOX=off to accept the risk`,
     };
-  } catch (error) {
-    if (!(error instanceof SandboxUnavailableError)) throw error;
-    return { level: "fail", name, message: `SLIPWAY_SANDBOX=bubblewrap, but bubblewrap cannot be used (${firstLine(error.message.replace(/^.*cannot be used: /, "").replace(/\. To fix:.*$/s, ""))})`, fix: INSTALL_BUBBLEWRAP };
   } finally {
     if (!dataDirExists) await rm(probeDir, { recursive: true, force: true });
   }

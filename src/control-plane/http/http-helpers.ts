@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readCappedBody } from "./read-capped-body.js";
 
 export class HttpError extends Error {
   constructor(
@@ -10,18 +11,20 @@ export class HttpError extends Error {
   }
 }
 
+/** A request body of at most `limitBytes` (see readCappedBody): 413 beyond it, 400 when cut short. */
+export async function readBody(request: IncomingMessage, limitBytes: number, tooLarge = `request body is larger than ${limitBytes} bytes`): Promise<Buffer> {
+  const read = await readCappedBody(request, limitBytes);
+  if (read.kind === "too-large") throw new HttpError(413, tooLarge);
+  if (read.kind === "aborted") throw new HttpError(400, "the request body was cut short");
+  return read.body;
+}
+
 /** Reads a JSON body of at most `limitBytes`. */
 export async function readJson<T>(request: IncomingMessage, limitBytes = 8 * 1024 * 1024): Promise<T> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > limitBytes) throw new HttpError(413, `request body is larger than ${limitBytes} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return {} as T;
+  const body = await readBody(request, limitBytes);
+  if (body.length === 0) return {} as T;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as T;
+    return JSON.parse(body.toString("utf8")) as T;
   } catch {
     throw new HttpError(400, "request body is not valid JSON");
   }

@@ -13,12 +13,15 @@ export class DatabaseSetupError extends Error {
   readonly reason: DatabaseFailureReason;
   /** PostgreSQL's SQLSTATE or Node's errno code, when there was one. */
   readonly code: string | undefined;
+  /** The words GitHub may show (see {@link publicDatabaseError}); by default those of `reason`. */
+  readonly publicClass: DatabaseErrorClass;
 
-  constructor(message: string, options: { reason: DatabaseFailureReason; code?: string | undefined }) {
+  constructor(message: string, options: { reason: DatabaseFailureReason; code?: string | undefined; publicClass?: DatabaseErrorClass }) {
     super(message);
     this.name = "DatabaseSetupError";
     this.reason = options.reason;
     this.code = options.code;
+    this.publicClass = options.publicClass ?? CLASS_BY_REASON[options.reason];
   }
 }
 
@@ -60,11 +63,12 @@ export function classifyDatabaseError(error: unknown, adminUrl?: string): Databa
   const message = mask(typeof e.message === "string" ? e.message : String(error), secrets);
   const code = errorCode(e);
   const server = target.where ? `PostgreSQL at ${target.where}` : adminUrl ? "PostgreSQL" : "the embedded database";
-  const fail = (text: string, reason: DatabaseFailureReason) => new DatabaseSetupError(text, { reason, code });
+  const fail = (text: string, reason: DatabaseFailureReason, publicClass = code ? CLASS_BY_CODE[code] : undefined) =>
+    new DatabaseSetupError(text, { reason, code, publicClass });
 
   if (code && NETWORK_REASONS[code]) return fail(`cannot reach ${server}: ${NETWORK_REASONS[code]}`, "unreachable");
   if (/timeout expired|connection timeout|timed out/i.test(message) && !code?.match(/^[0-9A-Z]{5}$/)) {
-    return fail(`cannot reach ${server}: no answer within the connect timeout`, "unreachable");
+    return fail(`cannot reach ${server}: no answer within the connect timeout`, "unreachable", "timed out");
   }
   if (/Connection terminated unexpectedly/i.test(message)) {
     return fail(`${server} closed the connection unexpectedly`, "unreachable");
@@ -73,10 +77,10 @@ export function classifyDatabaseError(error: unknown, adminUrl?: string): Databa
     return fail(`${server} asks for a password for user ${quoted(target.user)} but SLIPWAY_DATABASE_URL has none`, "authentication");
   }
   if (/server does not support SSL/i.test(message)) {
-    return fail(`${server} does not support SSL, but SLIPWAY_DATABASE_URL asks for it`, "unreachable");
+    return fail(`${server} does not support SSL, but SLIPWAY_DATABASE_URL asks for it`, "unreachable", "TLS not supported by the server");
   }
   if (/Invalid URL|invalid connection string/i.test(message)) {
-    return fail("SLIPWAY_DATABASE_URL is not a valid postgres:// URL", "other");
+    return fail("SLIPWAY_DATABASE_URL is not a valid postgres:// URL", "other", "invalid configuration");
   }
   switch (code) {
     case "28P01":
@@ -190,16 +194,9 @@ const CLASS_BY_REASON: Record<DatabaseFailureReason, DatabaseErrorClass> = {
   other: "unexpected error",
 };
 
-/** Which of the fixed {@link DatabaseErrorClass} words a database failure is. */
+/** Which of the fixed {@link DatabaseErrorClass} words a database failure is (decided where it is classified). */
 export function databaseErrorClass(error: unknown, adminUrl?: string): DatabaseErrorClass {
-  const classified = classifyDatabaseError(error, adminUrl);
-  const byCode = classified.code ? CLASS_BY_CODE[classified.code] : undefined;
-  if (byCode) return byCode;
-  const message = classified.message;
-  if (/no answer within the connect timeout|timed out/i.test(message) && classified.reason === "unreachable") return "timed out";
-  if (/does not support SSL/i.test(message)) return "TLS not supported by the server";
-  if (/SLIPWAY_DATABASE_URL is not a valid/.test(message)) return "invalid configuration";
-  return CLASS_BY_REASON[classified.reason];
+  return classifyDatabaseError(error, adminUrl).publicClass;
 }
 
 /**

@@ -26,7 +26,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import type { Logger } from "pino";
-import { isProcessAlive } from "./file-lock.js";
+import { pickFreePort } from "../run/pick-free-port.js";
 
 export interface EmbeddedPostgresServer {
   /** `postgresql://postgres:<password>@127.0.0.1:<port>/postgres`: a secret. */
@@ -130,7 +130,7 @@ async function start(options: StartEmbeddedPostgresOptions & { home: string }): 
   }
   await chmod(passwordFile, 0o600);
 
-  let port = typeof record?.port === "number" && (await portIsFree(record.port)) ? record.port : await freeLoopbackPort();
+  let port = typeof record?.port === "number" && (await portIsFree(record.port)) ? record.port : await pickFreePort({ host: HOST });
   if (record?.port && port !== record.port) log.warn({ was: record.port, now: port }, "the embedded PostgreSQL server's port was taken; using another");
   const adminUrl = (p: number) => `postgresql://${encodeURIComponent(admin)}:${encodeURIComponent(password)}@${HOST}:${p}/postgres`;
 
@@ -143,7 +143,7 @@ async function start(options: StartEmbeddedPostgresOptions & { home: string }): 
     } catch (error) {
       // Someone took the port between our look and the server's bind: once more elsewhere.
       if (attempt > 0 || !/could not bind|address already in use/i.test((error as Error).message)) throw error;
-      port = await freeLoopbackPort();
+      port = await pickFreePort({ host: HOST });
     }
   }
   const server = child;
@@ -331,18 +331,6 @@ async function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, HOST, () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 async function readJson<T>(file: string): Promise<T | undefined> {
   try {
     return JSON.parse(await readFile(file, "utf8")) as T;
@@ -354,4 +342,14 @@ async function readJson<T>(file: string): Promise<T | undefined> {
 async function writeJson(file: string, value: unknown): Promise<void> {
   await writeFile(`${file}.tmp`, JSON.stringify(value), { mode: 0o600 });
   await rename(`${file}.tmp`, file);
+}
+
+/** Whether a process with this id exists (signal 0 probes without signalling). */
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }

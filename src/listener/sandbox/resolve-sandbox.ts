@@ -50,26 +50,36 @@ export async function resolveSandbox(options: ResolveSandboxOptions): Promise<Sa
     log.warn("SLIPWAY_SANDBOX=off: builds and running revisions run as the listener's user and can read what it can read");
     return { ...UNSANDBOXED, policy };
   }
-  let problem: string;
-  try {
-    const config = bubblewrapConfig(options);
-    await probe(config, options.dataDir);
-    log.info({ sandbox: "bubblewrap", switchUser: config.switchUser, maxProcesses: config.maxProcesses }, "builds and running revisions are sandboxed");
-    return config;
-  } catch (error) {
-    problem = (error as Error).message;
+  const probed = await probeBubblewrap(options);
+  if (probed.ok) {
+    log.info({ sandbox: "bubblewrap", switchUser: probed.config.switchUser, maxProcesses: probed.config.maxProcesses }, "builds and running revisions are sandboxed");
+    return probed.config;
   }
   if (policy === "bubblewrap") {
-    throw new SandboxUnavailableError(`SLIPWAY_SANDBOX=bubblewrap, but bubblewrap cannot be used: ${problem}. To fix: ${INSTALL_BUBBLEWRAP}.`);
+    throw new SandboxUnavailableError(`SLIPWAY_SANDBOX=bubblewrap, but bubblewrap cannot be used: ${probed.reason}. To fix: ${INSTALL_BUBBLEWRAP}.`);
   }
   log.warn(
-    { reason: problem },
+    { reason: probed.reason },
     `BUILDS ARE NOT SANDBOXED: bubblewrap is not available, so every build and running revision can read what this process can read, the App's private key included. /deploy on pull requests from forks is refused. To fix: ${INSTALL_BUBBLEWRAP}; to accept the risk and silence this, set SLIPWAY_SANDBOX=off.`,
   );
   return { ...UNSANDBOXED, policy };
 }
 
-function bubblewrapConfig(options: ResolveSandboxOptions): SandboxConfig {
+/**
+ * Whether bubblewrap works here, proved by running a command in it (in a folder below
+ * `dataDir`, removed after): its config, or why not. Whatever the policy; logs nothing.
+ */
+export async function probeBubblewrap(options: Omit<ResolveSandboxOptions, "log">): Promise<{ ok: true; config: SandboxConfig } | { ok: false; reason: string }> {
+  try {
+    const config = bubblewrapConfig(options);
+    await probe(config, options.dataDir);
+    return { ok: true, config };
+  } catch (error) {
+    return { ok: false, reason: (error as Error).message };
+  }
+}
+
+function bubblewrapConfig(options: Omit<ResolveSandboxOptions, "log">): SandboxConfig {
   const bwrapPath = findExecutable("bwrap", options.searchPath ?? process.env.PATH ?? "/usr/bin:/bin");
   if (!bwrapPath) throw new Error("bwrap was not found on PATH");
   const switchUser = process.getuid?.() === 0;

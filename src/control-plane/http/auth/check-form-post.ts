@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { HttpError } from "../http-helpers.js";
+import { HttpError, readBody } from "../http-helpers.js";
 import type { Session } from "./session-store.js";
 
 const FORM_LIMIT_BYTES = 4 * 1024;
@@ -46,12 +46,5 @@ function sameOrigin(origin: string, request: IncomingMessage, publicUrl: string)
 
 /** A posted form of at most 4 KiB (413 beyond: no page of Slipway's sends more). */
 export async function readFormBody(request: IncomingMessage): Promise<URLSearchParams> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > FORM_LIMIT_BYTES) throw new HttpError(413, "The form is too large.");
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+  return new URLSearchParams((await readBody(request, FORM_LIMIT_BYTES, "The form is too large.")).toString("utf8"));
 }
