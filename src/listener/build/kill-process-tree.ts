@@ -69,7 +69,7 @@ export async function killProcessTree(options: KillProcessTreeOptions): Promise<
   let groupAlive = false;
   let marked = new Set<number>();
   const find = async () => {
-    const found = await findProcesses(needle, pgid);
+    const found = await findProcesses(needle, pgid, !terminateGroup);
     groupAlive = found.groupAlive;
     marked = found.marked;
     return found.pids;
@@ -120,7 +120,8 @@ export async function killProcessTree(options: KillProcessTreeOptions): Promise<
 }
 
 /** Live (non-zombie) processes in `pgid` or carrying `needle` in their environment, except this one. */
-async function findProcesses(needle: Buffer, pgid: number | undefined): Promise<{ pids: number[]; marked: Set<number>; groupAlive: boolean }> {
+/** `markGroup`: also tell which members of `pgid` carry the marker (otherwise their environment is not read). */
+async function findProcesses(needle: Buffer, pgid: number | undefined, markGroup: boolean): Promise<{ pids: number[]; marked: Set<number>; groupAlive: boolean }> {
   let names: string[];
   try {
     names = await readdir("/proc");
@@ -145,6 +146,10 @@ async function findProcesses(needle: Buffer, pgid: number | undefined): Promise<
       if (state === "Z" || state === "X") return;
       const inGroup = pgid !== undefined && Number(fields[2]) === pgid;
       if (inGroup) groupAlive = true;
+      if (inGroup && !markGroup) {
+        found.push(pid);
+        return;
+      }
       const environ = await readFile(`/proc/${pid}/environ`).catch(() => undefined);
       if (environ !== undefined && hasEntry(environ, needle)) marked.add(pid);
       if (inGroup || marked.has(pid)) found.push(pid);
