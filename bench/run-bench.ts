@@ -2,14 +2,15 @@
  * `npm run bench` (about 5 minutes on a 2-core machine) and `npm run bench -- --quick`
  * (under a minute): how fast Slipway acknowledges webhooks, how little it adds to a
  * deploy, how many GitHub API calls a revision costs, how its state store scales, how
- * it holds up under many revisions and what the build sandbox costs per command, each as
- * a ratio against a baseline run side by side in the same run. Prints a plain table and
+ * it holds up under many revisions, what the build sandbox costs per command and what
+ * parsing a hostile 1 MiB `/deploy` comment costs, each as a ratio against a baseline
+ * run side by side in the same run. Prints a plain table and
  * writes it as JSON to bench/results/latest.json.
  *
  * It reports; it does not judge the machine: the exit code is 0 unless the benchmark
  * itself broke. Not part of `npm test`.
  *
- * Options: --quick (smaller), --only=ack,deploy,store,throughput,sandbox,databases (a subset),
+ * Options: --quick (smaller), --only=ack,deploy,store,throughput,sandbox,databases,commands (a subset),
  * --profile (Slipway servers write CPU profiles to bench/results/profiles/, summarised at the end),
  * --embedded-databases (the throughput run without PostgreSQL: each listener keeps its own databases).
  */
@@ -19,6 +20,7 @@ import { createBenchEnvironment, BENCH_DIR } from "./lib/bench-environment.js";
 import { startLoadGenerator } from "./lib/load-generator.js";
 import { formatResultsTable, writeReport, type BenchReport, type ResultRow } from "./lib/results-table.js";
 import { summarizeCpuProfiles, type CpuProfileSummary } from "./lib/summarize-cpu-profiles.js";
+import { benchCommands } from "./sections/commands.js";
 import { benchDatabases } from "./sections/databases.js";
 import { benchDeployOverhead } from "./sections/deploy-overhead.js";
 import { benchSandboxOverhead } from "./sections/sandbox-overhead.js";
@@ -26,7 +28,7 @@ import { benchStateStore } from "./sections/state-store.js";
 import { benchThroughputAndMemory } from "./sections/throughput-and-memory.js";
 import { benchWebhookAck } from "./sections/webhook-ack.js";
 
-const SECTIONS = ["ack", "deploy", "store", "throughput", "sandbox", "databases"] as const;
+const SECTIONS = ["ack", "deploy", "store", "throughput", "sandbox", "databases", "commands"] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -58,6 +60,12 @@ try {
     const store = await benchStateStore(env);
     rows.push(...store.rows);
     details.store = store.details;
+  }
+  // So does the commands section: parseDeployCommand on hostile 1 MiB comments, against the first line by split.
+  if (selected("commands")) {
+    const commands = benchCommands(env);
+    rows.push(...commands.rows);
+    details.commands = commands.details;
   }
   // So does the sandbox section: runCommands with one short command, sandboxed and not, alternating.
   if (selected("sandbox")) {
@@ -97,7 +105,7 @@ try {
 
 if (profileDir) details.profiles = await summarizeCpuProfiles(profileDir).catch((error: unknown) => ({ error: (error as Error).message }));
 
-const order = (row: ResultRow) => ["1.", "2.", "3.", "4.", "5.", "6.", "7."].findIndex((prefix) => row.section.startsWith(prefix));
+const order = (row: ResultRow) => ["1.", "2.", "3.", "4.", "5.", "6.", "7.", "8."].findIndex((prefix) => row.section.startsWith(prefix));
 rows.sort((a, b) => order(a) - order(b));
 const report: BenchReport = {
   mode: quick ? "quick" : "full",

@@ -8,8 +8,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { generateKeyPairSync } from "node:crypto";
-import { sendWebhook } from "../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type RecordedCheckRun, type RecordedDeployment, type RecordedDeploymentStatus } from "../tools/github-stand-in/start-github-stand-in.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type RecordedCheckRun, type RecordedDeployment, type RecordedDeploymentStatus } from "github-stand-in";
 import { startSlipway, standInAppEnv } from "../tools/start-slipway.js";
 
 const SECRET = "demo-webhook-secret";

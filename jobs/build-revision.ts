@@ -13,7 +13,7 @@ import { createBuildLog } from "../src/listener/build/build-log.js";
 import { describeBuildFailure } from "../src/listener/build/describe-build-failure.js";
 import { fetchSource } from "../src/listener/build/fetch-source.js";
 import { runCommands } from "../src/listener/build/run-commands.js";
-import { recordRun } from "../src/listener/kill-orphaned-runs.js";
+import { recordBuild } from "../src/listener/kill-orphaned-builds.js";
 import type { BuildJobData, BuildJobMessage, BuildJobResult } from "../src/listener/job-messages.js";
 import { createSandbox, sandboxUserFor } from "../src/listener/sandbox/create-sandbox.js";
 
@@ -71,7 +71,7 @@ async function build(): Promise<BuildJobResult> {
       runMarker,
     });
     // While the file exists, a restarted listener knows these processes may be orphans.
-    const release = await recordRun(data.runsDir, runMarker);
+    const release = await recordBuild(data.buildMarkersDir, runMarker);
     const result = await runCommands({
       commands: data.commands,
       cwd: source,

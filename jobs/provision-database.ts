@@ -22,7 +22,7 @@ async function provision(): Promise<ProvisionJobResult> {
   } catch (error) {
     // `error` is what GitHub shows (check runs and pull request comments are public on public
     // repositories): the class of failure only. `detail` names the server, port and admin user
-    // (never a password) and goes only to the listener's log (see run-revision-work).
+    // (never a password) and goes only to the listener's log (see handle-revision-work).
     const failure = {
       ok: false as const,
       error: publicDatabaseError(error, { adminUrl: data.adminUrl }),

@@ -12,8 +12,82 @@ export interface RunningSlipway {
   process: ChildProcess;
   /** Everything the process printed so far (JSON log lines). */
   output(): string;
+  /**
+   * Resolves with the output once `match` holds for it (a string it contains, a pattern it
+   * matches, or a function of it), checked now and again on every chunk the process prints:
+   * nothing is polled. `after` (an `output().length` taken earlier) looks only at what came
+   * since. Rejects when the process exits first or after `timeoutMs` (default 30 s), with the output's tail.
+   */
+  waitForOutput(match: OutputMatch, options?: { after?: number; timeoutMs?: number; description?: string }): Promise<string>;
   /** SIGTERM, then wait for the exit; resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** What `waitForOutput` waits for in a process's output. */
+export type OutputMatch = string | RegExp | ((output: string) => boolean);
+
+/** The line each entry point logs once it serves (JSON logs); for another script, pass `readyLine` (or `waitForHealth: false`). */
+const READY_LINES: Record<string, RegExp> = {
+  "src/main.ts": /"msg":"Slipway is running"/,
+  "bench/lib/noop-probot-app.ts": /"msg":"listening"/,
+};
+
+/**
+ * Collects a child's stdout and stderr, and resolves waits on it as chunks arrive (never by
+ * polling). A wait rejects when the child exits before its match, or at its timeout.
+ *
+ * @example
+ * const output = followOutput(child);
+ * await output.waitFor(/setup page: \w{4}-\w{4}/, { timeoutMs: 20_000 });
+ */
+export function followOutput(child: ChildProcess): { text(): string; waitFor: RunningSlipway["waitForOutput"] } {
+  let output = "";
+  /** The child exited and its output is all read (`close`, not `exit`: output may follow the exit). */
+  let closed = false;
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  child.stdout?.on("data", (chunk) => {
+    output += chunk;
+    wake();
+  });
+  child.stderr?.on("data", (chunk) => {
+    output += chunk;
+    wake();
+  });
+  child.once("close", () => {
+    closed = true;
+    wake();
+  });
+  return {
+    text: () => output,
+    waitFor(match, options = {}) {
+      const test = typeof match === "string" ? (text: string) => text.includes(match) : match instanceof RegExp ? (text: string) => match.test(text) : match;
+      const what = options.description ?? String(match);
+      return new Promise<string>((resolve, reject) => {
+        const done = () => {
+          waiters.delete(check);
+          clearTimeout(timer);
+        };
+        const check = () => {
+          if (test(output.slice(options.after ?? 0))) {
+            done();
+            resolve(output);
+          } else if (closed) {
+            done();
+            reject(new Error(`the process exited (${child.exitCode ?? child.signalCode}) before printing ${what}:\n${output.slice(-5_000)}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`timed out after ${options.timeoutMs ?? 30_000} ms waiting for ${what} in the output:\n${output.slice(-5_000)}`));
+        }, options.timeoutMs ?? 30_000);
+        waiters.add(check);
+        check();
+      });
+    },
+  };
 }
 
 export async function freePort(): Promise<number> {
@@ -68,13 +142,20 @@ async function commandFor(script: string): Promise<string[]> {
 
 /**
  * Starts the real `npm start` entry point (src/main.ts, compiled to dist/main.js) as a child
- * process with the given environment, and waits until GET /healthz answers 200.
+ * process with the given environment, waits for the line it logs once it serves ("Slipway is
+ * running": the control plane listens and the embedded listener has started), then checks
+ * that GET /healthz answers 200. `waitForHealth: false` (a standalone listener, which serves
+ * nothing) returns at once.
  */
 export async function startSlipway(options: {
   env: Record<string, string>;
   script?: string;
   port?: number;
   waitForHealth?: boolean;
+  /** The log line that says it serves (default: the entry point's own, see READY_LINES). */
+  readyLine?: RegExp;
+  /** How long start-up may take (default 60 s: the embedded PostgreSQL server starts first). */
+  readyTimeoutMs?: number;
 }): Promise<RunningSlipway> {
   const port = options.port ?? (await freePort());
   const child = spawn(process.execPath, await commandFor(options.script ?? "src/main.ts"), {
@@ -92,29 +173,29 @@ export async function startSlipway(options: {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
+  const output = followOutput(child);
   const exited = once(child, "exit").then(([code]) => code as number | null);
   const url = `http://127.0.0.1:${port}`;
 
+  const script = options.script ?? "src/main.ts";
   if (options.waitForHealth !== false) {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const status = await fetch(`${url}/healthz`).then((r) => r.status, () => 0);
-      if (status === 200) break;
-      if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new Error(`Slipway did not become healthy (exit ${child.exitCode}):\n${output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    const readyLine = options.readyLine ?? READY_LINES[script];
+    try {
+      if (!readyLine) throw new Error(`no start-up line is known for ${script}: pass readyLine, or waitForHealth: false`);
+      await output.waitFor(readyLine, { timeoutMs: options.readyTimeoutMs ?? 60_000, description: `its start-up line ${readyLine}` });
+      const status = await fetch(`${url}/healthz`).then((r) => r.status, (error: Error) => error.message);
+      if (status !== 200) throw new Error(`GET /healthz answered ${status} after start-up:\n${output.text().slice(-5_000)}`);
+    } catch (error) {
+      child.kill("SIGKILL");
+      throw new Error(`${script} did not start: ${(error as Error).message}`);
     }
   }
   return {
     url,
     port,
     process: child,
-    output: () => output,
+    output: output.text,
+    waitForOutput: output.waitFor,
     async stop(signal = "SIGTERM") {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);

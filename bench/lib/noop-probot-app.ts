@@ -1,8 +1,8 @@
 /**
  * The baseline of the acknowledgement benchmark: a Probot app that does nothing. Same
  * Probot version as Slipway, same `createNodeMiddleware` on the same webhook path, its own
- * node:http server with the same keep-alive timeout and a `/healthz`, so `startSlipway`
- * (tools/start-slipway.ts) can start it exactly as it starts Slipway.
+ * node:http server with the same keep-alive timeout and a `/healthz`, and a "listening" log
+ * line, so `startSlipway` (tools/start-slipway.ts) can start it exactly as it starts Slipway.
  */
 import { createServer } from "node:http";
 import { createNodeMiddleware, createProbot } from "probot";
@@ -32,7 +32,10 @@ const server = createServer((request, response) => {
   });
 });
 server.keepAliveTimeout = 30_000;
-server.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? "127.0.0.1");
+server.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? "127.0.0.1", () => {
+  // What `startSlipway` waits for (its READY_LINES), as Slipway's "Slipway is running".
+  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: "listening" })}\n`);
+});
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {

@@ -1,5 +1,6 @@
 import { readFile, rm } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
+import { waitForChanges } from "../../tools/wait-until.js";
 
 /** Memory figures of a running process from /proc/<pid>/status, in bytes. */
 export interface ProcessMemory {
@@ -52,24 +53,24 @@ export interface HeapReading {
 
 /**
  * Asks a child started with server-probe.mjs preloaded for its heap after two full GCs
- * (SIGUSR2), and waits for the answer in `file`.
+ * (SIGUSR2), and waits for the answer in `file` (read again as its folder changes).
  */
 export async function readHeapAfterGc(pid: number, file: string, timeoutMs = 10_000): Promise<HeapReading> {
   await rm(file, { force: true });
-  process.kill(pid, "SIGUSR2");
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const text = await readFile(file, "utf8").catch(() => undefined);
-    if (text) {
+  const reading = waitForChanges(
+    path.dirname(file),
+    async () => {
+      const text = await readFile(file, "utf8").catch(() => undefined);
       try {
-        return JSON.parse(text) as HeapReading;
+        return text ? (JSON.parse(text) as HeapReading) : undefined;
       } catch {
-        // half written: read again
+        return undefined; // half written: read again at its next change
       }
-    }
-    await sleep(50);
-  }
-  throw new Error(`no heap reading from process ${pid} within ${timeoutMs} ms (was it started with server-probe.mjs?)`);
+    },
+    { what: `a heap reading from process ${pid} (was it started with server-probe.mjs?)`, timeoutMs },
+  );
+  process.kill(pid, "SIGUSR2");
+  return reading;
 }
 
 /** CPU time a process (all its threads) has used so far, in seconds, from /proc/<pid>/stat (utime + stime). */

@@ -1,4 +1,4 @@
-import type { GitHubStandIn, RecordedCheckRun, RecordedDeployment, RecordedDeploymentStatus, RecordedRequest } from "../../tools/github-stand-in/start-github-stand-in.js";
+import type { GitHubStandIn, RecordedCheckRun, RecordedDeployment, RecordedDeploymentStatus, RecordedRequest } from "github-stand-in";
 
 /** What the stand-in saw of one commit of one repository, with arrival times (Date.now()). */
 export interface CommitProgress {
@@ -16,7 +16,10 @@ export interface RevisionWatch {
   progress(fullName: string, sha: string): CommitProgress;
   /** Resolves once `test` holds for the commit's progress (checked on every stand-in event). */
   until(fullName: string, sha: string, test: (progress: CommitProgress) => boolean, timeoutMs: number): Promise<CommitProgress>;
-  /** Resolves once no request about `fullName` has arrived for `quietMs`. */
+  /**
+   * Resolves once no request about `fullName` has arrived for `quietMs` (a timer started
+   * again by each such request, not a poll), or after `timeoutMs` at the latest.
+   */
   quiet(fullName: string, quietMs: number, timeoutMs?: number): Promise<void>;
   close(): void;
 }
@@ -28,6 +31,8 @@ export function watchRevisions(github: GitHubStandIn): RevisionWatch {
   const commits = new Map<string, CommitProgress>();
   const lastRequest = new Map<string, number>();
   const waiters = new Set<() => void>();
+  /** Called with the repository (`owner/name`, lower case) of each request about one. */
+  const requestWaiters = new Set<(repository: string) => void>();
   const timers = new Set<NodeJS.Timeout>();
   const key = (fullName: string, sha: string) => `${fullName.toLowerCase()}@${sha}`;
   const entry = (fullName: string, sha: string) => {
@@ -57,7 +62,11 @@ export function watchRevisions(github: GitHubStandIn): RevisionWatch {
   };
   const onRequest = (request: RecordedRequest) => {
     const match = /^\/(?:repos|_codeload)\/([^/]+)\/([^/]+)\//.exec(request.path);
-    if (match) lastRequest.set(`${match[1]}/${match[2]}`.toLowerCase(), Date.now());
+    if (match) {
+      const repository = `${match[1]}/${match[2]}`.toLowerCase();
+      lastRequest.set(repository, Date.now());
+      for (const waiter of [...requestWaiters]) waiter(repository);
+    }
     if (request.operationId === "repos/download-tarball-archive" && request.params?.owner && request.params.repo && request.params.ref) {
       const progress = entry(`${request.params.owner}/${request.params.repo}`, request.params.ref);
       progress.tarballAt ??= Date.now();
@@ -90,20 +99,40 @@ export function watchRevisions(github: GitHubStandIn): RevisionWatch {
         waiters.add(check);
       });
     },
-    async quiet(fullName, quietMs, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const last = lastRequest.get(fullName.toLowerCase()) ?? 0;
-        const wait = last + quietMs - Date.now();
-        if (wait <= 0 || Date.now() > deadline) return;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 250)));
-      }
+    quiet(fullName, quietMs, timeoutMs = 30_000) {
+      const repository = fullName.toLowerCase();
+      // Time itself: "quiet" is no request about the repository for quietMs, stragglers included.
+      return new Promise<void>((resolve) => {
+        let quietTimer: NodeJS.Timeout;
+        const done = () => {
+          clearTimeout(quietTimer);
+          clearTimeout(deadline);
+          timers.delete(quietTimer);
+          timers.delete(deadline);
+          requestWaiters.delete(onRequestAbout);
+          resolve();
+        };
+        const startQuiet = (ms: number) => {
+          clearTimeout(quietTimer);
+          timers.delete(quietTimer);
+          quietTimer = setTimeout(done, Math.max(0, ms));
+          timers.add(quietTimer);
+        };
+        const onRequestAbout = (about: string) => {
+          if (about === repository) startQuiet(quietMs);
+        };
+        const deadline = setTimeout(done, timeoutMs);
+        timers.add(deadline);
+        requestWaiters.add(onRequestAbout);
+        startQuiet((lastRequest.get(repository) ?? 0) + quietMs - Date.now());
+      });
     },
     close() {
       github.events.off("check-run", onCheckRun);
       github.events.off("deployment-status", onStatus);
       github.events.off("request", onRequest);
       waiters.clear();
+      requestWaiters.clear();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
     },

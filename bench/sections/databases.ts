@@ -90,7 +90,7 @@ async function runOnce(dataDir: string, options: { measureOnlyOpen?: boolean } =
       await client.query("SELECT 1");
       clients.push(client);
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Measured once every connection is open and has answered a query: each deployment's server process serves one.
     const memory = await memoryOf(child.pid!);
     for (const client of clients.splice(0)) await client.end();
     child.stdin.end();

@@ -10,8 +10,8 @@ import { mkdtemp } from "node:fs/promises";
 import path from "node:path";
 import pino from "pino";
 import { openDatabaseBackend } from "../../src/listener/database/database-backend.js";
-import type { RecordedRequest, StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
+import type { RecordedRequest, StandInRepositoryHandle } from "github-stand-in";
+import { sendWebhook } from "github-stand-in/send-webhook";
 import { WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
 import { ratioOf, type ResultRow } from "../lib/results-table.js";
 import { median } from "../lib/stats.js";
@@ -212,6 +212,7 @@ export async function lifecycle(env: BenchEnvironment, server: BenchServer, watc
   if (response.status >= 300) throw new Error(`Slipway answered ${response.status} to a push: ${response.body}`);
   const progress = await watch.until(repo.fullName, sha, (p) => p.checkRunCompletedAt !== undefined, 120_000);
   await watch.until(repo.fullName, sha, (p) => p.finalStatusAt !== undefined, 60_000);
+  // Time itself: requests are counted until none about the repository came for quietMs (stragglers after the final status).
   await watch.quiet(repo.fullName, quietMs);
 
   const requests = github.requests.slice(firstRequest).filter((r) => belongsTo(r, repo));

@@ -1,7 +1,7 @@
 /**
  * 4. State store: the cost of one `store.update` and of `openStateStore` (start-up) with
  * 1,000, 10,000 and 100,000 revisions behind it. The histories are made the way the
- * control plane makes them: `createRevision` inside `store.update`, each revision then
+ * control plane makes them: `recordNewRevision` inside `store.update`, each revision then
  * finished, so the store's own archiving moves all but the newest 20 per deployment out
  * of the state file.
  */
@@ -9,7 +9,9 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import pino from "pino";
-import { createRevision, deploymentIdOf, type RevisionRequest } from "../../src/control-plane/create-revision.js";
+import { recordNewRevision } from "../../src/revisions/lifecycle.js";
+import { deploymentIdOf, type RevisionRequest } from "../../src/revisions/new-revision.js";
+import type { ChangeRecorder } from "../../src/store/store-changes.js";
 import type { Revision, StateDocument } from "../../src/store/model.js";
 import { KEEP_FINISHED_REVISIONS, openStateStore, type StateStore } from "../../src/store/open-state-store.js";
 import type { BenchEnvironment } from "../lib/bench-environment.js";
@@ -23,6 +25,8 @@ const BATCH = 100;
 /** Up to this many revisions are archived by the store itself (its speed is measured; not in --quick); the rest is imported. */
 const ARCHIVED_BY_STORE = { quick: 200, full: 2_000 };
 const log = pino({ level: "silent" });
+/** Revisions made on a scratch copy, archived by the benchmark itself: nobody watches them. */
+const UNWATCHED: ChangeRecorder = { revision() {}, deployment() {} };
 
 interface SizeResult {
   revisions: number;
@@ -179,8 +183,8 @@ async function extendHistory(dataDir: string, from: number, size: number): Promi
   const store = await openStateStore({ dataDir, log });
   let made = from;
   while (made < size) {
-    await store.update((state) => {
-      for (let i = 0; i < BATCH && made < size; i++, made++) finish(state, createRevision(state, request(made)).revision);
+    await store.update((state, changes) => {
+      for (let i = 0; i < BATCH && made < size; i++, made++) finish(state, recordNewRevision(state, changes, request(made)).revision);
     });
   }
   // Archiving starts on every 50th write and runs in the background: write 50 times, then
@@ -199,9 +203,9 @@ async function extendHistory(dataDir: string, from: number, size: number): Promi
 }
 
 /**
- * The same history, faster. Every revision is still made by createRevision and finished,
+ * The same history, faster. Every revision is still made by recordNewRevision and finished,
  * but the ones that would be archived are made against a scratch copy of their deployment
- * (createRevision looks at every live revision, which costs ~0.3 ms a call with the 1,000
+ * (recordNewRevision looks at every live revision, which costs ~0.3 ms a call with the 1,000
  * live ones here), and the benchmark writes them to `archive/<deployment>/<revision>.json`
  * itself, as open-state-store.ts's archiveOldRevisions lays them out (it writes one file
  * after another, which would take minutes for 100,000), index.tsv included. The newest revisions of each
@@ -236,17 +240,17 @@ async function importHistory(dataDir: string, from: number, size: number): Promi
       counters: { [deploymentId]: store.state.counters[deploymentId] ?? 0 },
     };
     for (let k = already; k < total - throughStore; k++) {
-      const { revision } = createRevision(scratch, request(d + k * DEPLOYMENTS));
+      const { revision } = recordNewRevision(scratch, UNWATCHED, request(d + k * DEPLOYMENTS));
       finish(scratch, revision);
       delete scratch.revisions[revision.id];
       archive(revision);
     }
     counters.set(deploymentId, scratch.counters[deploymentId]!);
   }
-  const overflow = await store.update((state) => {
+  const overflow = await store.update((state, changes) => {
     for (const [deploymentId, counter] of counters) state.counters[deploymentId] = counter;
     for (let d = 0; d < DEPLOYMENTS; d++) {
-      for (let k = live.get(d)!; k < countBelow(size, d); k++) finish(state, createRevision(state, request(d + k * DEPLOYMENTS)).revision);
+      for (let k = live.get(d)!; k < countBelow(size, d); k++) finish(state, recordNewRevision(state, changes, request(d + k * DEPLOYMENTS)).revision);
     }
     // What archiving would now move: all but the newest KEEP_FINISHED_REVISIONS of each deployment.
     const byDeployment = new Map<string, Revision[]>();

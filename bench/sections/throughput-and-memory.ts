@@ -10,10 +10,11 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KEEP_DELIVERIES } from "../../src/store/open-state-store.js";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import type { StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
-import { freePort } from "../../tools/start-slipway.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import type { StandInRepositoryHandle } from "github-stand-in";
+import { pushPayload } from "github-stand-in/webhook-payloads";
+import { followOutput, freePort } from "../../tools/start-slipway.js";
+import { waitForChanges } from "../../tools/wait-until.js";
 import { BENCH_DATABASE_URL, dropBenchDatabases, postgresReachable } from "../lib/bench-postgres.js";
 import { BENCH_DIR, WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
 import type { LoadGenerator } from "../lib/load-generator.js";
@@ -59,6 +60,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
   const rows: ResultRow[] = [];
   const details: Record<string, unknown> = { settings, databases };
   try {
+    // Time itself: "idle" is the RSS after settleMs of doing nothing once both have started.
     await sleep(settleMs);
     const idle = (await readProcessMemory(server.process.pid!))!;
     const memory = sampleProcessMemory(server.process.pid!);
@@ -87,7 +89,8 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const controlPlaneCpu = (await readProcessCpuSeconds(server.process.pid!)) - cpuBefore;
     const failed = completed.filter((p) => p.conclusion !== "success").length;
     env.say(`throughput: ${total} revisions in ${seconds.toFixed(1)} s (${failed} not successful)`);
-    await Promise.all(repos.map((repo) => watch.quiet(repo.fullName, settleMs, 120_000)));
+    // GitHub has been told all: every revision's final deployment status arrived.
+    await Promise.all(shas.map(({ repo, sha }) => watch.until(repo.fullName, sha, (p) => p.finalStatusAt !== undefined, 120_000)));
     const peak = await memory.stop();
 
     // Who built what: the control plane logs the listener of every lease.
@@ -119,24 +122,29 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
         deliveries: Array.from({ length: count }, (_, i) => ({ template: i % repos.length, sha: randomBytes(20).toString("hex") })),
         mode: { kind: "max", connections: 10, maxSeconds },
       });
-    const statePending = async () => {
-      const deliveries = JSON.parse(await readFile(path.join(server.dataDir, "deliveries.json"), "utf8")) as Record<string, { status: string }>;
-      return Object.values(deliveries).filter((d) => d.status === "pending").length;
-    };
-    /** Waits until deliveries.json shows no delivery still to be processed; returns whether it got there. */
+    const storedDeliveries = async () => JSON.parse(await readFile(path.join(server.dataDir, "deliveries.json"), "utf8").catch(() => "{}")) as Record<string, { status: string }>;
+    const statePending = async () => Object.values(await storedDeliveries()).filter((d) => d.status === "pending").length;
+    /**
+     * Waits until deliveries.json shows no delivery still to be processed; returns whether it got there.
+     * Acknowledged deliveries reach deliveries.json from the journal a little later: a marker (a tag
+     * push, recorded as ignored) sent after the soak is in the file only once all before it are.
+     */
     const processedAll = async () => {
-      await sleep(500); // acknowledged deliveries reach deliveries.json from the journal about 0.1 s later
-      const deadline = Date.now() + 180_000;
-      while (Date.now() < deadline) {
-        if ((await statePending()) === 0) return true;
-        await sleep(250);
-      }
-      return false;
+      const marker = await sendWebhook({ url: `${server.url}/api/github/webhooks`, secret: WEBHOOK_SECRET, event: "push", payload: env.github.pushPayload({ repository: repos[0]!, ref: "refs/tags/bench-marker", after: repos[0]!.headSha }) });
+      return waitForChanges(
+        server.dataDir,
+        async () => {
+          const deliveries = await storedDeliveries();
+          return deliveries[marker.deliveryId] !== undefined && Object.values(deliveries).every((d) => d.status !== "pending");
+        },
+        { what: "every delivery processed", timeoutMs: 180_000 },
+      ).catch(() => false);
     };
     const priming = await untrackedPushes(Math.min(KEEP_DELIVERIES, settings.soak), settings.soakSeconds);
     await processedAll();
     env.say(`soak: primed with ${priming.completed} deliveries`);
     const before = await readHeapAfterGc(server.process.pid!, server.heapFile!);
+    // Time itself: the heap's noise is what two idle readings settleMs apart differ by.
     await sleep(settleMs);
     const beforeAgain = await readHeapAfterGc(server.process.pid!, server.heapFile!);
     const firstRequest = env.github.requests.length;
@@ -149,7 +157,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     const processed = allProcessed ? delivered : delivered - (await statePending());
     const configReads = env.github.requests.slice(firstRequest).filter((r) => r.operationId === "repos/get-content").length;
     const soakCpu = (await readProcessCpuSeconds(server.process.pid!)) - soakCpuBefore;
-    await sleep(settleMs);
+    // Read as `before` was: once every delivery was processed.
     const after = await readHeapAfterGc(server.process.pid!, server.heapFile!);
     const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { revisions: Record<string, unknown> };
     const kept = Object.keys(JSON.parse(await readFile(path.join(server.dataDir, "deliveries.json"), "utf8")) as object).length;
@@ -202,22 +210,18 @@ async function startStandaloneListener(extraEnv: Record<string, string>): Promis
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
+  const output = followOutput(child);
   const exited = once(child, "exit");
-  const deadline = Date.now() + 30_000;
-  while (!output.includes('"listener started"')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
-      throw new Error(`the standalone listener did not start:\n${output}`);
-    }
-    await sleep(100);
+  try {
+    await output.waitFor('"listener started"', { timeoutMs: 30_000, description: "its start-up line" });
+  } catch (error) {
+    if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+    throw new Error(`the standalone listener did not start: ${(error as Error).message}`);
   }
   return {
     process: child,
-    output: () => output,
-    errorLines: () => output.split("\n").filter((line) => /"level":(5\d|60)/.test(line)),
+    output: output.text,
+    errorLines: () => output.text().split("\n").filter((line) => /"level":(5\d|60)/.test(line)),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       process.kill(-child.pid!, "SIGTERM");

@@ -4,8 +4,8 @@
  * the same way. Slipway runs with SLIPWAY_LISTENER=off: revisions are queued and reported
  * to GitHub but never built, so builds cannot distort the figure.
  */
-import type { StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { pushPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import type { StandInRepositoryHandle } from "github-stand-in";
+import { pushPayload } from "github-stand-in/webhook-payloads";
 import { WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
 import type { LoadGenerator, LoadJob, LoadResult } from "../lib/load-generator.js";
 import { ratioOf, type ResultRow } from "../lib/results-table.js";
@@ -120,6 +120,7 @@ export async function benchWebhookAck(env: BenchEnvironment, load: LoadGenerator
       steps.push({ ...run, rate, passed });
       env.say(`ack ${target}: step ${rate}/s → achieved ${run.achievedRate.toFixed(0)}/s, p99 ${run.p99.toFixed(1)} ms${passed ? "" : " (not sustained)"}`);
       if (!passed) break;
+      // Time itself: a breather between load steps, as a load test's ramp has (no signal says "recovered").
       await new Promise((resolve) => setTimeout(resolve, env.quick ? 200 : 300));
     }
     results[target].steps = steps;

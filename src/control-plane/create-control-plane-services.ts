@@ -13,6 +13,7 @@ import { onIssueComment } from "./webhooks/on-issue-comment.js";
 import { onPullRequest } from "./webhooks/on-pull-request.js";
 import { onPush } from "./webhooks/on-push.js";
 import { createWorkQueue, type WorkQueue } from "./work-queue.js";
+import { createLifecycle, type Lifecycle } from "../revisions/lifecycle.js";
 
 export interface ControlPlaneOptions {
   settings: Pick<Settings, "dataDir" | "publicUrl" | "listenerToken" | "port" | "host"> & Partial<Pick<Settings, "leaseTtlSeconds">>;
@@ -38,6 +39,8 @@ export interface ControlPlaneServices {
   store: StateStore;
   logs: RevisionLogs;
   reporter: GitHubReporter;
+  /** Every change of a revision's or deployment's state goes through it. */
+  lifecycle: Lifecycle;
   queue: WorkQueue;
   inbox: Inbox;
   /** What each listener runs builds in, as reported with its lease requests. */
@@ -89,30 +92,28 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     },
   });
   const sandboxes = createListenerSandboxes();
-  const queue = createWorkQueue({
+  const lifecycle = createLifecycle({
     store,
+    secrets,
+    log: log.child({ component: "lifecycle" }),
+    wakeListeners: () => queue.wake(),
+    forgetSourceToken: (installationId, repositoryName) => sourceTokens.forget(installationId, repositoryName),
+  });
+  const queue: WorkQueue = createWorkQueue({
+    store,
+    lifecycle,
     sandboxes,
     logs,
     secrets,
     apiBaseUrl: options.apiBaseUrl,
     leaseTtlSeconds: options.leaseTtlSeconds ?? settings.leaseTtlSeconds,
     log: log.child({ component: "queue" }),
-    onRevisionChanged: (id) => reporter.notify(id),
-    onDeploymentDeleted: (deploymentId) => {
-      // The newest revision carries the pull request comment: "the preview was removed".
-      const newest = Object.values(store.state.revisions)
-        .filter((r) => r.deploymentId === deploymentId)
-        .sort((a, b) => b.number - a.number)[0];
-      if (newest) reporter.notify(newest.id);
-    },
     mintSourceToken: sourceTokens.get,
-    onInfrastructureFault: (installationId, repositoryName) => sourceTokens.forget(installationId, repositoryName),
   });
   const inbox = createInbox({
     store,
     getOctokit,
-    reporter,
-    queue,
+    lifecycle,
     sandboxes,
     log: log.child({ component: "inbox" }),
     retryBaseMs: options.retryBaseMs,
@@ -124,6 +125,6 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     app.on(["pull_request.opened", "pull_request.reopened", "pull_request.synchronize", "pull_request.closed"], (context) => onPullRequest(context, inbox));
     app.on(["check_run.rerequested", "check_run.requested_action"], (context) => onCheckRun(context, inbox, options.appId));
   };
-  return { store, logs, reporter, queue, inbox, sandboxes, appFn };
+  return { store, logs, reporter, lifecycle, queue, inbox, sandboxes, appFn };
 }
 

@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
+import { backoffDelay } from "../backoff.js";
 import type { Delivery, DeliveryIntent } from "../store/model.js";
 import type { StateStore } from "../store/open-state-store.js";
-import type { GitHubReporter } from "./github/github-reporter.js";
+import type { Lifecycle } from "../revisions/lifecycle.js";
 import { createRepoConfigCache, type RepoConfigCache } from "./repo-config.js";
 import { processCheckRun } from "./intents/process-check-run.js";
 import { processCommand } from "./intents/process-command.js";
@@ -10,7 +11,6 @@ import { processPullRequest } from "./intents/process-pull-request.js";
 import { processPush } from "./intents/process-push.js";
 import { createReplyLimiter } from "./github/reply-limiter.js";
 import { createListenerSandboxes, type ListenerSandboxes } from "./listener-sandboxes.js";
-import type { WorkQueue } from "./work-queue.js";
 
 export interface Inbox {
   /**
@@ -27,8 +27,7 @@ export interface Inbox {
 export interface InboxOptions {
   store: StateStore;
   getOctokit(installationId: number): Promise<ProbotOctokit>;
-  reporter: GitHubReporter;
-  queue: WorkQueue;
+  lifecycle: Lifecycle;
   /** What listeners build in (default: none known yet). */
   sandboxes?: ListenerSandboxes;
   /** Repository configs kept between deliveries (default: a fresh cache). */
@@ -49,7 +48,7 @@ export function createInbox(options: InboxOptions): Inbox {
   const configs = options.configs ?? createRepoConfigCache();
   const sandboxes = options.sandboxes ?? createListenerSandboxes();
   const replies = createReplyLimiter();
-  const intents = { store, getOctokit: options.getOctokit, reporter: options.reporter, queue: options.queue, sandboxes, replies, configs };
+  const intents = { store, getOctokit: options.getOctokit, lifecycle: options.lifecycle, sandboxes, replies, configs };
   const running = new Set<Promise<void>>();
   const failures = new Map<string, number>();
 
@@ -83,7 +82,7 @@ export function createInbox(options: InboxOptions): Inbox {
         await finish(id, "failed", message);
         return;
       }
-      const delay = retryBaseMs * 2 ** (count - 1);
+      const delay = backoffDelay(count, { baseMs: retryBaseMs, maxMs: 5 * 60_000 });
       dlog.warn({ err: { message }, attempts: count, retryInMs: delay }, "processing delivery failed; will retry");
       setTimeout(() => process(id), delay).unref();
     }

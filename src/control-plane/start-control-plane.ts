@@ -10,7 +10,7 @@ import { HttpError, sendJson, sendText } from "./http/http-helpers.js";
 import { readSignInSettings } from "./http/auth/sign-in-settings.js";
 import { createListenerApi } from "./http/listener-api.js";
 import type { ListenerSandboxes } from "./listener-sandboxes.js";
-import { createStatusPages } from "./http/status-pages.js";
+import { createStatusPages } from "./http/status-pages/create-status-pages.js";
 import type { Inbox } from "./inbox.js";
 import type { WorkQueue } from "./work-queue.js";
 import { createWebhookReceiver } from "./webhooks/receive-webhook.js";
@@ -42,7 +42,7 @@ export type { ControlPlaneOptions };
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { settings, probot, log } = options;
   let ready = false;
-  const { store, logs, reporter, queue, inbox, sandboxes, appFn } = await createControlPlaneServices(options);
+  const { store, logs, reporter, lifecycle, queue, inbox, sandboxes, appFn } = await createControlPlaneServices(options);
   // The app's handlers are Probot's; the HTTP side of webhooks is ours: capped, verified,
   // then handed to probot.webhooks (see receive-webhook.ts).
   await probot.load(appFn, {
@@ -72,7 +72,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       }
     },
     async cancel(revisionId, actorLogin) {
-      await queue.cancel(revisionId, `Cancelled by @${actorLogin}`);
+      await lifecycle.cancel(revisionId, `Cancelled by @${actorLogin}`);
     },
     // Recorded like the check run's Redeploy, so the inbox checks the permission again with the App's token.
     async redeploy(revisionId, actorLogin) {

@@ -1,4 +1,4 @@
-/** What the listener's main thread and its Bree job workers say to each other. */
+/** What the listener's main thread and its jobs (Bree job runs in worker threads) say to each other. */
 import type { SandboxConfig } from "./sandbox/sandbox.js";
 
 export interface BuildJobData {
@@ -20,8 +20,8 @@ export interface BuildJobData {
   /** What the commands run in (see resolveSandbox). */
   sandbox: SandboxConfig;
   logFile: string;
-  /** Where the run's marker file lives while it runs (see kill-orphaned-runs). */
-  runsDir: string;
+  /** Where the build's marker file lives while it runs (see kill-orphaned-builds). */
+  buildMarkersDir: string;
   /** Values masked in the log: the token, the database password. */
   secrets: string[];
 }

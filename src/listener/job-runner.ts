@@ -5,19 +5,30 @@ import { jobFiles } from "./compile-jobs.js";
 const JOB_NAMES = ["build-revision", "provision-database"] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
-export interface JobRun<T> {
+/** One job: one Bree job run, in a worker thread of its own. */
+export interface Job<T> {
   /** The job's `result` message; rejects if the worker ended without one. */
   result: Promise<T>;
   /** Sends `cancel`; Bree terminates the worker if it has not finished a while later. */
   cancel(): void;
 }
 
+export interface StartJobOptions {
+  job: JobName;
+  /** Unique among the jobs of this runner: Bree knows the job as `<job>-<jobId>`. */
+  jobId: string;
+  workerData: unknown;
+  onMessage?: (message: unknown) => void;
+}
+
 export interface JobRunner {
-  run<T>(options: { job: JobName; runId: string; workerData: unknown; onMessage?: (message: unknown) => void }): Promise<JobRun<T>>;
+  /** Starts a job; resolves once its worker runs. */
+  start<T>(options: StartJobOptions): Promise<Job<T>>;
   stop(): Promise<void>;
 }
 
-interface Running {
+/** What the runner knows of a job while its worker is alive. */
+interface JobState {
   onMessage?: (message: unknown) => void;
   result?: unknown;
   error?: Error;
@@ -25,12 +36,12 @@ interface Running {
 }
 
 /**
- * Runs each database setup and build as its own Bree job run, in a worker thread. Bree
- * refuses to run a name that is already running, so every run gets a unique name.
+ * Runs each database setup and build as a job: one Bree job run, in a worker thread. Bree
+ * refuses to run a name that is already running, so every job gets a unique name.
  */
 export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }): JobRunner {
   const { log } = options;
-  const running = new Map<string, Running>();
+  const jobs = new Map<string, JobState>();
   // Bree logs as (message, meta); pino wants (object, message).
   const breeLogger = {
     info: (message: unknown) => log.debug(String(message)),
@@ -45,41 +56,41 @@ export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }
     // have their own timeout (build.timeout), so never.
     closeWorkerAfterMs: 0,
     workerMessageHandler: ({ name, message }: { name: string; message: unknown }) => {
-      const run = running.get(name);
-      if (!run || message === "done") return;
+      const state = jobs.get(name);
+      if (!state || message === "done") return;
       if (typeof message === "object" && message !== null && (message as { type?: string }).type === "result") {
-        run.result = (message as { result: unknown }).result;
-      } else run.onMessage?.(message);
+        state.result = (message as { result: unknown }).result;
+      } else state.onMessage?.(message);
     },
     errorHandler: (error: unknown, meta: { name: string }) => {
-      const run = running.get(meta.name);
+      const state = jobs.get(meta.name);
       const message = (error as Error)?.message ?? String(error);
-      if (run) run.error = new Error(message);
+      if (state) state.error = new Error(message);
       log.error({ err: { message }, job: meta.name }, "job failed");
     },
   });
-  bree.on("worker deleted", (name: string) => running.get(name)?.finished());
+  bree.on("worker deleted", (name: string) => jobs.get(name)?.finished());
   // dist/jobs/ in the compiled server; from the sources, bundled once per process (tens of
-  // milliseconds). The first run waits for it.
+  // milliseconds). The first job waits for it.
   const files = jobFiles(JOB_NAMES, log);
-  files.catch(() => undefined); // reported by the first run
+  files.catch(() => undefined); // reported by the first job
   const jobFile = async (job: JobName) => (await files).get(job)!;
 
   return {
-    async run<T>({ job, runId, workerData, onMessage }: { job: JobName; runId: string; workerData: unknown; onMessage?: (message: unknown) => void }) {
+    async start<T>({ job, jobId, workerData, onMessage }: StartJobOptions) {
       const file = await jobFile(job);
-      const name = `${job}-${runId}`;
+      const name = `${job}-${jobId}`;
       let finished!: () => void;
       const ended = new Promise<void>((resolve) => (finished = resolve));
-      const state: Running = { onMessage, finished };
-      running.set(name, state);
+      const state: JobState = { onMessage, finished };
+      jobs.set(name, state);
       // execArgv: [] — a worker inherits the process's flags, and `tsx watch src/main.ts`
       // would load tsx's hooks into every worker (~80 ms); compiled jobs need none, and the
       // fallback shims register tsx themselves.
       await bree.add({ name, path: file, worker: { workerData, execArgv: [] } });
       await bree.run(name);
       const result = ended.then(async () => {
-        running.delete(name);
+        jobs.delete(name);
         await bree.remove(name).catch(() => undefined);
         if (state.result !== undefined) return state.result as T;
         throw new Error(`the ${job} job ended without a result${state.error ? `: ${state.error.message}` : ""}`);

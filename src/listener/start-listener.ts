@@ -3,14 +3,15 @@ import type { Logger } from "pino";
 import type { Work } from "../protocol/listener-protocol.js";
 import { UnauthorizedError, type ControlPlaneClient } from "./control-plane-client.js";
 import { secretsOf, type DatabaseBackend } from "./database/database-backend.js";
+import { backoffDelay } from "../backoff.js";
 import { createJobRunner } from "./job-runner.js";
-import { runRevisionWork } from "./run-revision-work.js";
-import { runTeardownWork } from "./run-teardown-work.js";
-import { killOrphanedRuns } from "./kill-orphaned-runs.js";
+import { handleRevisionWork } from "./handle-revision-work.js";
+import { handleTeardownWork } from "./handle-teardown-work.js";
+import { killOrphanedBuilds } from "./kill-orphaned-builds.js";
 import { buildEnvironment } from "./build/build-environment.js";
-import { createRevisionRunner } from "./run/create-revision-runner.js";
-import { createRouter } from "./run/create-router.js";
-import { revisionHost } from "./run/revision-host.js";
+import { createInstanceSupervisor } from "./instances/create-instance-supervisor.js";
+import { createRouter } from "./instances/create-router.js";
+import { revisionHost } from "./instances/revision-host.js";
 import { stableListenerId } from "./stable-listener-id.js";
 import { resolveSandbox } from "./sandbox/resolve-sandbox.js";
 import type { SandboxPolicy, SandboxReport } from "./sandbox/sandbox.js";
@@ -18,7 +19,7 @@ import type { SandboxPolicy, SandboxReport } from "./sandbox/sandbox.js";
 export interface ListenerOptions {
   client: ControlPlaneClient;
   database: DatabaseBackend;
-  /** SLIPWAY_ROUTER_PORT and SLIPWAY_ROUTER_DOMAIN: where running revisions answer. */
+  /** SLIPWAY_ROUTER_PORT and SLIPWAY_ROUTER_DOMAIN: where instances answer. */
   routerPort: number;
   routerDomain: string;
   /** SLIPWAY_ROUTER_HOST: the interface the router listens on (default 127.0.0.1). */
@@ -41,7 +42,7 @@ export interface ListenerOptions {
 
 export interface Listener {
   readonly id: string;
-  /** What this listener runs builds and revisions in. */
+  /** What this listener runs builds and instances in. */
   readonly sandbox: SandboxReport;
   /** Stops leasing, waits for running work (up to `graceMs`), then cancels what is left. */
   stop(graceMs?: number): Promise<void>;
@@ -49,7 +50,8 @@ export interface Listener {
 
 /**
  * The data-plane listener: pulls work from the control plane (long-polling), at most
- * `maxConcurrentBuilds` at once, and runs each piece as Bree jobs.
+ * `maxConcurrentBuilds` at once. A revision's database setup and build are jobs (Bree job
+ * runs in worker threads); its instances run under the instance supervisor, behind the router.
  */
 export async function startListener(options: ListenerOptions): Promise<Listener> {
   const id = options.listenerId ?? (await stableListenerId({ dataDir: options.dataDir, prefix: options.listenerIdPrefix }));
@@ -58,7 +60,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   const sandboxReport: SandboxReport = { kind: sandbox.kind, policy: sandbox.policy };
   const jobs = createJobRunner({ log });
   const router = await createRouter({ port: options.routerPort, listenHost: options.routerHost, domain: options.routerDomain, log });
-  const runner = createRevisionRunner({
+  const instances = createInstanceSupervisor({
     dataDir: options.dataDir,
     sandbox,
     log,
@@ -69,19 +71,21 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
         .catch((error: unknown) => log.warn({ err: { message: (error as Error).message } }, "could not report a crash loop"));
     },
   });
-  const running = new Map<string, Promise<unknown>>();
-  const runsDir = path.join(options.dataDir, "runs");
+  /** The work in progress, by lease. */
+  const inProgress = new Map<string, Promise<unknown>>();
+  // The folder keeps the name `runs/` of the data layout (docs/architecture.md).
+  const buildMarkersDir = path.join(options.dataDir, "runs");
   const stopping = new AbortController();
   let slotFreed: (() => void) | undefined;
 
   const grace = new AbortController();
 
   async function loop() {
-    await killOrphanedRuns({ runsDir, log });
-    void restoreRunning();
+    await killOrphanedBuilds({ buildMarkersDir, log });
+    void restoreInstances();
     let failures = 0;
     while (!stopping.signal.aborted) {
-      if (running.size >= options.maxConcurrentBuilds) {
+      if (inProgress.size >= options.maxConcurrentBuilds) {
         await new Promise<void>((resolve) => (slotFreed = resolve));
         continue;
       }
@@ -95,7 +99,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       } catch (error) {
         if (stopping.signal.aborted) break;
         failures += 1;
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+        const delay = backoffDelay(failures, { baseMs: 1_000, maxMs: 30_000 });
         const message = (error as Error).message;
         if (error instanceof UnauthorizedError) log.error({ retryInMs: delay }, message);
         else log.warn({ err: { message }, retryInMs: delay }, "could not reach the control plane; will retry");
@@ -107,39 +111,39 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       const heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.min(3_000, (work.leaseTtlSeconds * 1000) / 3);
       const task =
         work.kind === "teardown"
-          ? runTeardownWork(work, { client: options.client, database: options.database, runner, adminDatabaseUrl: options.adminDatabaseUrl, dataDir: options.dataDir, heartbeatIntervalMs, log })
-          : runRevisionWork(work, {
+          ? handleTeardownWork(work, { client: options.client, database: options.database, instances, adminDatabaseUrl: options.adminDatabaseUrl, dataDir: options.dataDir, heartbeatIntervalMs, log })
+          : handleRevisionWork(work, {
               client: options.client,
               jobs,
               database: options.database,
-              runner,
+              instances,
               routerDomain: options.routerDomain,
               provisioning: { adminUrl: options.adminDatabaseUrl, dataDir: options.dataDir },
               workRoot: path.join(options.dataDir, "work"),
               dataDir: options.dataDir,
               sandbox,
-              runsDir,
+              buildMarkersDir,
               stopping: grace.signal,
               heartbeatIntervalMs,
               log,
             });
-      const job = task
+      const handled = task
         .catch((error: unknown) => log.error({ err: error, lease: work.leaseId }, "work failed unexpectedly"))
         .finally(() => {
-          running.delete(work.leaseId);
+          inProgress.delete(work.leaseId);
           slotFreed?.();
         });
-      running.set(work.leaseId, job);
+      inProgress.set(work.leaseId, handled);
     }
   }
 
-  /** After a restart: start again the revisions this listener was running. */
-  async function restoreRunning() {
+  /** After a restart: start again the instances of the revisions this listener was serving. */
+  async function restoreInstances() {
     for (let attempt = 1; !stopping.signal.aborted; attempt++) {
       try {
-        const running = await options.client.running(id);
+        const serving = await options.client.running(id);
         const specs = [];
-        for (const item of running) {
+        for (const item of serving) {
           const identity = { installationId: item.deployment.installationId, repository: item.deployment.repository, environment: item.deployment.environment };
           const databaseUrl = item.databaseUrl ? await options.database.connect(identity, item.databaseUrl) : "";
           specs.push({
@@ -165,11 +169,11 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
           });
         }
         if (specs.length === 0) return;
-        const results = await runner.restore(specs);
+        const results = await instances.restore(specs);
         log.info({ restored: results.filter((r) => r.result.ok).length, of: results.length }, "running revisions started again");
         return;
       } catch (error) {
-        const delay = Math.min(30_000, 1_000 * 2 ** Math.min(attempt, 5));
+        const delay = backoffDelay(attempt, { baseMs: 2_000, maxMs: 30_000 });
         log.warn({ err: { message: (error as Error).message }, retryInMs: delay }, "could not restore running revisions; will retry");
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
@@ -186,16 +190,16 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       stopping.abort();
       slotFreed?.();
       await looping;
-      const all = Promise.allSettled([...running.values()]);
+      const all = Promise.allSettled([...inProgress.values()]);
       const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
       if (timedOut) {
         // Hand the work back: another listener (or this one, restarted) builds it again.
-        log.warn({ running: running.size }, "grace period over: stopping running work and handing it back");
+        log.warn({ running: inProgress.size }, "grace period over: stopping running work and handing it back");
         grace.abort();
         await all;
       }
       await jobs.stop();
-      await runner.close();
+      await instances.close();
       await router.close();
     },
   };

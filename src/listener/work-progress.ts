@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { CompleteRequest, WorkEvent } from "../protocol/listener-protocol.js";
+import { backoffDelay } from "../backoff.js";
 import { LeaseLostError, UnauthorizedError, type ControlPlaneClient } from "./control-plane-client.js";
 
 /** How much log text one report carries at most; the rest follows in the next. */
@@ -100,7 +101,7 @@ export function startWorkProgress(options: {
             stopped = true;
             return;
           }
-          const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+          const delay = backoffDelay(attempt, { baseMs: 1_000, maxMs: 30_000 });
           log.warn({ err: { message: (error as Error).message }, retryInMs: delay }, "reporting completion failed; will retry");
           await new Promise((resolve) => setTimeout(resolve, delay));
         }

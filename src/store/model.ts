@@ -34,6 +34,21 @@ export const FINAL_STATES: ReadonlySet<RevisionState> = new Set([
 
 export type DeploymentState = "AWAITING_DATABASE" | "READY" | "AWAITING_DELETE" | "DELETED";
 
+/** A revision that will not change state again. */
+export function isFinal(revision: Pick<Revision, "state">): boolean {
+  return FINAL_STATES.has(revision.state);
+}
+
+/** A deployment that was closed (a pull request's preview): being removed, or removed. */
+export function isTornDown(deployment: Pick<Deployment, "state">): boolean {
+  return deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED";
+}
+
+/** `pr-<number>`: a pull request's preview environment. */
+export function isPreviewEnvironment(environment: string): boolean {
+  return /^pr-\d+$/.test(environment);
+}
+
 export interface RepositoryRef {
   id: number;
   owner: string;
@@ -244,6 +259,8 @@ export interface StateDocument {
   counters: Record<string, number>;
   /** Per pull request (see `pullRequestKey`): its head commits as Slipway learned of them, and the commands it honoured. */
   pullRequests?: Record<string, PullRequestRecord>;
+  /** Number of the last change announced (see StoreChange): subscribers can tell a change they saw from a new one, across restarts. */
+  changeSequence?: number;
 }
 
 /** What a `/deploy` is judged against: which commit was the head when, and which comments were already acted on. */

@@ -5,6 +5,7 @@ import { DataFile } from "lowdb/node";
 import type { Logger } from "pino";
 import { openDeliveryJournal } from "./delivery-journal.js";
 import { FINAL_STATES, emptyState, type Delivery, type Revision, type StateDocument } from "./model.js";
+import { createChangeBatch, type ChangeRecorder, type StoreChangeListener } from "./store-changes.js";
 
 /** How many finished revisions per deployment stay in the state file; older ones are archived. */
 export const KEEP_FINISHED_REVISIONS = 20;
@@ -17,9 +18,13 @@ export interface StateStore {
   /**
    * Applies a change and resolves once it is on disk. The change runs synchronously, so
    * concurrent callers never interleave; their changes share writes. Deliveries are
-   * written by `recordDelivery` and `updateDelivery`, not here.
+   * written by `recordDelivery` and `updateDelivery`, not here. Records marked on
+   * `changes` are announced to subscribers once the write is on disk (before this resolves);
+   * only the revisions module marks them (src/revisions).
    */
-  update<T>(change: (state: StateDocument) => T): Promise<T>;
+  update<T>(change: (state: StateDocument, changes: ChangeRecorder) => T): Promise<T>;
+  /** Calls `listener` after every committed change of a revision or a deployment; returns the unsubscribe. */
+  subscribe(listener: StoreChangeListener): () => void;
   /**
    * Records a webhook delivery before it is acknowledged: "duplicate" for an id already
    * held. Durable once resolved (one line in the delivery journal, not a state write).
@@ -31,6 +36,11 @@ export interface StateStore {
    * revision rules make harmless (the same commit makes no second revision).
    */
   updateDelivery(id: string, change: (delivery: Delivery) => void): Promise<void>;
+  /**
+   * Finishes the work the store does in the background: writes the deliveries file now
+   * if a write of it is due, and waits for a housekeeping run (archiving, pruning) under way.
+   */
+  flush(): Promise<void>;
   /** A revision from the state file or, for old ones, from the archive. */
   findRevision(id: string): Promise<Revision | undefined>;
   /** Archived revisions of a deployment, newest first. */
@@ -185,6 +195,9 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       });
   }
 
+  const listeners = new Set<StoreChangeListener>();
+  const nextSequence = () => (db.data.changeSequence = (db.data.changeSequence ?? 0) + 1);
+
   const store: StateStore = {
     get state() {
       return db.data;
@@ -192,10 +205,36 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
     file,
     dataDir,
     async update(change) {
-      const result = change(db.data);
+      const batch = createChangeBatch(nextSequence);
+      const result = change(db.data, batch);
+      // Numbered before the write, so the sequence on disk covers every change announced.
+      const changes = batch.take();
       await persistState();
+      for (const announced of changes) {
+        for (const listener of listeners) {
+          try {
+            listener(announced);
+          } catch (error) {
+            options.log.error({ err: error, change: announced }, "a store subscriber failed");
+          }
+        }
+      }
       housekeepNowAndThen();
       return result;
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async flush() {
+      while (lazyWrite || archiving) {
+        if (lazyWrite) {
+          clearTimeout(lazyWrite);
+          lazyWrite = undefined;
+          await persistDeliveries();
+        }
+        await archiving;
+      }
     },
     async recordDelivery(delivery) {
       if (db.data.deliveries[delivery.id]) return "duplicate";

@@ -11,8 +11,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "github-stand-in";
 import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { launchTestBrowser } from "../support/browser.js";
@@ -185,14 +185,35 @@ describe("the status pages in Chromium", () => {
     // Press "Show earlier output" until the start, each time waiting for the page to show it.
     const clicks = await page.evaluate(async () => {
       const button = document.getElementById("log-earlier")!;
+      const log = document.getElementById("log")!;
       const firstStart = () => document.querySelector<HTMLElement>("#log > .chunk")!.dataset.start;
+      /** Resolves when the log's first chunk is no longer the one that started at `before` (a DOM change, observed). */
+      const shown = (before: string | undefined) =>
+        new Promise<void>((resolve) => {
+          const observer = new MutationObserver(() => {
+            if (firstStart() === before) return;
+            observer.disconnect();
+            resolve();
+          });
+          observer.observe(log, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-start"] });
+        });
+      /** After the next frame is drawn: a frame callback, then a message (run after the frame's rendering). */
+      const painted = () =>
+        new Promise<void>((resolve) =>
+          requestAnimationFrame(() => {
+            const channel = new MessageChannel();
+            channel.port1.onmessage = () => resolve();
+            channel.port2.postMessage(undefined);
+          }),
+        );
       const times: number[] = [];
       while (!button.hidden && times.length < 60) {
         const before = firstStart();
         const at = performance.now();
+        const changed = shown(before);
         button.click();
-        while (firstStart() === before) await new Promise((resolve) => setTimeout(resolve, 2));
-        await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+        await changed;
+        await painted();
         times.push(performance.now() - at);
       }
       return times;

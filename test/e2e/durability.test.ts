@@ -11,11 +11,13 @@ import path from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStateStore } from "../../src/store/open-state-store.js";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "github-stand-in";
 import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
+import { waitForRevisionState } from "../support/revision-events.js";
+import { waitForFileText } from "../support/watch-files.js";
 
 const SECRET = "e2e-durability-secret";
 const TOKEN = "listener-token-for-durability-tests";
@@ -91,16 +93,6 @@ function completedRun(repo: StandInRepositoryHandle, sha: string, timeoutMs = 60
   });
 }
 
-async function waitForFile(file: string, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = await readFile(file, "utf8").catch(() => "");
-    if (text.trim()) return text.trim();
-    if (Date.now() > deadline) throw new Error(`${file} did not appear`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -122,7 +114,7 @@ describe("durability", { timeout: 120_000 }, () => {
     const port = await freePort();
     const first = await start({ port, env: controlPlaneEnv(dataDir) });
     const sha = await push(first.url, repo, config);
-    const orphan = Number(await waitForFile(path.join(marks, "first.pid")));
+    const orphan = Number(await waitForFileText(path.join(marks, "first.pid")));
     expect(isAlive(orphan)).toBe(true);
     await first.stop("SIGKILL");
 
@@ -144,7 +136,7 @@ describe("durability", { timeout: 120_000 }, () => {
     const controlPlane = await start({ env: controlPlaneEnv(dataDir, { SLIPWAY_LISTENER: "off" }) });
     const doomed = await startListener(controlPlane, path.join(root, "listener-kill-a"));
     const sha = await push(controlPlane.url, repo, config);
-    const hung = Number(await waitForFile(path.join(marks, "hang")));
+    const hung = Number(await waitForFileText(path.join(marks, "hang")));
     await doomed.stop("SIGKILL");
     const survivor = await startListener(controlPlane, path.join(root, "listener-kill-b"));
     // The killed listener's build is an orphan now; its next start would stop it (see the control plane test).
@@ -152,7 +144,9 @@ describe("durability", { timeout: 120_000 }, () => {
     const run = await completedRun(repo, sha, 60_000);
     expect(run.conclusion).toBe("success");
     expect((await readFile(path.join(marks, "attempts"), "utf8")).trim().split("\n")).toHaveLength(2);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Over: the survivor is done with the work, and the revision is final in the store (no lease can hand it out again).
+    await survivor.waitForOutput((output) => output.split("\n").some((line) => line.includes('"msg":"work finished"') && line.includes(run.externalId)), { description: "the survivor's work finished" });
+    await waitForRevisionState(controlPlane.url, run.externalId, (event) => event.final);
     expect(runsOf(repo).filter((r) => r.status === "completed")).toHaveLength(1);
     await survivor.stop();
     await controlPlane.stop();
@@ -187,7 +181,7 @@ describe("durability", { timeout: 120_000 }, () => {
     const repo = repository("sigterm", config);
     const slipway = await start({ env: controlPlaneEnv(dataDir, { SLIPWAY_SHUTDOWN_GRACE_SECONDS: "1" }) });
     const sha = await push(slipway.url, repo, config);
-    const pid = Number(await waitForFile(path.join(marks, "pid")));
+    const pid = Number(await waitForFileText(path.join(marks, "pid")));
     const stopping = Date.now();
     const code = await slipway.stop("SIGTERM");
     const tookMs = Date.now() - stopping;
@@ -206,13 +200,9 @@ describe("durability", { timeout: 120_000 }, () => {
     const fault = github.injectFaults({ method: "PATCH", path: new RegExp(`^/repos/durable/outbox/check-runs/`), status: 502, count: 100_000 });
     const first = await start({ port, env: controlPlaneEnv(dataDir) });
     const sha = await push(first.url, repo, config);
-    // Wait until the store says DEPLOYED while GitHub has not been told.
-    for (let i = 0; ; i++) {
-      const text = await (await fetch(`${first.url}/api/v1/deployments`)).text();
-      if (text.includes('"DEPLOYED"')) break;
-      if (i > 300) throw new Error(`never DEPLOYED: ${text}\n${first.output().slice(-5000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    // Wait until the store says DEPLOYED (its event stream) while GitHub has not been told.
+    const created = await github.waitFor((gh) => gh.checkRuns({ owner: repo.owner, name: repo.name }).find((r) => r.headSha === sha), { timeoutMs: 30_000, description: "the check run" });
+    await waitForRevisionState(first.url, created.externalId, (event) => event.state === "DEPLOYED", { timeoutMs: 30_000 });
     expect(runsOf(repo).find((r) => r.headSha === sha)?.status).not.toBe("completed");
     await first.stop("SIGKILL");
     fault.clear();
@@ -232,8 +222,7 @@ describe("durability", { timeout: 120_000 }, () => {
       body: JSON.stringify({ listenerId: "x" }),
     });
     expect(response.status).toBe(401);
-    const deadline = Date.now() + 30_000;
-    while (!listener.output().includes("refused the listener token") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await listener.waitForOutput("refused the listener token", { description: "the refusal" }).catch(() => undefined);
     expect(listener.output()).toContain("refused the listener token");
     expect(controlPlane.output()).toContain("wrong or missing token");
     expect(controlPlane.output()).not.toContain(wrong);
@@ -286,6 +275,7 @@ describe("the state files under kill -9", () => {
     `;
     for (let round = 0; round < 15; round++) {
       const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: path.resolve("."), stdio: "ignore", env: { ...process.env, ROUND: String(round) } });
+      // Time itself is the test: kill -9 at a random moment of the writer's run, wherever a write is.
       await new Promise((resolve) => setTimeout(resolve, 600 + Math.random() * 400));
       child.kill("SIGKILL");
       await new Promise((resolve) => child.once("exit", resolve));

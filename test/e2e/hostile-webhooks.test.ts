@@ -11,8 +11,8 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type GitHubStandIn } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type GitHubStandIn } from "github-stand-in";
 import { startSlipway, standInAppEnv, type RunningSlipway } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 
@@ -38,10 +38,9 @@ beforeAll(async () => {
       SLIPWAY_SANDBOX: "off",
     },
   });
-  // Start-up logging is over before the log is measured.
-  const deadline = Date.now() + 30_000;
-  while (!slipway.output().includes("Slipway is running") && Date.now() < deadline) await sleep(100);
-  await sleep(500);
+  // Start-up logging is over before the log is measured: startSlipway waited for "Slipway is
+  // running", and the last start-up step, the check for missed webhooks, has been answered.
+  await github.waitFor((gh) => gh.requests.find((r) => r.method === "GET" && r.path === "/app/hook/deliveries"), { timeoutMs: 30_000, description: "the check for missed webhooks" });
   hostileBody = Buffer.alloc(60 * MB, MARKER);
 });
 
@@ -52,7 +51,8 @@ afterAll(async () => {
   expect(code).toBe(0);
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A whole log line naming `deliveryId` (a UUID): a refusal is logged in one line, as it is answered. */
+const loggedLine = (deliveryId: string) => new RegExp(`${deliveryId}[^\n]*\n`);
 
 /** A /proc/<pid>/status field in bytes (VmRSS, VmHWM). */
 function procStatusBytes(pid: number, field: "VmRSS" | "VmHWM"): number {
@@ -143,7 +143,8 @@ describe("hostile webhook bodies", { timeout: 120_000 }, () => {
 
     expect(results.map((r) => r.status)).toEqual([413, 413, 413, 413]);
     expect(JSON.parse(results[0]!.text)).toHaveProperty("error");
-    await sleep(500);
+    // Done with all four: each refusal's line has reached the log (one line per refusal, written as it answers).
+    await slipway.waitForOutput((text) => ids.every((id) => loggedLine(id).test(text)), { after: logBefore, description: "the four refusals" });
     const rssGrowth = procStatusBytes(pid, "VmRSS") - rssBefore;
     expect(rssGrowth, `RSS grew by ${(rssGrowth / MB).toFixed(1)} MB`).toBeLessThan(10 * MB);
     if (peakResettable) {
@@ -168,11 +169,12 @@ describe("hostile webhook bodies", { timeout: 120_000 }, () => {
     const rssBefore = procStatusBytes(pid, "VmRSS");
     const peakResettable = resetPeakRss(pid);
     const logBefore = slipway.output().length;
+    const deliveryId = randomUUID();
 
-    const result = await postHostile(hostileBody, { chunked: true });
+    const result = await postHostile(hostileBody, { chunked: true, deliveryId });
 
     expect(result.status).toBe(413);
-    await sleep(500);
+    await slipway.waitForOutput(loggedLine(deliveryId), { after: logBefore, description: "the refusal" });
     const logged = slipway.output().slice(logBefore);
     expect(logged.length, logged.slice(0, 2_000)).toBeLessThan(4_096);
     expect(logged).not.toContain("HOSTILE-BODY");
@@ -194,7 +196,7 @@ describe("hostile webhook bodies", { timeout: 120_000 }, () => {
     expect(response.status).toBe(401);
     expect(response.headers["content-type"]).toMatch(/^application\/json/);
     expect(JSON.parse(response.body)).toHaveProperty("error");
-    await sleep(300);
+    await slipway.waitForOutput(loggedLine(response.deliveryId), { after: logBefore, description: "the refusal" });
     const logged = slipway.output().slice(logBefore);
     const lines = logLines(logged).filter((line) => JSON.stringify(line).includes(response.deliveryId));
     expect(lines, logged).toHaveLength(1);
@@ -217,7 +219,7 @@ describe("hostile webhook bodies", { timeout: 120_000 }, () => {
     });
 
     expect(response.status).toBe(401);
-    await sleep(300);
+    await slipway.waitForOutput(loggedLine(response.deliveryId), { after: logBefore, description: "the refusal" });
     const logged = slipway.output().slice(logBefore);
     expect(logged).toContain(response.deliveryId);
     expect(logged).not.toContain(canary);

@@ -9,8 +9,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type GitHubStandIn } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type GitHubStandIn } from "github-stand-in";
 import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 

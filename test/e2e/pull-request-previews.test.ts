@@ -6,14 +6,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type GitHubStandIn, type RepositoryRole, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import type { RecordedComment } from "../../tools/github-stand-in/stand-in-state.js";
-import { checkRunPayload, issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type GitHubStandIn, type RecordedComment, type RepositoryRole, type StandInRepositoryHandle } from "github-stand-in";
+import { checkRunPayload, issueCommentPayload, pullRequestPayload } from "github-stand-in/webhook-payloads";
 import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { hasBubblewrap } from "../support/bubblewrap.js";
 import { testDatabaseUrl } from "../support/postgres.js";
+import { sendMarker, waitForDeliveriesHandled } from "../support/slipway-deliveries.js";
+import { untilClockPasses } from "../../tools/wait-until.js";
 
 const SECRET = "e2e-previews-secret";
 const CONFIG = "build:\n  commands: ['echo preview of $SLIPWAY_REF at $SLIPWAY_SHA']\n";
@@ -50,6 +51,8 @@ interface Scenario {
   repo: StandInRepositoryHandle;
   number: number;
   headSha: string;
+  /** Ids of the webhook deliveries sent for it, for {@link settle}. */
+  deliveries: string[];
 }
 
 function scenario(name: string, options: { config?: string; fork?: string; users?: Record<string, RepositoryRole> } = {}): Scenario {
@@ -59,7 +62,7 @@ function scenario(name: string, options: { config?: string; fork?: string; users
   github.addPullRequest({ owner: "acme", name, number: 7, headSha, headRef: "feature", headRepoFullName: options.fork, user: "contributor" });
   github.setPermission("acme", name, "maintainer", "maintain");
   for (const [login, role] of Object.entries(options.users ?? {})) github.setPermission("acme", name, login, role);
-  return { repo, number: 7, headSha };
+  return { repo, number: 7, headSha, deliveries: [] };
 }
 
 async function comment(s: Scenario, body: string, user: { login: string; type?: "User" | "Bot" } = { login: "maintainer" }) {
@@ -89,6 +92,7 @@ async function deliverComment(s: Scenario, recorded: RecordedComment, options: {
     }),
   });
   expect(response.status).toBeLessThan(300);
+  s.deliveries.push(response.deliveryId);
 }
 
 async function pullRequestEvent(s: Scenario, action: "opened" | "synchronize" | "closed", head: { sha: string; repoFullName?: string }) {
@@ -99,6 +103,7 @@ async function pullRequestEvent(s: Scenario, action: "opened" | "synchronize" | 
     payload: pullRequestPayload({ action, number: s.number, head: { sha: head.sha, ref: "feature", repoFullName: head.repoFullName }, repository: s.repo, installationId: s.repo.installationId }),
   });
   expect(response.status).toBeLessThan(300);
+  s.deliveries.push(response.deliveryId);
 }
 
 const checkRuns = (s: Scenario) => github.checkRuns({ owner: s.repo.owner, name: s.repo.name });
@@ -114,8 +119,14 @@ function completedRun(s: Scenario, sha: string, timeoutMs = 60_000) {
   });
 }
 
-/** Waits long enough for an ignored command to have done something if it were not ignored. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 2_500));
+/**
+ * Waits until Slipway has handled every webhook sent for the scenario (see
+ * waitForDeliveriesHandled): what an ignored or refused one would have done, it has done by then.
+ */
+async function settle(s: Scenario) {
+  const marker = await sendMarker(github, s.repo, { url: `${slipway.url}/api/github/webhooks`, secret: SECRET });
+  await waitForDeliveriesHandled(path.join(workDir, "data"), s.deliveries, { marker });
+}
 
 describe.concurrent("pull request previews", () => {
   it("a maintainer's /deploy builds the PR's head into pr-<number> with the default branch's commands", async () => {
@@ -155,7 +166,7 @@ describe.concurrent("pull request previews", () => {
     await comment(s, "/deploy", { login });
     const reply = await github.waitFor(() => slipwayComments(s)[0], { description: "a reply" });
     expect(reply.body).toContain("write, maintain or admin");
-    await settle();
+    await settle(s);
     expect(slipwayComments(s)).toHaveLength(1);
     expect(checkRuns(s)).toEqual([]);
     expect(deployments(s)).toEqual([]);
@@ -165,7 +176,7 @@ describe.concurrent("pull request previews", () => {
     const s = scenario("fork-author", { fork: "contributor/fork-author", users: { contributor: "read" } });
     await comment(s, "/deploy", { login: "contributor" });
     await github.waitFor(() => slipwayComments(s)[0], { description: "a reply" });
-    await settle();
+    await settle(s);
     expect(checkRuns(s)).toEqual([]);
   });
 
@@ -180,7 +191,7 @@ describe.concurrent("pull request previews", () => {
   ])("ignores %s", async (_name, body, user) => {
     const s = scenario(`ignored-${Math.random().toString(36).slice(2, 8)}`);
     const recorded = await comment(s, body, user);
-    await settle();
+    await settle(s);
     expect(slipwayComments(s)).toEqual([]);
     expect(reactions(s, recorded.id)).toEqual([]);
     expect(checkRuns(s)).toEqual([]);
@@ -196,7 +207,9 @@ describe.concurrent("pull request previews", () => {
     const s = scenario("twice");
     await Promise.all([comment(s, "/deploy"), comment(s, "/deploy")]);
     await completedRun(s, s.headSha);
-    await settle();
+    // The deployment follows the completed check run; then both comments are handled.
+    await github.waitFor(() => deployments(s).find((d) => d.statuses.at(-1)?.state === "success"), { description: "a successful deployment" });
+    await settle(s);
     expect(checkRuns(s)).toHaveLength(1);
     expect(deployments(s)).toHaveLength(1);
   });
@@ -261,16 +274,18 @@ describe.concurrent("pull request previews", () => {
     const forkNext = github.addCommit({ owner: "acme", name: fork.repo.name, branch: "feature", files: { "z.txt": "evil" } });
     await pullRequestEvent(fork, "synchronize", { sha: forkNext, repoFullName: "contributor/sync-fork" });
     await github.waitFor(() => slipwayComments(fork).find((c) => c.body.includes("maintainer")), { description: "fork notice" });
-    await settle();
+    await settle(fork);
     expect(checkRuns(fork).filter((r) => r.headSha === forkNext)).toEqual([]);
   });
 
   it("a /deploy delivered after new commits arrived deploys nothing and names the commit it saw and the head", async () => {
     const s = scenario("late-deploy");
     await pullRequestEvent(s, "opened", { sha: s.headSha });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Slipway knows the head the comment is written against (the opened event is handled)…
+    await settle(s);
     const recorded = github.addIssueComment({ owner: s.repo.owner, name: s.repo.name, number: s.number, body: "/deploy", user: { login: "maintainer" } });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // …and the new commits arrive after the comment was written: by the clock, the order Slipway judges by.
+    await untilClockPasses(Date.parse(recorded.createdAt));
     const later = github.addCommit({ owner: "acme", name: s.repo.name, branch: "feature", files: { "late.txt": "pushed after the comment" } });
     github.updatePullRequest({ owner: "acme", name: s.repo.name, number: s.number, headSha: later });
     await pullRequestEvent(s, "synchronize", { sha: later });
@@ -279,7 +294,7 @@ describe.concurrent("pull request previews", () => {
     const reply = await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("new commits arrived")), { description: "a reply" });
     expect(reply.body).toContain(`\`${s.headSha.slice(0, 7)}\``);
     expect(reply.body).toContain(`\`${later.slice(0, 7)}\``);
-    await settle();
+    await settle(s);
     expect(checkRuns(s)).toEqual([]);
   });
 
@@ -289,7 +304,7 @@ describe.concurrent("pull request previews", () => {
     const comments = github.comments as RecordedComment[];
     comments.splice(comments.indexOf(recorded), 1);
     await deliverComment(s, recorded);
-    await settle();
+    await settle(s);
     expect(reactions(s, recorded.id)).toEqual([]);
     expect(slipwayComments(s)).toEqual([]);
     expect(checkRuns(s)).toEqual([]);
@@ -303,7 +318,7 @@ describe.concurrent("pull request previews", () => {
     github.updatePullRequest({ owner: "acme", name: s.repo.name, number: s.number, headSha: evil });
     await pullRequestEvent(s, "synchronize", { sha: evil, repoFullName: "contributor/fork-replay" });
     await deliverComment(s, approval, { deliveryId: "6f9b6a1e-0000-4000-8000-0000000000aa" }); // the same comment, a new delivery
-    await settle();
+    await settle(s);
     expect(checkRuns(s).filter((run) => run.headSha === evil)).toEqual([]);
     expect(checkRuns(s)).toHaveLength(1);
   });
@@ -315,7 +330,7 @@ describe.concurrent("pull request previews", () => {
     await comment(s, "/deploy 1234567");
     const reply = await github.waitFor(() => slipwayComments(s).find((c) => c.body.includes("is not the head commit")), { description: "a reply" });
     expect(reply.body).toContain("`1234567`");
-    await settle();
+    await settle(s);
     expect(checkRuns(s)).toHaveLength(1);
   });
 
@@ -339,7 +354,7 @@ describe.concurrent("pull request previews", () => {
     const s = scenario("reply-flood", { users: { reader: "read" } });
     for (let i = 0; i < 4; i++) await comment(s, "/deploy", { login: "reader" });
     await github.waitFor(() => slipwayComments(s)[0], { description: "a reply" });
-    await settle();
+    await settle(s);
     expect(slipwayComments(s)).toHaveLength(1);
     expect(checkRuns(s)).toEqual([]);
   });
@@ -349,15 +364,17 @@ describe.concurrent("pull request previews", () => {
     await comment(s, "/deploy");
     const run = await completedRun(s, s.headSha);
     expect(run.actions.map((a) => a.identifier)).toEqual(["redeploy"]);
-    const press = (login: string) =>
-      sendWebhook({
+    const press = async (login: string) => {
+      const response = await sendWebhook({
         url: `${slipway.url}/api/github/webhooks`,
         secret: SECRET,
         event: "check_run",
         payload: checkRunPayload({ action: "requested_action", requestedAction: "redeploy", checkRun: run, repository: s.repo, installationId: s.repo.installationId, sender: { login } }),
       });
+      s.deliveries.push(response.deliveryId);
+    };
     await press("reader");
-    await settle();
+    await settle(s);
     expect(checkRuns(s)).toHaveLength(1);
     await press("maintainer");
     await github.waitFor(() => checkRuns(s).filter((r) => r.status === "completed").length === 2 || undefined, { timeoutMs: 60_000, description: "a second run" });

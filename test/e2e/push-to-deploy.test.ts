@@ -9,10 +9,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { hasBubblewrap } from "../support/bubblewrap.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "github-stand-in";
 import { generateAppKey } from "../support/app-credentials.js";
 import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
+import { sendMarker, waitForDeliveriesHandled } from "../support/slipway-deliveries.js";
 
 const SECRET = "e2e-webhook-secret";
 /** A query step for builds that needs no PostgreSQL client on the machine. */
@@ -230,9 +231,12 @@ describe.concurrent("push to deploy", () => {
     const [a, b] = await Promise.all([push(repo, { sha, deliveryId }), push(repo, { sha, deliveryId })]);
     expect(a.response.status).toBeLessThan(300);
     expect(b.response.status).toBeLessThan(300);
-    await push(repo, { sha }); // and a second push of the same commit
+    const again = await push(repo, { sha }); // and a second push of the same commit
     await finishedCheckRun(repo, sha);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Every push handled (none left to make a revision), and the one revision's last word sent to GitHub.
+    const marker = await sendMarker(github, repo, { url: `${slipway.url}/api/github/webhooks`, secret: SECRET });
+    await waitForDeliveriesHandled(path.join(workDir, "data"), [deliveryId, again.response.deliveryId], { marker });
+    await finalStatus(repo, sha, "success");
     expect(github.checkRuns({ owner: repo.owner, name: repo.name })).toHaveLength(1);
     expect(github.deployments({ owner: repo.owner, name: repo.name })).toHaveLength(1);
   });
@@ -249,7 +253,8 @@ describe.concurrent("push to deploy", () => {
     });
     expect(response.status).toBeGreaterThanOrEqual(400);
     expect(response.status).toBeLessThan(500);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Refused before anything was read into the inbox: the refusal's log line says it is over.
+    await slipway.waitForOutput((text) => text.split("\n").slice(0, -1).some((line) => line.includes(response.deliveryId) && line.includes("webhook refused")), { description: "the refusal" });
     const deployments = (await (await fetch(`${slipway.url}/api/v1/deployments`)).json()) as { deployments: Array<{ repository: string | { fullName: string } }> };
     expect(JSON.stringify(deployments)).not.toContain("forged");
     expect(github.requests.filter((r) => r.path.includes("/acme/forged/"))).toEqual([]);

@@ -2,17 +2,19 @@
  * Running revisions, end to end: the real server, the router, a sample app deployed from
  * the repository, and traffic through the router while a new revision replaces the old.
  */
+import { EventEmitter } from "node:events";
 import { request } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendWebhook } from "../../tools/github-stand-in/send-webhook.js";
-import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "../../tools/github-stand-in/start-github-stand-in.js";
-import { issueCommentPayload, pullRequestPayload } from "../../tools/github-stand-in/webhook-payloads.js";
+import { sendWebhook } from "github-stand-in/send-webhook";
+import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "github-stand-in";
+import { issueCommentPayload, pullRequestPayload } from "github-stand-in/webhook-payloads";
 import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
+import { signal, waitUntil } from "../../tools/wait-until.js";
 
 const SECRET = "e2e-run-secret";
 const APP = `
@@ -105,12 +107,18 @@ function hostOf(url: string): string {
   return new URL(url).host;
 }
 
+/** Matches the output once it holds a whole log line with message `msg` that mentions `about` (a revision id, a host). */
+function loggedLine(msg: string, about: string): (output: string) => boolean {
+  return (output) => output.split("\n").slice(0, -1).some((line) => line.includes(`"msg":"${msg}"`) && line.includes(about));
+}
+
 describe.concurrent("running revisions", () => {
   it("deploys behind the router, then replaces the revision with no failed request in between", async () => {
     const repo = github.addRepository({ owner: "acme", name: "web", installationId: nextInstallation++, files: { ".github/slipway.yml": config({ version: "v1" }), "app.mjs": APP } });
     const first = commit(repo, "v1");
     await push(repo, first);
-    expect((await completedRun(repo, first)).conclusion).toBe("success");
+    const run1 = await completedRun(repo, first);
+    expect(run1.conclusion).toBe("success");
     const status = await github.waitFor(() => github.deployments({ owner: "acme", name: "web" })[0]?.statuses.find((s) => s.state === "success"), { timeoutMs: 30_000 });
     expect(status.environmentUrl).toMatch(/^http:\/\/production\.web--acme\.localhost:\d+/);
     const host = hostOf(status.environmentUrl);
@@ -122,17 +130,24 @@ describe.concurrent("running revisions", () => {
     const seen: string[] = [];
     const failures: string[] = [];
     let running = true;
+    const answers = new EventEmitter();
+    let answered = 0;
     const client = (async () => {
       while (running) {
         const { status: code, body } = await viaRouter(host).catch((error: Error) => ({ status: 0, body: error.message }));
         if (code !== 200) failures.push(`${code} ${body.slice(0, 80)}`);
         else if (seen.at(-1) !== body) seen.push(body);
+        answered++;
+        answers.emit("answer");
       }
     })();
     const second = commit(repo, "v2");
     await push(repo, second);
     expect((await completedRun(repo, second)).conclusion).toBe("success");
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Traffic goes on after the switch: until revision 1's process is gone, and then for a few more requests.
+    await slipway.waitForOutput(loggedLine("previous revision stopped", run1.externalId), { description: "revision 1 stopped" });
+    const then = answered;
+    await waitUntil(() => answered >= then + 10, { on: [signal(answers, "answer")], what: "ten requests after revision 1 stopped" });
     running = false;
     await client;
     expect(failures).toEqual([]);
@@ -181,9 +196,9 @@ describe.concurrent("running revisions", () => {
       event: "pull_request",
       payload: pullRequestPayload({ action: "closed", number: 3, head: { sha: head, ref: "feature" }, repository: repo, installationId: repo.installationId }),
     });
-    const deadline = Date.now() + 30_000;
-    let last = 0;
-    while (Date.now() < deadline && (last = (await viaRouter(host)).status) !== 404) await new Promise((r) => setTimeout(r, 200));
+    // The listener forgets the address as it stops the environment, in the same step as it logs so.
+    await slipway.waitForOutput(loggedLine("stopping environment", host.split(":")[0]!), { timeoutMs: 30_000, description: "the preview stopped" });
+    const last = (await viaRouter(host)).status;
     expect(last).toBe(404);
   });
 });
@@ -193,16 +208,14 @@ describe("after a restart", () => {
     const status = github.deployments({ owner: "acme", name: "web" }).flatMap((d) => d.statuses).find((s) => s.state === "success")!;
     const host = hostOf(status.environmentUrl);
     expect((await viaRouter(host)).body).toContain("v2");
+    // The revision serving now: the newest successful run of acme/web.
+    const active = github.checkRuns({ owner: "acme", name: "web" }).filter((r) => r.conclusion === "success").at(-1)!;
     expect(await slipway.stop()).toBe(0);
     await expect(viaRouter(host)).rejects.toThrow(); // the router is gone with it
     slipway = await startSlipway({ env, port: slipway.port });
-    const deadline = Date.now() + 60_000;
-    let answer = { status: 0, body: "" };
-    while (Date.now() < deadline) {
-      answer = await viaRouter(host).catch(() => ({ status: 0, body: "" }));
-      if (answer.status === 200) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    // Started again by the listener at start-up: the router sends traffic to it from then on.
+    await slipway.waitForOutput(loggedLine("traffic switched to the revision", active.externalId), { timeoutMs: 60_000, description: "the revision started again" });
+    const answer = await viaRouter(host).catch(() => ({ status: 0, body: "" }));
     expect(answer.body).toContain("v2");
   });
 

@@ -1,6 +1,10 @@
 import pino from "pino";
 import type { BuildSettings, RepositoryRef } from "../../src/store/model.js";
-import type { RevisionRequest } from "../../src/control-plane/create-revision.js";
+import type { RevisionRequest } from "../../src/revisions/new-revision.js";
+import type { ChangeRecorder } from "../../src/store/store-changes.js";
+
+/** For records made outside a store update (pure tests): nobody watches their changes. */
+export const UNWATCHED: ChangeRecorder = { revision() {}, deployment() {} };
 
 export const silentLog = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 

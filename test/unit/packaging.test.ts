@@ -11,7 +11,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { freePort } from "../../tools/start-slipway.js";
+import { followOutput, freePort } from "../../tools/start-slipway.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const read = (file: string) => readFileSync(path.join(ROOT, file), "utf8");
@@ -123,15 +123,9 @@ describe("npm start", () => {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), SLIPWAY_DATA_DIR: path.join(cwd, "data"), LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let output = "";
-    child.stdout.on("data", (chunk) => (output += chunk));
-    child.stderr.on("data", (chunk) => (output += chunk));
+    const followed = followOutput(child);
     try {
-      const deadline = Date.now() + 20_000;
-      while (!/enter this code on the setup page: \w{4}-\w{4}/.test(output)) {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`setup mode did not start:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const output = await followed.waitFor(/enter this code on the setup page: \w{4}-\w{4}/, { timeoutMs: 20_000, description: "setup mode's code" });
       const page = await fetch(`http://127.0.0.1:${port}/`);
       expect(page.status).toBe(200);
 

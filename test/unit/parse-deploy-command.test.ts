@@ -5,13 +5,6 @@ const deploy = { kind: "deploy" };
 const cancel = { kind: "cancel" };
 const help = { kind: "help" };
 
-/** Loose on purpose: machines are noisy; the guarantee is the single pass over the first line. */
-function timed<T>(run: () => T): { result: T; ms: number } {
-  const started = performance.now();
-  const result = run();
-  return { result, ms: performance.now() - started };
-}
-
 describe("parseDeployCommand: recognised commands", () => {
   it.each([
     ["/deploy", deploy],
@@ -108,21 +101,19 @@ describe("parseDeployCommand: not a command", () => {
   });
 });
 
-describe("parseDeployCommand: cost is linear in the comment's length", () => {
+// What these huge, hostile comments cost to parse is measured by the benchmark (`npm run bench -- --only=commands`,
+// bench/sections/commands.ts), not asserted here: a test that times itself fails on a busy machine.
+describe("parseDeployCommand: huge and hostile comments", () => {
   it("finds the command at the start of a 65,536-character comment", () => {
     const body = `/deploy\n${"a".repeat(65_536 - 8)}`;
     expect(body).toHaveLength(65_536);
-    const { result, ms } = timed(() => parseDeployCommand(body));
-    expect(result).toEqual(deploy);
-    expect(ms).toBeLessThan(1_000);
+    expect(parseDeployCommand(body)).toEqual(deploy);
   });
 
   it("ignores the command at the end of a 65,536-character comment", () => {
     const body = `${"a ".repeat((65_536 - 8) / 2)}\n/deploy`;
     expect(body).toHaveLength(65_536);
-    const { result, ms } = timed(() => parseDeployCommand(body));
-    expect(result).toBeUndefined();
-    expect(ms).toBeLessThan(1_000);
+    expect(parseDeployCommand(body)).toBeUndefined();
   });
 
   it.each([
@@ -140,9 +131,7 @@ describe("parseDeployCommand: cost is linear in the comment's length", () => {
     ["100k zero-width spaces after the command", `/deploy ${"\u200B".repeat(100_000)}`, undefined],
     ["100k alternating spaces and tabs after the command", `/deploy${" \t".repeat(50_000)}x${" \t".repeat(50_000)}`, { kind: "unknown", argument: "x" }],
   ])("%s", (_name, body, expected) => {
-    const { result, ms } = timed(() => parseDeployCommand(body));
-    expect(result).toEqual(expected);
-    expect(ms).toBeLessThan(1_000);
+    expect(parseDeployCommand(body)).toEqual(expected);
   });
 });
 

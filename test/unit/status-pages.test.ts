@@ -1,155 +1,31 @@
-import { randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import http, { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { sendText } from "../../src/control-plane/http/http-helpers.js";
-import { createStatusPages, type StatusPages } from "../../src/control-plane/http/status-pages.js";
-import { createRevisionLogs, type RevisionLogs } from "../../src/control-plane/revision-logs.js";
-import type { Deployment, Revision } from "../../src/store/model.js";
-import { openStateStore, type StateStore } from "../../src/store/open-state-store.js";
+import { createStatusPages } from "../../src/control-plane/http/status-pages/create-status-pages.js";
+import type { RevisionLogs } from "../../src/control-plane/revision-logs.js";
+import type { StateStore } from "../../src/store/open-state-store.js";
+import { deployment, openStatusPagesTestbed, revision, type StatusPagesTestbed } from "../support/status-pages-testbed.js";
+import { randomUUID } from "node:crypto";
 
 const HOSTILE_ENVIRONMENT = "<script>alert(1)</script>";
 const HOSTILE_BRANCH = 'zzz";echo${IFS}"hello";#';
 const SECRET_DATABASE_URL = "v1:c2VjcmV0LWNpcGhlcnRleHQ=";
 const SECRET_LEASE_ID = "7f1c3a52-9d1e-4c55-8f0e-lease0secret";
 
+let bed: StatusPagesTestbed;
 let dataDir: string;
 let store: StateStore;
 let logs: RevisionLogs;
-let statusPages: StatusPages;
-let server: Server;
-let baseUrl: string;
 
 beforeEach(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), "slipway-status-pages-"));
-  store = await openStateStore({ dataDir, log: pino({ level: "silent" }) });
-  logs = createRevisionLogs({ dataDir });
-  statusPages = await createStatusPages({
-    store,
-    logs,
-    publicUrl: "https://slipway.example.com",
-    statePollMs: 20,
-    heartbeatMs: 60_000,
-  });
-  server = createServer((request, response) => {
-    const pathname = new URL(request.url ?? "/", "http://localhost").pathname;
-    statusPages(request, response, pathname).then(
-      (handled) => {
-        if (!handled) sendText(response, 418, "not a status page\n");
-      },
-      (error: unknown) => sendText(response, 500, String(error)),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  bed = await openStatusPagesTestbed();
+  ({ dataDir, store, logs } = bed);
 });
 
-afterEach(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterEach(() => bed.close());
 
-function deployment(environment: string, overrides: Partial<Deployment> = {}): Deployment {
-  return {
-    id: randomUUID().replace(/-/g, "").slice(0, 16),
-    installationId: 1,
-    repository: { id: 42, owner: "acme", name: "shop", fullName: "acme/shop", defaultBranch: "main", private: false },
-    environment,
-    state: "READY",
-    createdAt: "2024-05-01T11:00:00.000Z",
-    updatedAt: "2024-05-01T11:00:00.000Z",
-    ...overrides,
-  };
-}
-
-function revision(of: Deployment, number: number, overrides: Partial<Revision> = {}): Revision {
-  return {
-    id: randomUUID(),
-    number,
-    deploymentId: of.id,
-    sha: `${number}`.padStart(2, "0").repeat(20),
-    ref: "refs/heads/main",
-    trigger: { kind: "push", actor: "octocat", deliveryId: "delivery-1" },
-    state: "DEPLOYED",
-    build: { commands: ["npm ci"], timeoutSeconds: 600, env: { API_KEY: "build-env-value" } },
-    phases: [],
-    attempts: 1,
-    github: { deploymentId: 991, checkRunId: 992 },
-    createdAt: new Date(Date.now() - (100 - number) * 60_000).toISOString(),
-    updatedAt: new Date().toISOString(),
-    finishedAt: new Date().toISOString(),
-    ...overrides,
-  };
-}
-
-async function save(...records: Array<Deployment | Revision>) {
-  await store.update((state) => {
-    for (const record of records) {
-      if ("number" in record) state.revisions[record.id] = record;
-      else state.deployments[record.id] = record;
-    }
-  });
-}
-
-async function get(pathname: string, headers: Record<string, string> = {}) {
-  const response = await fetch(`${baseUrl}${pathname}`, { headers });
-  return { status: response.status, headers: response.headers, text: await response.text() };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 2_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-interface ServerSentEvent {
-  event?: string;
-  id?: string;
-  data?: string;
-  comment?: string;
-}
-
-/** A minimal EventSource: records every frame of the stream. */
-function openEvents(pathname: string, headers: Record<string, string> = {}) {
-  const events: ServerSentEvent[] = [];
-  const stream = { events, status: 0, contentType: "", ended: false, request: undefined as unknown as http.ClientRequest };
-  let buffer = "";
-  stream.request = http.get(`${baseUrl}${pathname}`, { headers }, (response) => {
-    stream.status = response.statusCode ?? 0;
-    stream.contentType = String(response.headers["content-type"]);
-    response.setEncoding("utf8");
-    response.on("data", (chunk: string) => {
-      buffer += chunk;
-      for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-        const frame: ServerSentEvent = {};
-        for (const line of buffer.slice(0, end).split("\n")) {
-          if (line.startsWith(":")) frame.comment = line.slice(1).trim();
-          const [, field, value] = /^(event|id|data): ?(.*)$/.exec(line) ?? [];
-          if (field) frame[field as "event" | "id" | "data"] = value;
-        }
-        events.push(frame);
-        buffer = buffer.slice(end + 2);
-      }
-    });
-    response.on("end", () => {
-      stream.ended = true;
-    });
-  });
-  stream.request.on("error", () => undefined); // destroyed on purpose in some tests
-  return stream;
-}
-
-const logEvents = (events: ServerSentEvent[]) =>
-  events.filter((e) => e.event === "log").map((e) => JSON.parse(e.data!) as string);
-const stateEvents = (events: ServerSentEvent[]) =>
-  events.filter((e) => e.event === "state").map((e) => JSON.parse(e.data!) as { state: string; final: boolean });
+const save: StatusPagesTestbed["save"] = (...records) => bed.save(...records);
+const get: StatusPagesTestbed["get"] = (pathname, headers) => bed.get(pathname, headers);
 
 describe("GET /", () => {
   it("lists deployments by repository with their latest revisions, escaping hostile names", async () => {
@@ -187,7 +63,7 @@ describe("GET /", () => {
   });
 
   it("links under the path of SLIPWAY_PUBLIC_URL, for a proxy that serves Slipway under a prefix", async () => {
-    statusPages = await createStatusPages({ store, logs, publicUrl: "https://tools.example.com/slipway/" });
+    bed.statusPages = await createStatusPages({ store, logs, publicUrl: "https://tools.example.com/slipway/" });
     const production = deployment("production");
     const only = revision(production, 1, { state: "QUEUED", finishedAt: undefined });
     await save(production, only);
@@ -359,93 +235,7 @@ describe("GET /revisions/<id>", () => {
     // Not its paths: left to the rest of the server.
     expect((await get("/elsewhere")).status).toBe(418);
     expect((await get("/api/v1/work/lease")).status).toBe(418);
-    expect((await fetch(`${baseUrl}/`, { method: "POST" })).status).toBe(418);
-  });
-});
-
-describe("GET /revisions/<id>/events", () => {
-  it("sends new log text and state changes, the final state last, then ends without leaking listeners", async () => {
-    const production = deployment("production");
-    const running = revision(production, 1, { state: "BUILDING", finishedAt: undefined });
-    await save(production, running);
-    await logs.append(running.id, 0, "before\n");
-
-    const stream = openEvents(`/revisions/${running.id}/events?from=0`);
-    await waitFor(() => stateEvents(stream.events).length === 1, "the initial state");
-    expect(stream.status).toBe(200);
-    expect(stream.contentType).toBe("text/event-stream; charset=utf-8");
-    expect(logEvents(stream.events)).toEqual(["before\n"]);
-    expect(stream.events.find((e) => e.event === "log")?.id).toBe("7");
-    expect(stateEvents(stream.events)).toEqual([{ state: "BUILDING", label: "Building", final: false }]);
-    expect(logs.events.listenerCount("append")).toBe(1);
-
-    const more = "héllo ✓\n\x1b[32mok\x1b[0m\r\n";
-    await logs.append(running.id, 7, more);
-    await waitFor(() => logEvents(stream.events).length === 2, "the appended text");
-    expect(logEvents(stream.events)[1]).toBe(more);
-
-    await store.update((state) => {
-      state.revisions[running.id]!.state = "DEPLOYING";
-    });
-    await waitFor(() => stateEvents(stream.events).length === 2, "the DEPLOYING state");
-
-    // The last words of the log arrive just before the revision finishes: they come first.
-    await logs.append(running.id, 7 + Buffer.byteLength(more), "last words\n");
-    await store.update((state) => {
-      state.revisions[running.id]!.state = "DEPLOYED";
-    });
-    await waitFor(() => stream.ended, "the end of the stream");
-
-    const kinds = stream.events.filter((e) => e.event).map((e) => e.event);
-    expect(kinds.at(-1)).toBe("state");
-    expect(logEvents(stream.events)).toEqual(["before\n", more, "last words\n"]);
-    expect(stateEvents(stream.events).map((s) => [s.state, s.final])).toEqual([
-      ["BUILDING", false],
-      ["DEPLOYING", false],
-      ["DEPLOYED", true],
-    ]);
-    await waitFor(() => logs.events.listenerCount("append") === 0, "the listener to be removed");
-  });
-
-  it("starts at the end of the log, or resumes at Last-Event-ID", async () => {
-    const production = deployment("production");
-    const running = revision(production, 1, { state: "BUILDING", finishedAt: undefined });
-    await save(production, running);
-    await logs.append(running.id, 0, "one\ntwo\n");
-
-    const fresh = openEvents(`/revisions/${running.id}/events`);
-    const resumed = openEvents(`/revisions/${running.id}/events?from=0`, { "Last-Event-ID": "4" });
-    await waitFor(() => stateEvents(fresh.events).length === 1 && stateEvents(resumed.events).length === 1, "both streams");
-    await logs.append(running.id, 8, "three\n");
-    await waitFor(() => logEvents(fresh.events).length === 1 && logEvents(resumed.events).join("").endsWith("three\n"), "the new text");
-
-    expect(logEvents(fresh.events)).toEqual(["three\n"]);
-    expect(logEvents(resumed.events).join("")).toBe("two\nthree\n");
-  });
-
-  it("removes its listener when the client goes away, and sends heartbeats while open", async () => {
-    statusPages = await createStatusPages({ store, logs, publicUrl: "https://slipway.example.com", statePollMs: 20, heartbeatMs: 30 });
-    const production = deployment("production");
-    const running = revision(production, 1, { state: "QUEUED", finishedAt: undefined });
-    await save(production, running);
-
-    const stream = openEvents(`/revisions/${running.id}/events`);
-    await waitFor(() => stream.events.some((e) => e.comment === "keep-alive"), "a heartbeat");
-    expect(logs.events.listenerCount("append")).toBe(1);
-
-    stream.request.destroy();
-    await waitFor(() => logs.events.listenerCount("append") === 0, "the listener to be removed");
-  });
-
-  it("sends the state of a finished revision and ends at once", async () => {
-    const production = deployment("production");
-    const done = revision(production, 1, { state: "CANCELLED" });
-    await save(production, done);
-
-    const stream = openEvents(`/revisions/${done.id}/events`);
-    await waitFor(() => stream.ended, "the end of the stream");
-    expect(stateEvents(stream.events)).toEqual([{ state: "CANCELLED", label: "Cancelled", final: true }]);
-    expect(logs.events.listenerCount("append")).toBe(0);
+    expect((await fetch(`${bed.baseUrl}/`, { method: "POST" })).status).toBe(418);
   });
 });
 

@@ -1,11 +1,11 @@
-import { FINAL_STATES, type Deployment, type Phase, type Revision, type RevisionState } from "../../store/model.js";
+import { REVISION_STATE_LABELS, type CheckRunConclusion, type CheckRunStatus } from "../../revisions/state-labels.js";
+import { FINAL_STATES, isTornDown, type Deployment, type Phase, type Revision } from "../../store/model.js";
 
 /** GitHub's limit for check run output fields. */
 export const CHECK_RUN_TEXT_LIMIT = 65_535;
 const DESCRIPTION_LIMIT = 140;
 
-export type CheckRunStatus = "queued" | "in_progress" | "completed";
-export type CheckRunConclusion = "success" | "failure" | "cancelled";
+export type { CheckRunConclusion, CheckRunStatus };
 export type DeploymentStatusState = "queued" | "in_progress" | "success" | "failure" | "error" | "inactive";
 
 export interface CheckRunView {
@@ -25,42 +25,14 @@ export interface DeploymentStatusView {
   environmentUrl?: string;
 }
 
-const CHECK_RUN: Record<RevisionState, { status: CheckRunStatus; conclusion?: CheckRunConclusion }> = {
-  QUEUED: { status: "queued" },
-  CREATING_DATABASE: { status: "in_progress" },
-  BUILDING: { status: "in_progress" },
-  DEPLOYING: { status: "in_progress" },
-  DEPLOYED: { status: "completed", conclusion: "success" },
-  DATABASE_FAILED: { status: "completed", conclusion: "failure" },
-  BUILD_FAILED: { status: "completed", conclusion: "failure" },
-  DEPLOY_FAILED: { status: "completed", conclusion: "failure" },
-  CANCELLED: { status: "completed", conclusion: "cancelled" },
-  SUPERSEDED: { status: "completed", conclusion: "cancelled" },
-  INTERRUPTED: { status: "completed", conclusion: "failure" },
-};
-
-const TITLES: Record<RevisionState, string> = {
-  QUEUED: "Queued",
-  CREATING_DATABASE: "Creating the database",
-  BUILDING: "Building",
-  DEPLOYING: "Deploying",
-  DEPLOYED: "Deployed",
-  DATABASE_FAILED: "Database setup failed",
-  BUILD_FAILED: "Build failed",
-  DEPLOY_FAILED: "Deploy failed",
-  CANCELLED: "Cancelled",
-  SUPERSEDED: "Superseded by a newer revision",
-  INTERRUPTED: "Interrupted: the listener was lost",
-};
-
 /** The check run a revision should show now (docs/architecture.md, "Revision states"). */
 export function describeCheckRun(revision: Revision, deployment: Deployment): CheckRunView {
-  const { status, conclusion } = CHECK_RUN[revision.state];
+  const { status, conclusion } = REVISION_STATE_LABELS[revision.state].checkRun;
   return {
     name: `slipway/${deployment.environment}`,
     status,
     conclusion,
-    title: `${TITLES[revision.state]} · ${deployment.environment} · revision ${revision.number}`,
+    title: `${titleOf(revision)} · ${deployment.environment} · revision ${revision.number}`,
     summary: summarize(revision, deployment),
     wantsLogTail: conclusion === "failure",
     actions: checkRunActions(revision),
@@ -69,7 +41,7 @@ export function describeCheckRun(revision: Revision, deployment: Deployment): Ch
 
 /** The deployment status a revision should show now. `infrastructureFault` turns failure into `error`. */
 export function describeDeploymentStatus(revision: Revision, deployment: Deployment): DeploymentStatusView {
-  const tornDown = deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED";
+  const tornDown = isTornDown(deployment);
   const state: DeploymentStatusState = (() => {
     if (tornDown && FINAL_STATES.has(revision.state)) return "inactive";
     switch (revision.state) {
@@ -101,7 +73,7 @@ export function describeDeploymentStatus(revision: Revision, deployment: Deploym
     state,
     environmentUrl: state === "success" ? revision.environmentUrl : undefined,
     // An inactive deployment needs no second word: keep it from costing another write.
-    description: state === "inactive" ? "Inactive" : clip(`${TITLES[revision.state]} (revision ${revision.number} of ${deployment.environment})${detail}`, DESCRIPTION_LIMIT),
+    description: state === "inactive" ? "Inactive" : clip(`${titleOf(revision)} (revision ${revision.number} of ${deployment.environment})${detail}`, DESCRIPTION_LIMIT),
   };
 }
 
@@ -195,4 +167,9 @@ function clip(text: string, limit: number): string {
   let cut = limit - 1;
   if (/[\uDC00-\uDFFF]/.test(text[cut] ?? "")) cut -= 1;
   return `${text.slice(0, cut)}…`;
+}
+
+function titleOf(revision: Revision): string {
+  const { label, title } = REVISION_STATE_LABELS[revision.state];
+  return title ?? label;
 }

@@ -1,7 +1,10 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
-import { FINAL_STATES, type Deployment, type Revision } from "../../store/model.js";
+import { backoffDelay } from "../../backoff.js";
+import { newestRevisionOf, revisionsOf } from "../../revisions/selectors.js";
+import { FINAL_STATES, isPreviewEnvironment, type Deployment, type Revision } from "../../store/model.js";
 import type { StateStore } from "../../store/open-state-store.js";
+import type { StoreChange } from "../../store/store-changes.js";
 import type { RevisionLogs } from "../revision-logs.js";
 import {
   describeCheckRun,
@@ -13,11 +16,12 @@ import { commentSignature, describePullRequestComment, upsertPullRequestComment,
 import { reactToComment } from "./pull-request-replies.js";
 
 export interface GitHubReporter {
-  /** A revision changed: bring its check run and deployment status up to date soon. */
-  notify(revisionId: string): void;
   /** Finds every revision whose GitHub view is behind its state and syncs it (start-up). */
   reconcile(): void;
-  /** Resolves once nothing is owed to GitHub (or only retries after failures are left). */
+  /**
+   * Resolves once nothing is being sent or due now: what is left, if anything, waits for its
+   * time (a paced progress update, a retry after a failure).
+   */
   idle(): Promise<void>;
   close(): void;
 }
@@ -48,8 +52,12 @@ export interface GitHubReporterOptions {
   queuedSettleMs?: number;
 }
 
+/** Why a revision's next sync waits: a new revision's settle window, GitHub's pacing, a retry after a failure. */
+type Wait = "now" | "settle" | "paced" | "retry";
+
 interface Pending {
   timer?: NodeJS.Timeout;
+  wait?: Wait;
   running?: Promise<void>;
   again: boolean;
   failures: number;
@@ -57,9 +65,10 @@ interface Pending {
 
 /**
  * Brings GitHub in line with the store: a GitHub deployment, a deployment status and a
- * check run per revision. The store is the outbox: what GitHub should show is derived from
- * the revision's state, and what was last sent is recorded beside it, so nothing owed is
- * lost across restarts, and only the newest state of each object is ever sent.
+ * check run per revision. It subscribes to the store's change events; nobody calls it. The
+ * store is the outbox: what GitHub should show is derived from the revision's state, and
+ * what was last sent is recorded beside it, so nothing owed is lost across restarts
+ * (`reconcile` at start), and only the newest state of each object is ever sent.
  */
 export function createGitHubReporter(options: GitHubReporterOptions): GitHubReporter {
   const { store, logs, log, publicUrl } = options;
@@ -72,11 +81,11 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
   let closed = false;
 
   function settleIdle() {
-    const busy = [...pending.values()].some((p) => p.running || (p.timer && p.failures === 0));
+    const busy = [...pending.values()].some((p) => p.running || (p.timer && (p.wait === "now" || p.wait === "settle")));
     if (!busy) while (idleWaiters.length) idleWaiters.shift()!();
   }
 
-  function schedule(revisionId: string, delayMs: number) {
+  function schedule(revisionId: string, delayMs: number, wait: Wait = "now") {
     if (closed) return;
     const entry = pending.get(revisionId) ?? { again: false, failures: 0 };
     pending.set(revisionId, entry);
@@ -85,6 +94,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
       return;
     }
     if (entry.timer) clearTimeout(entry.timer);
+    entry.wait = wait;
     entry.timer = setTimeout(() => run(revisionId, entry), delayMs);
   }
 
@@ -93,12 +103,14 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     entry.again = false;
     entry.running = (async () => {
       let retryInMs: number | undefined;
+      let wait: Wait = "paced";
       try {
         retryInMs = await sync(revisionId);
         entry.failures = 0;
       } catch (error) {
         entry.failures += 1;
-        retryInMs = Math.min(60_000, retryBaseMs * 2 ** (entry.failures - 1));
+        wait = "retry";
+        retryInMs = backoffDelay(entry.failures, { baseMs: retryBaseMs, maxMs: 60_000 });
         log.warn(
           { err: redact(error), revision: revisionId, retryInMs, failures: entry.failures },
           "GitHub update failed; will retry",
@@ -106,7 +118,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
       }
       entry.running = undefined;
       if (entry.again) schedule(revisionId, 0);
-      else if (retryInMs !== undefined) schedule(revisionId, retryInMs);
+      else if (retryInMs !== undefined) schedule(revisionId, retryInMs, retryInMs === 0 ? "now" : wait);
       else pending.delete(revisionId);
       settleIdle();
     })();
@@ -193,7 +205,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
         environment: deployment.environment,
         auto_merge: false,
         required_contexts: [],
-        transient_environment: isPreview(deployment),
+        transient_environment: isPreviewEnvironment(deployment.environment),
         production_environment: deployment.environment === "production",
         description: `Slipway revision ${revision.number}`,
         payload: { slipway_revision: revision.id },
@@ -215,7 +227,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
         description: statusView.description,
         log_url: revisionUrl,
         ...(statusView.environmentUrl ? { environment_url: statusView.environmentUrl } : {}),
-        ...(statusView.state === "success" ? { auto_inactive: !isPreview(deployment) } : {}),
+        ...(statusView.state === "success" ? { auto_inactive: !isPreviewEnvironment(deployment.environment) } : {}),
       });
       await change((r) => (r.github.deploymentStatusSent = signatureOf(statusView)));
     }
@@ -243,9 +255,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
       const deployment = store.state.deployments[deploymentId];
       const link = deployment?.pullRequest;
       if (!deployment || !link) return;
-      const newest = Object.values(store.state.revisions)
-        .filter((r) => r.deploymentId === deploymentId)
-        .sort((a, b) => b.number - a.number)[0];
+      const newest = newestRevisionOf(store.state, deploymentId);
       if (!newest) return;
       const failed = FINAL_STATES.has(newest.state) && newest.state !== "DEPLOYED";
       const body = describePullRequestComment({
@@ -285,22 +295,40 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     return { id: typeof auth?.appId === "number" ? auth.appId : undefined, slug: options.appSlug };
   }
 
+  function notify(revisionId: string) {
+    const revision = store.state.revisions[revisionId];
+    const fresh = revision?.state === "QUEUED" && !revision.github.checkRunId && !revision.github.checkRunCreateAttempted;
+    // A new revision waits a moment for a listener to start it (its lease alone changes
+    // nothing to wait for); any later change runs at once.
+    if (fresh && pending.get(revisionId)?.timer) return;
+    schedule(revisionId, fresh ? queuedSettleMs : 0, fresh ? "settle" : "now");
+  }
+
+  function isBehind(revision: Revision, deployment: Deployment): boolean {
+    return (
+      revision.github.checkRunSent !== signatureOf(describeCheckRun(revision, deployment)) ||
+      (revision.github.deploymentId !== undefined &&
+        revision.github.deploymentStatusSent !== signatureOf(describeDeploymentStatus(revision, deployment)))
+    );
+  }
+
+  function onChange(change: StoreChange) {
+    if (change.kind === "revision") return notify(change.id);
+    // A preview closed or removed: its deployments become inactive, its comment says so.
+    const deployment = store.state.deployments[change.id];
+    if (!deployment) return;
+    const newest = newestRevisionOf(store.state, change.id);
+    for (const revision of revisionsOf(store.state, change.id)) {
+      if (revision === newest || isBehind(revision, deployment)) notify(revision.id);
+    }
+  }
+  const unsubscribe = store.subscribe(onChange);
+
   return {
-    notify(revisionId) {
-      const revision = store.state.revisions[revisionId];
-      const fresh = revision?.state === "QUEUED" && !revision.github.checkRunId && !revision.github.checkRunCreateAttempted;
-      // A later notify (the lease's first phase, say) replaces the wait and runs at once.
-      schedule(revisionId, fresh ? queuedSettleMs : 0);
-    },
     reconcile() {
       for (const revision of Object.values(store.state.revisions)) {
         const deployment = store.state.deployments[revision.deploymentId];
-        if (!deployment) continue;
-        const behind =
-          revision.github.checkRunSent !== signatureOf(describeCheckRun(revision, deployment)) ||
-          (revision.github.deploymentId !== undefined &&
-            revision.github.deploymentStatusSent !== signatureOf(describeDeploymentStatus(revision, deployment)));
-        if (behind) schedule(revision.id, 0);
+        if (deployment && isBehind(revision, deployment)) schedule(revision.id, 0);
       }
     },
     idle() {
@@ -311,6 +339,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     },
     close() {
       closed = true;
+      unsubscribe();
       for (const entry of pending.values()) if (entry.timer) clearTimeout(entry.timer);
       pending.clear();
       settleIdle();
@@ -322,10 +351,6 @@ function finalReaction(revision: Revision): "rocket" | "confused" | undefined {
   if (revision.state === "DEPLOYED") return "rocket";
   if (["DATABASE_FAILED", "BUILD_FAILED", "DEPLOY_FAILED", "INTERRUPTED"].includes(revision.state)) return "confused";
   return undefined;
-}
-
-function isPreview(deployment: Deployment): boolean {
-  return /^pr-\d+$/.test(deployment.environment);
 }
 
 /** After a create whose answer was lost, the check run may exist: find it by external_id. */

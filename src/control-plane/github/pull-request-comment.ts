@@ -1,24 +1,11 @@
 import { createHash } from "node:crypto";
 import type { ProbotOctokit } from "probot";
-import { FINAL_STATES, type Deployment, type Revision } from "../../store/model.js";
+import { REVISION_STATE_LABELS } from "../../revisions/state-labels.js";
+import { FINAL_STATES, isTornDown, type Deployment, type Revision } from "../../store/model.js";
 import { triggerText } from "./describe-revision.js";
 
 export const COMMENT_MARKER = "<!-- slipway:preview -->";
 const TAIL_LINES = 40;
-
-const STATE_WORDS: Record<Revision["state"], string> = {
-  QUEUED: "⏳ Queued",
-  CREATING_DATABASE: "🛠️ Creating the database",
-  BUILDING: "🛠️ Building",
-  DEPLOYING: "🚀 Deploying",
-  DEPLOYED: "✅ Deployed",
-  DATABASE_FAILED: "❌ Database setup failed",
-  BUILD_FAILED: "❌ Build failed",
-  DEPLOY_FAILED: "❌ Deploy failed",
-  CANCELLED: "🛑 Cancelled",
-  SUPERSEDED: "⏭️ Superseded",
-  INTERRUPTED: "❌ Interrupted",
-};
 
 /** The body of Slipway's one comment on a pull request, for its newest revision. */
 export function describePullRequestComment(options: {
@@ -29,7 +16,7 @@ export function describePullRequestComment(options: {
 }): string {
   const { deployment, revision, publicUrl } = options;
   const lines = [COMMENT_MARKER, `### Slipway preview \`${deployment.environment}\``, ""];
-  if (deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED") {
+  if (isTornDown(deployment)) {
     lines.push(
       deployment.state === "DELETED"
         ? "The pull request was closed: the preview and its database were removed."
@@ -40,7 +27,7 @@ export function describePullRequestComment(options: {
   lines.push(
     "| | |",
     "| --- | --- |",
-    `| State | ${STATE_WORDS[revision.state]} |`,
+    `| State | ${REVISION_STATE_LABELS[revision.state].emoji} ${REVISION_STATE_LABELS[revision.state].label} |`,
     `| Revision | ${revision.number} · \`${revision.sha.slice(0, 7)}\` · ${triggerText(revision)} |`,
     `| Status page | ${publicUrl}/revisions/${revision.id} |`,
   );

@@ -1,4 +1,4 @@
-import type { CheckRunIntent } from "../../store/model.js";
+import { isTornDown, type CheckRunIntent } from "../../store/model.js";
 import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
@@ -19,10 +19,10 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
     return { status: "processed", note: "not permitted" };
   }
   if (intent.action === "cancel") {
-    await context.queue.cancel(revision.id, `Cancelled by @${intent.actor}`);
+    await context.lifecycle.cancel(revision.id, `Cancelled by @${intent.actor}`);
     return { status: "processed", note: "cancel" };
   }
-  if (deployment.state === "AWAITING_DELETE" || deployment.state === "DELETED") {
+  if (isTornDown(deployment)) {
     return { status: "ignored", note: "the deployment was torn down" };
   }
   if (deployment.pullRequest?.fork && context.sandboxes.unprotected().length > 0) {

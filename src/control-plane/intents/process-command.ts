@@ -1,8 +1,9 @@
-import { FINAL_STATES, type CommandIntent } from "../../store/model.js";
+import { isFinal, type CommandIntent } from "../../store/model.js";
 import { commentDigest } from "../commands/comment-digest.js";
 import { DEPLOY_COMMAND_HELP } from "../commands/parse-deploy-command.js";
 import { claimComment, judgeDeployCommand, pullRequestKey, recordHead, type DeployJudgement } from "../commands/pull-request-heads.js";
-import { deploymentIdOf } from "../create-revision.js";
+import { deploymentIdOf } from "../../revisions/new-revision.js";
+import { revisionsOf } from "../../revisions/selectors.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
 import { FORK_REFUSED_UNSANDBOXED } from "../listener-sandboxes.js";
 import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
@@ -55,11 +56,9 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     return refuse("unknown", `@${actor}, Slipway does not understand ${asInlineCode(`/deploy ${intent.argument ?? ""}`)}.\n\n${DEPLOY_COMMAND_HELP}`, "unknown command");
   }
   if (intent.command === "cancel") {
-    const running = Object.values(context.store.state.revisions).filter(
-      (r) => r.deploymentId === deploymentId && !FINAL_STATES.has(r.state),
-    );
+    const running = revisionsOf(context.store.state, deploymentId).filter((r) => !isFinal(r));
     if (running.length === 0) return refuse("nothing-to-cancel", `@${actor}, nothing is queued or running for \`${environment}\`.`, "nothing to cancel");
-    for (const revision of running) await context.queue.cancel(revision.id, `Cancelled by @${actor}`);
+    for (const revision of running) await context.lifecycle.cancel(revision.id, `Cancelled by @${actor}`);
     return { status: "processed", note: "cancel" };
   }
 

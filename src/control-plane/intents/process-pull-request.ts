@@ -1,6 +1,6 @@
-import { FINAL_STATES, type PullRequestIntent } from "../../store/model.js";
+import { isTornDown, type PullRequestIntent } from "../../store/model.js";
 import { pullRequestKey, recordHead } from "../commands/pull-request-heads.js";
-import { deploymentIdOf } from "../create-revision.js";
+import { deploymentIdOf } from "../../revisions/new-revision.js";
 import { replyOnPullRequest } from "../github/pull-request-replies.js";
 import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
@@ -15,7 +15,7 @@ export async function processPullRequest(context: IntentContext, intent: PullReq
   const { repository, pullRequest: number } = intent;
   const deploymentId = deploymentIdOf(intent.installationId, repository.id, `pr-${number}`);
   const deployment = context.store.state.deployments[deploymentId];
-  const live = deployment && deployment.state !== "AWAITING_DELETE" && deployment.state !== "DELETED";
+  const live = deployment && !isTornDown(deployment);
   const key = pullRequestKey(intent.installationId, repository.id, number);
 
   if (intent.action !== "closed") {
@@ -30,19 +30,10 @@ export async function processPullRequest(context: IntentContext, intent: PullReq
     await context.store.update((state) => {
       delete state.pullRequests?.[key];
     });
-    if (!live) return { status: "ignored", note: "no preview to tear down" };
-    await context.store.update((state) => {
-      const d = state.deployments[deploymentId]!;
-      d.state = "AWAITING_DELETE";
-      d.updatedAt = new Date().toISOString();
-    });
-    const revisions = Object.values(context.store.state.revisions).filter((r) => r.deploymentId === deploymentId);
-    for (const revision of revisions) {
-      if (!FINAL_STATES.has(revision.state)) await context.queue.cancel(revision.id, "The pull request was closed");
-      context.reporter.notify(revision.id); // its GitHub deployment becomes inactive
+    if (!(await context.lifecycle.closePreview(deploymentId, "The pull request was closed"))) {
+      return { status: "ignored", note: "no preview to tear down" };
     }
     context.log.info({ environment: `pr-${number}` }, "pull request closed: tearing the preview down");
-    context.queue.wake();
     return { status: "processed", note: "teardown" };
   }
 

@@ -12,7 +12,7 @@ export interface BuildEnvironmentOptions {
   ref: string;
   environment: string;
   revisionId: string;
-  /** Unique per run: lets `killProcessTree` find processes that escaped the build's process group. */
+  /** `SLIPWAY_RUN_MARKER`, unique per build or instance: lets `killProcessTree` find processes that escaped the process group. */
   runMarker: string;
   /** `HOME` for the build; default: the listener's own. */
   home?: string;

@@ -21,6 +21,11 @@ export interface CreateBuildLogOptions {
    * with its byte offset in the log, for live streaming to the control plane.
    */
   onChunk?: (text: string, offset: number) => void;
+  /**
+   * Told once when writing the file failed and the file is closed: later output only
+   * reaches `onChunk` and the tail, and `close()` rejects with the error.
+   */
+  onWriteFailed?: (error: Error) => void;
 }
 
 export interface BuildLog {
@@ -72,6 +77,9 @@ export async function createBuildLog(options: CreateBuildLogOptions): Promise<Bu
   let streamError: Error | undefined;
   stream.on("error", (error) => {
     streamError ??= error;
+  });
+  stream.once("close", () => {
+    if (streamError) options.onWriteFailed?.(streamError);
   });
 
   let bytesWritten = 0;

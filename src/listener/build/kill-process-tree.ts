@@ -1,7 +1,11 @@
 import { readFile, readdir } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 
-/** The variable every build process carries so its descendants can be found again. */
+/**
+ * The run marker: a variable every process of one build or one instance carries, so the
+ * processes can be found again (its name, `SLIPWAY_RUN_MARKER`, is part of what builds and
+ * apps see). Unique per build and per instance.
+ */
 export const RUN_MARKER_VARIABLE = "SLIPWAY_RUN_MARKER";
 
 export interface KillProcessTreeOptions {
@@ -36,7 +40,7 @@ export interface KillProcessTreeResult {
 }
 
 /**
- * Stops a build's processes, including those that left its process group (`setsid`,
+ * Stops the processes of a build or an instance, including those that left its process group (`setsid`,
  * double forks) or ignore SIGTERM: SIGTERM to the group and to every process whose
  * environment holds `SLIPWAY_RUN_MARKER=<marker>`, then SIGKILL to whatever is left after
  * `graceMs`. Resolves only when no such process is left (zombies count as gone).
@@ -51,8 +55,8 @@ export interface KillProcessTreeResult {
  * const child = spawn("/bin/sh", ["-c", command], { detached: true, env });
  * // …on timeout:
  * await killProcessTree({ pgid: child.pid, marker: env.SLIPWAY_RUN_MARKER, graceMs: 5000 });
- * // …after a listener crash, for a run recorded as in progress:
- * await killProcessTree({ marker: run.marker });
+ * // …after a listener crash, for a build recorded as in progress:
+ * await killProcessTree({ marker: recorded.marker });
  * ```
  */
 export async function killProcessTree(options: KillProcessTreeOptions): Promise<KillProcessTreeResult> {
@@ -105,7 +109,7 @@ export async function killProcessTree(options: KillProcessTreeOptions): Promise<
   const giveUpAt = Date.now() + giveUpAfterMs;
   while (alive.length > 0) {
     if (Date.now() > giveUpAt) {
-      throw new Error(`processes of run ${marker} survived SIGKILL for ${giveUpAfterMs} ms: ${alive.join(", ")}`);
+      throw new Error(`processes marked ${marker} survived SIGKILL for ${giveUpAfterMs} ms: ${alive.join(", ")}`);
     }
     // Kill, rescan, repeat: a process can fork between one scan and its SIGKILL.
     signalGroup("SIGKILL");

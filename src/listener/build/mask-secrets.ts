@@ -82,7 +82,7 @@ export function createMasker(secrets: readonly string[]) {
   const couldEnd = (rest: string) => sorted.some((secret) => secret.length > rest.length && secret.endsWith(rest));
 
   /** Masks `buffer` from `start` on, up to where more text could still change the result. */
-  const run = (buffer: string, start: number, final: boolean): string => {
+  const maskFrom = (buffer: string, start: number, final: boolean): string => {
     if (sorted.length === 0) {
       // Nothing to mask; only half of a surrogate pair waits for the other half.
       const end = !final && isHighSurrogate(buffer.charCodeAt(buffer.length - 1)) ? buffer.length - 1 : buffer.length;
@@ -175,11 +175,11 @@ export function createMasker(secrets: readonly string[]) {
   return {
     /** Masks what can be masked for good of the text so far. */
     push(text: string): string {
-      return run(pending + text, released, false);
+      return maskFrom(pending + text, released, false);
     },
     /** The rest: the output ended. */
     flush(): string {
-      const rest = run(pending, released, true);
+      const rest = maskFrom(pending, released, true);
       pending = "";
       released = 0;
       return rest;

@@ -8,10 +8,10 @@ import { unsandboxedPlacement } from "../sandbox/create-sandbox.js";
 import type { SandboxPlacement } from "../sandbox/sandbox.js";
 import { killProcessTree, RUN_MARKER_VARIABLE } from "./kill-process-tree.js";
 
-export type RunOutcome = "succeeded" | "failed" | "timed_out" | "cancelled";
+export type BuildOutcome = "succeeded" | "failed" | "timed_out" | "cancelled";
 
 export interface RunCommandsOptions {
-  /** Shell lines, each run with `/bin/sh -c` in order; the first failure stops the run. */
+  /** Shell lines, each run with `/bin/sh -c` in order as one build step; the first failure stops the build. */
   commands: readonly string[];
   /** The source folder: the commands' working directory (`/workspace` in a sandbox). */
   cwd: string;
@@ -29,28 +29,29 @@ export interface RunCommandsOptions {
 }
 
 export interface RunCommandsResult {
-  outcome: RunOutcome;
+  outcome: BuildOutcome;
   /** Exit code of the last command that ran (null when it was ended by a signal). */
   exitCode: number | null;
   /** Signal that ended the last command, e.g. "SIGTERM" after a timeout. */
   signal: string | null;
-  /** The command that failed, or that was running when the run timed out or was cancelled. */
+  /** The command that failed, or that was running when the build timed out or was cancelled. */
   failedCommand?: string;
   durationMs: number;
 }
 
-/** How long output may keep arriving after a command exited before the next one starts. */
+/** How long output may keep arriving after a build step exited before the next one starts. */
 const DRAIN_MS = 250;
-/** How long to wait for the pipes to close once every process of the run is gone. */
+/** How long to wait for the pipes to close once every process of the build is gone. */
 const FINAL_DRAIN_MS = 1_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * Runs a build's commands one after another, each with `/bin/sh -c` in its own process
- * group, streaming their output. On timeout or abort the running group gets SIGTERM, then
- * SIGKILL after `killGraceMs`; processes that escaped the group are found by their
- * `SLIPWAY_RUN_MARKER` (see `killProcessTree`). Whatever a run leaves behind — background
- * processes of a successful build included — is stopped before the promise resolves.
+ * Runs a build's commands one after another, each as a build step: `/bin/sh -c <command>`
+ * in its own process group, its output streamed. On timeout or abort the running step's
+ * group gets SIGTERM, then SIGKILL after `killGraceMs`; processes that escaped the group are
+ * found by their `SLIPWAY_RUN_MARKER` (see `killProcessTree`). Whatever the build leaves
+ * behind — background processes of a successful build included — is stopped before the
+ * promise resolves.
  *
  * Resolves with the outcome; rejects only when the machinery fails (the shell cannot be
  * started, `onOutput` throws, or processes survive SIGKILL).
@@ -97,15 +98,16 @@ export async function runCommands(options: RunCommandsOptions): Promise<RunComma
   const say = (line: string) => emit(`${endedWithNewline ? "" : "\n"}${line}\n`);
 
   let stopReason: "timed_out" | "cancelled" | undefined;
-  let running: ChildProcess | undefined;
+  /** The build step running now. */
+  let step: ChildProcess | undefined;
   let stopping: Promise<unknown> | undefined;
   const stop = (reason: "timed_out" | "cancelled") => {
     if (stopReason) return;
     stopReason = reason;
     if (reason === "timed_out") say(`[slipway: timed out after ${formatMs(timeoutMs)}, stopping]`);
     else if (!callbackError) say("[slipway: cancelled, stopping]");
-    if (running?.pid !== undefined) {
-      stopping = killProcessTree({ pgid: running.pid, marker, graceMs: killGraceMs, terminateGroup: !placement.sandbox.supervisorIsGroupLeader });
+    if (step?.pid !== undefined) {
+      stopping = killProcessTree({ pgid: step.pid, marker, graceMs: killGraceMs, terminateGroup: !placement.sandbox.supervisorIsGroupLeader });
       // Awaited below; this only keeps an early failure from being reported as unhandled.
       stopping.catch(() => undefined);
     }
@@ -145,12 +147,12 @@ export async function runCommands(options: RunCommandsOptions): Promise<RunComma
       }
       // Own process group: the whole group (in a sandbox: the whole sandbox) can be signalled.
       const child = placement.sandbox.spawn({ script: command, workDir: cwd, homeDir: placement.homeDir, tmpDir: placement.tmpDir, env, user: placement.user });
-      running = child;
+      step = child;
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
         child.once("error", (error) => reject(new Error(`could not start /bin/sh for "${command}": ${error.message}`, { cause: error })));
         child.once("exit", (code, exitSignal) => {
           // Reaped: from here on the pid may be reused, so it is no longer ours to signal.
-          running = undefined;
+          step = undefined;
           resolve({ code, signal: exitSignal });
         });
       });
@@ -178,7 +180,7 @@ export async function runCommands(options: RunCommandsOptions): Promise<RunComma
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
     await stopping?.catch(() => undefined);
-    // Background processes a command left behind belong to this run too.
+    // Background processes a build step left behind belong to this build too.
     const leftovers = await killProcessTree({ marker, graceMs: killGraceMs });
     if (leftovers.terminated.length > 0) {
       say(`[slipway: stopped ${leftovers.terminated.length} process(es) left running by the build]`);

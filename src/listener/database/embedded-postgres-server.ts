@@ -26,7 +26,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import type { Logger } from "pino";
-import { pickFreePort } from "../run/pick-free-port.js";
+import { pickFreePort } from "../instances/pick-free-port.js";
 
 export interface EmbeddedPostgresServer {
   /** `postgresql://postgres:<password>@127.0.0.1:<port>/postgres`: a secret. */

@@ -298,7 +298,7 @@ interface PublicConnectRow {
   adminKeepsConnect: boolean;
 }
 
-/** The URL a deployment's builds and running revisions get: same server, its own role and database. */
+/** The URL a deployment's builds and instances get: same server, its own role and database. */
 function deploymentUrl(adminUrl: string, name: string, password: string): string {
   const admin = new URL(adminUrl);
   // A socket-folder admin URL (`postgresql:///postgres?host=/run/postgresql`) has no host;

@@ -30,7 +30,7 @@ export class SandboxUnavailableError extends Error {
 const INSTALL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /**
- * Decides, once per listener start, what builds and running revisions run in
+ * Decides, once per listener start, what builds and instances run in
  * (`SLIPWAY_SANDBOX`), and proves it by running `true` in it:
  *
  * - `bubblewrap`: bubblewrap must work, or the listener refuses to start (a

@@ -15,11 +15,11 @@ import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sendText } from "../../../src/control-plane/http/http-helpers.js";
 import { hostCookie, setCookie } from "../../../src/control-plane/http/auth/cookies.js";
-import { createStatusPages, type StatusPagesOptions } from "../../../src/control-plane/http/status-pages.js";
+import { createStatusPages, type StatusPagesOptions } from "../../../src/control-plane/http/status-pages/create-status-pages.js";
 import { createRevisionLogs, type RevisionLogs } from "../../../src/control-plane/revision-logs.js";
 import type { Deployment, Revision } from "../../../src/store/model.js";
 import { openStateStore, type StateStore } from "../../../src/store/open-state-store.js";
-import { startGitHubStandIn, type GitHubStandIn } from "../../../tools/github-stand-in/start-github-stand-in.js";
+import { startGitHubStandIn, type GitHubStandIn } from "github-stand-in";
 
 const CACHE_MS = 60_000;
 let github: GitHubStandIn;
@@ -82,7 +82,6 @@ function pages(overrides: Partial<StatusPagesOptions> = {}) {
     store,
     logs,
     publicUrl: baseUrl,
-    statePollMs: 20,
     heartbeatMs: 60_000,
     signIn: { clientId: github.oauth.clientId, clientSecret: github.oauth.clientSecret, webUrl: github.url, apiUrl: github.apiUrl },
     accessCacheMs: CACHE_MS,

@@ -5,9 +5,9 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadGitHubOpenApiSpec } from "../../../tools/github-stand-in/openapi-spec.js";
-import { createOpenApiValidator, type OpenApiValidator } from "../../../tools/github-stand-in/openapi-validator.js";
-import { startGitHubStandIn, type GitHubStandIn } from "../../../tools/github-stand-in/start-github-stand-in.js";
+import { loadGitHubOpenApiSpec } from "github-stand-in/openapi-spec";
+import { createOpenApiValidator, type OpenApiValidator } from "github-stand-in/openapi-validator";
+import { startGitHubStandIn, type GitHubStandIn } from "github-stand-in";
 
 const CALLBACK = "https://slipway.example.com/auth/callback";
 let github: GitHubStandIn;

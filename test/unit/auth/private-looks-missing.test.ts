@@ -14,11 +14,11 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sendText } from "../../../src/control-plane/http/http-helpers.js";
-import { createStatusPages, type StatusPagesOptions } from "../../../src/control-plane/http/status-pages.js";
+import { createStatusPages, type StatusPagesOptions } from "../../../src/control-plane/http/status-pages/create-status-pages.js";
 import { createRevisionLogs, type RevisionLogs } from "../../../src/control-plane/revision-logs.js";
 import type { Deployment, Revision } from "../../../src/store/model.js";
 import { openStateStore, type StateStore } from "../../../src/store/open-state-store.js";
-import { startGitHubStandIn, type GitHubStandIn } from "../../../tools/github-stand-in/start-github-stand-in.js";
+import { startGitHubStandIn, type GitHubStandIn } from "github-stand-in";
 
 let github: GitHubStandIn;
 let dataDir: string;
@@ -78,7 +78,6 @@ function pages(overrides: Partial<StatusPagesOptions> = {}) {
     store,
     logs,
     publicUrl: baseUrl,
-    statePollMs: 20,
     heartbeatMs: 60_000,
     signIn: { clientId: github.oauth.clientId, clientSecret: github.oauth.clientSecret, webUrl: github.url, apiUrl: github.apiUrl },
     now: () => clock,

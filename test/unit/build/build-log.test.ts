@@ -275,9 +275,11 @@ describe("createBuildLog", () => {
   });
 
   it("reports a failed write when closed, instead of hanging", async () => {
-    const log = await createBuildLog({ file: "/dev/full", secrets: [] });
+    let failed!: (error: Error) => void;
+    const writeFailed = new Promise<Error>((resolve) => (failed = resolve));
+    const log = await createBuildLog({ file: "/dev/full", secrets: [], onWriteFailed: failed });
     log.write("no space left\n");
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the write fails (and the stream closes) before close()
+    expect((await writeFailed).message).toContain("ENOSPC"); // the write failed and the file closed before close()
     await expect(log.close()).rejects.toThrow("could not write build log /dev/full: ENOSPC");
   });
 

@@ -219,12 +219,12 @@ describe("fetchSource", () => {
   });
 
   it("stops when the signal aborts, even if the server stalls", async () => {
+    const controller = new AbortController();
     const stalling = await listen((req, res) => {
       res.writeHead(200);
-      res.write(tarball([{ path: `${TOP}/`, type: "Directory" }]).subarray(0, 10));
+      // A few bytes, then nothing: the abort comes while the download waits for more.
+      res.write(tarball([{ path: `${TOP}/`, type: "Directory" }]).subarray(0, 10), () => controller.abort(new Error("revision cancelled")));
     });
-    const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error("revision cancelled")), 100);
     await expect(fetchSource({ tarballUrl: `${stalling.base}/t`, token: TOKEN, destination, signal: controller.signal })).rejects.toThrow(
       "revision cancelled",
     );

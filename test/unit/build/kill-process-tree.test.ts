@@ -11,28 +11,34 @@ afterEach(() => {
   for (const marker of markers.splice(0)) killLeftovers(marker);
 });
 
-/** A process left behind as if the listener had crashed: detached, unreferenced, carrying `marker`. */
-function orphan(script: string, marker: string): number {
+/**
+ * A process left behind as if the listener had crashed: detached, unreferenced, carrying
+ * `marker`. Resolves once the script said `ready` (every process it starts before that
+ * exists, marked), and lets go of its output.
+ */
+async function orphan(script: string, marker: string): Promise<number> {
   markers.push(marker);
   const child = spawn("/bin/sh", ["-c", script], {
     detached: true,
-    stdio: "ignore",
+    stdio: ["ignore", "pipe", "ignore"],
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SLIPWAY_RUN_MARKER: marker },
   });
   child.unref();
+  const line = await new Promise<Buffer>((resolve, reject) => {
+    child.stdout!.once("data", resolve);
+    child.once("exit", (code) => reject(new Error(`the orphan exited with ${code} before it was ready`)));
+  });
+  child.stdout!.destroy();
+  if (line.toString() !== "ready\n") throw new Error(`the orphan said ${JSON.stringify(line.toString())}`);
   return child.pid!;
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-}
-
 describe("killProcessTree", () => {
-  it("finds orphans of a run by their marker alone and kills them, SIGTERM first", async () => {
+  it("finds orphans of a build by their marker alone and kills them, SIGTERM first", async () => {
     const marker = newMarker();
-    const polite = orphan("exec sleep 100", marker);
-    const stubborn = orphan("trap '' TERM; setsid sleep 100 & wait", marker);
-    await until(() => processesWithMarker(marker).length >= 3); // polite, stubborn's shell, its sleep
+    const polite = await orphan("echo ready; exec sleep 100", marker);
+    const stubborn = await orphan("trap '' TERM; setsid sleep 100 & echo ready; wait", marker);
+    expect(processesWithMarker(marker).length).toBeGreaterThanOrEqual(3); // polite, stubborn's shell, its sleep
 
     const result = await killProcessTree({ marker, graceMs: 200 });
 
@@ -43,14 +49,15 @@ describe("killProcessTree", () => {
     expect(processesWithMarker(marker)).toEqual([]);
   });
 
-  it("leaves processes of other runs alone", async () => {
+  it("leaves processes of other builds and instances alone", async () => {
     const mine = newMarker();
     const theirs = newMarker();
-    const target = orphan("exec sleep 100", mine);
-    const bystander = orphan("exec sleep 100", theirs);
-    // A marker that merely starts with ours is another run's.
-    const prefixed = orphan("exec sleep 100", `${mine}-2`);
-    await until(() => processesWithMarker(mine).length === 1 && isAlive(bystander) && isAlive(prefixed));
+    const target = await orphan("echo ready; exec sleep 100", mine);
+    const bystander = await orphan("echo ready; exec sleep 100", theirs);
+    // A marker that merely starts with ours is another build's.
+    const prefixed = await orphan("echo ready; exec sleep 100", `${mine}-2`);
+    expect(processesWithMarker(mine)).toEqual([target]);
+    expect(isAlive(bystander) && isAlive(prefixed)).toBe(true);
 
     await killProcessTree({ marker: mine, graceMs: 200 });
 

@@ -10,7 +10,7 @@ let dir: string;
 let marker: string;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), "slipway-run-"));
+  dir = mkdtempSync(path.join(os.tmpdir(), "slipway-build-"));
   marker = newMarker();
 });
 
@@ -19,30 +19,39 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function run(commands: string[], options: Partial<RunCommandsOptions> = {}) {
+/**
+ * Runs a build; `printed(name)` resolves with the number a build step printed as
+ * `<name>=<number>` (a pid), as soon as it arrives in the output.
+ */
+function runBuild(commands: string[], options: Partial<RunCommandsOptions> = {}) {
   const output: string[] = [];
+  let waiting: Array<{ pattern: RegExp; resolve: (value: number) => void }> = [];
+  const settle = () => {
+    const text = output.join("");
+    waiting = waiting.filter(({ pattern, resolve }) => {
+      const match = pattern.exec(text);
+      if (match) resolve(Number(match[1]));
+      return !match;
+    });
+  };
   const promise = runCommands({
     commands,
     cwd: dir,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SLIPWAY_RUN_MARKER: marker },
     timeoutMs: 10_000,
     killGraceMs: 300,
-    onOutput: (text) => output.push(text),
+    onOutput: (text) => {
+      output.push(text);
+      settle();
+    },
     ...options,
   });
-  return { promise, output };
-}
-
-async function waitForFile(file: string, timeoutMs = 3_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (existsSync(file)) {
-      const text = readFileSync(file, "utf8").trim();
-      if (text) return text;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`${file} did not appear`);
+  const printed = (name: string) =>
+    new Promise<number>((resolve) => {
+      waiting.push({ pattern: new RegExp(`^${name}=(\\d+)\\n`, "m"), resolve });
+      settle();
+    });
+  return { promise, output, printed };
 }
 
 /** Process group and session of a live process, from /proc. */
@@ -54,7 +63,7 @@ function groupOf(pid: number): { pgrp: number; session: number } {
 
 describe("runCommands", () => {
   it("runs the commands in order in cwd and streams stdout and stderr, each command announced", async () => {
-    const { promise, output } = run(["echo one", "echo two >&2", "pwd", "printf 'no newline'"]);
+    const { promise, output } = runBuild(["echo one", "echo two >&2", "pwd", "printf 'no newline'"]);
     const result = await promise;
 
     expect(result).toMatchObject({ outcome: "succeeded", exitCode: 0, signal: null });
@@ -64,7 +73,7 @@ describe("runCommands", () => {
   });
 
   it("stops at the first failing command and reports its exit code", async () => {
-    const { promise, output } = run(["echo first", "echo oops >&2; exit 3", `touch ${dir}/third`]);
+    const { promise, output } = runBuild(["echo first", "echo oops >&2; exit 3", `touch ${dir}/third`]);
     const result = await promise;
 
     expect(result).toMatchObject({ outcome: "failed", exitCode: 3, signal: null, failedCommand: "echo oops >&2; exit 3" });
@@ -77,7 +86,7 @@ describe("runCommands", () => {
 
   it("times out a plain sleep with SIGTERM", async () => {
     const started = Date.now();
-    const { promise, output } = run(["echo before", "sleep 100"], { timeoutMs: 300 });
+    const { promise, output } = runBuild(["echo before", "sleep 100"], { timeoutMs: 300 });
     const result = await promise;
 
     expect(result).toMatchObject({ outcome: "timed_out", exitCode: null, signal: "SIGTERM", failedCommand: "sleep 100" });
@@ -88,8 +97,8 @@ describe("runCommands", () => {
 
   it("kills a command that ignores SIGTERM after the grace period", async () => {
     const started = Date.now();
-    const { promise } = run([`trap '' TERM; sleep 100 & echo $! > ${dir}/sleep.pid; wait`], { timeoutMs: 500 });
-    const sleeper = Number(await waitForFile(path.join(dir, "sleep.pid")));
+    const { promise, printed } = runBuild([`trap '' TERM; sleep 100 & echo sleeper=$!; wait`], { timeoutMs: 500 });
+    const sleeper = await printed("sleeper");
     const result = await promise;
 
     expect(result).toMatchObject({ outcome: "timed_out", signal: "SIGKILL" });
@@ -99,12 +108,12 @@ describe("runCommands", () => {
   });
 
   it("finds and kills a descendant that left the process group with setsid", async () => {
-    const { promise } = run(
-      [`echo $$ > ${dir}/leader.pid; setsid sh -c 'echo $$ > ${dir}/escaped.pid; exec sleep 100' & sleep 100`],
+    const { promise, printed } = runBuild(
+      [`echo leader=$$; setsid sh -c 'echo escaped=$$; exec sleep 100' & sleep 100`],
       { timeoutMs: 1_500 }, // room to start under load: the premise is checked before it fires
     );
-    const leader = Number(await waitForFile(path.join(dir, "leader.pid")));
-    const escaped = Number(await waitForFile(path.join(dir, "escaped.pid")));
+    const leader = await printed("leader");
+    const escaped = await printed("escaped");
     // The premise: a signal to the build's group cannot reach it.
     expect(groupOf(escaped).pgrp).not.toBe(groupOf(leader).pgrp);
     expect(groupOf(escaped).session).not.toBe(groupOf(leader).session);
@@ -116,11 +125,11 @@ describe("runCommands", () => {
   });
 
   it("finds and kills a double-forked orphan in its own session that ignores SIGTERM", async () => {
-    const { promise } = run(
-      [`(setsid sh -c 'trap "" TERM; echo $$ > ${dir}/orphan.pid; exec sleep 100' &) ; sleep 100`],
+    const { promise, printed } = runBuild(
+      [`(setsid sh -c 'trap "" TERM; echo orphan=$$; exec sleep 100' &) ; sleep 100`],
       { timeoutMs: 1_500 }, // room to start under load: the premise is checked before it fires
     );
-    const orphan = Number(await waitForFile(path.join(dir, "orphan.pid")));
+    const orphan = await printed("orphan");
     const ignored = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${orphan}/status`, "utf8"))?.[1];
     expect(BigInt(`0x${ignored}`) & (1n << 14n)).toBe(1n << 14n); // SIGTERM (15) is ignored
     expect(groupOf(orphan).pgrp).toBe(orphan); // its own group
@@ -132,7 +141,7 @@ describe("runCommands", () => {
   });
 
   it("stops background processes a successful build leaves behind", async () => {
-    const { promise, output } = run([`setsid sh -c 'echo $$ > ${dir}/daemon.pid; exec sleep 100' > /dev/null 2>&1 &`, "echo built"]);
+    const { promise, output } = runBuild([`setsid sh -c 'echo $$ > ${dir}/daemon.pid; exec sleep 100' > /dev/null 2>&1 &`, "echo built"]);
     const result = await promise;
 
     expect(result.outcome).toBe("succeeded");
@@ -143,7 +152,7 @@ describe("runCommands", () => {
 
   it("does not hang when a process without the marker keeps the output open", async () => {
     // `env -i` drops SLIPWAY_RUN_MARKER: such a process is out of reach of the scan (the documented limit).
-    const { promise, output } = run([`env -i sh -c 'echo $$ > ${dir}/hidden.pid; exec sleep 100' &`]);
+    const { promise, output } = runBuild([`env -i sh -c 'echo $$ > ${dir}/hidden.pid; exec sleep 100' &`]);
     const result = await promise;
     const hidden = Number(readFileSync(path.join(dir, "hidden.pid"), "utf8"));
     try {
@@ -156,18 +165,19 @@ describe("runCommands", () => {
 
   it("cancels through an AbortSignal", async () => {
     const controller = new AbortController();
-    const { promise, output } = run(["sleep 100"], { signal: controller.signal });
-    setTimeout(() => controller.abort(), 200);
+    const { promise, output, printed } = runBuild(["echo sleeping=$$; sleep 100"], { signal: controller.signal });
+    await printed("sleeping"); // the build step is running
+    controller.abort();
     const result = await promise;
 
-    expect(result).toMatchObject({ outcome: "cancelled", signal: "SIGTERM", failedCommand: "sleep 100" });
+    expect(result).toMatchObject({ outcome: "cancelled", signal: "SIGTERM", failedCommand: "echo sleeping=$$; sleep 100" });
     expect(result.durationMs).toBeLessThan(3_000);
     expect(output.join("")).toContain("[slipway: cancelled, stopping]");
     expect(processesWithMarker(marker)).toEqual([]);
   });
 
   it("runs nothing when the signal is already aborted", async () => {
-    const { promise, output } = run([`touch ${dir}/ran`], { signal: AbortSignal.abort() });
+    const { promise, output } = runBuild([`touch ${dir}/ran`], { signal: AbortSignal.abort() });
     const result = await promise;
 
     expect(result).toMatchObject({ outcome: "cancelled", exitCode: null });
@@ -177,7 +187,7 @@ describe("runCommands", () => {
 
   it("decodes multi-byte UTF-8 split across chunks", async () => {
     // "€" (e2 82 ac) and "🚀" (f0 9f 9a 80) each written in two pieces, on stdout and on stderr.
-    const { promise, output } = run([
+    const { promise, output } = runBuild([
       "printf 'a\\342\\202'; sleep 0.1; printf '\\254b\\n'",
       "printf 'c\\360\\237\\232' >&2; sleep 0.1; printf '\\200d\\n' >&2",
     ]);
@@ -189,7 +199,7 @@ describe("runCommands", () => {
   });
 
   it("rejects when onOutput throws, after stopping the processes", async () => {
-    const { promise } = run(["echo tick; sleep 100"], {
+    const { promise } = runBuild(["echo tick; sleep 100"], {
       onOutput: (text) => {
         if (text.includes("tick")) throw new Error("log is gone");
       },

@@ -7,7 +7,7 @@ import { runCli } from "../../../src/cli/main.js";
 import { age, formatStatusTable, status, type DeploymentListItem } from "../../../src/cli/status.js";
 import { sendText } from "../../../src/control-plane/http/http-helpers.js";
 import { deploymentView, revisionView } from "../../../src/control-plane/http/status-pages/api-views.js";
-import { createStatusPages } from "../../../src/control-plane/http/status-pages.js";
+import { createStatusPages } from "../../../src/control-plane/http/status-pages/create-status-pages.js";
 import { createRevisionLogs } from "../../../src/control-plane/revision-logs.js";
 import type { Deployment, Revision } from "../../../src/store/model.js";
 import { openStateStore } from "../../../src/store/open-state-store.js";

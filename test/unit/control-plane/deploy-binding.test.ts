@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { claimComment, judgeDeployCommand, PROMPT_MS, recordHead } from "../../../src/control-plane/commands/pull-request-heads.js";
 import { emptyState } from "../../../src/store/model.js";
-import { issueCommentPayload, pullRequestPayload } from "../../../tools/github-stand-in/webhook-payloads.js";
+import { issueCommentPayload, pullRequestPayload } from "github-stand-in/webhook-payloads";
 import nock from "nock";
 import { API, mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 
@@ -103,9 +103,9 @@ describe("/deploy bound to the comment, through the webhook", () => {
   it("a /deploy that arrives after new commits deploys nothing and says which commit it saw and which is the head", async () => {
     app.services.reporter.close();
     await receive("opened", "pull_request", pullRequest("opened", A));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await nextMillisecond();
     const createdAt = new Date().toISOString();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await nextMillisecond();
     let reply: any;
     await receive("sync", "pull_request", pullRequest("synchronize", B));
     maintainerDeploy({ head: B })
@@ -188,3 +188,9 @@ describe("/deploy bound to the comment, through the webhook", () => {
     nock.cleanAll(); // persisted mocks stay "pending" by design
   });
 });
+
+/** Timestamps have millisecond resolution: returns once the clock shows a later one (busy for at most ~1 ms). */
+async function nextMillisecond(): Promise<void> {
+  const now = Date.now();
+  while (Date.now() === now) await new Promise(setImmediate);
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createRevision } from "../../../src/control-plane/create-revision.js";
-import { issueCommentPayload } from "../../../tools/github-stand-in/webhook-payloads.js";
+import { recordNewRevision } from "../../../src/revisions/lifecycle.js";
+import { issueCommentPayload } from "github-stand-in/webhook-payloads";
 import { mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 
 const REPO = "/repos/octo-org/hello-world";
@@ -129,9 +129,9 @@ describe("/deploy on a fork's pull request and the build sandbox", () => {
     app.services.sandboxes.seen("unsandboxed", { kind: "none", policy: "auto" });
     app.services.sandboxes.seen("sandboxed", { kind: "bubblewrap", policy: "auto" });
     app.services.reporter.close();
-    await app.services.store.update((state) => {
+    await app.services.store.update((state, changes) => {
       // A fork preview queued before the unsandboxed listener appeared.
-      createRevision(state, {
+      recordNewRevision(state, changes, {
         installationId: 42,
         repository,
         environment: "pr-42",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createRevision } from "../../../src/control-plane/create-revision.js";
+import { recordNewRevision } from "../../../src/revisions/lifecycle.js";
 import {
   CHECK_RUN_TEXT_LIMIT,
   describeCheckRun,
@@ -7,7 +7,7 @@ import {
   logTailForCheckRun,
 } from "../../../src/control-plane/github/describe-revision.js";
 import { emptyState } from "../../../src/store/model.js";
-import { revisionRequest } from "../../support/fixtures.js";
+import { revisionRequest, UNWATCHED } from "../../support/fixtures.js";
 
 describe("what GitHub is shown", () => {
   it("cuts a long log from the front, within GitHub's limit, at a code point boundary, with a marker", () => {
@@ -27,7 +27,7 @@ describe("what GitHub is shown", () => {
 
   it("maps states as the contract's table says", () => {
     const state = emptyState();
-    const { revision } = createRevision(state, revisionRequest());
+    const { revision } = recordNewRevision(state, UNWATCHED, revisionRequest());
     const deployment = state.deployments[revision.deploymentId]!;
     const cases: Array<[typeof revision.state, string, string | undefined, string]> = [
       ["QUEUED", "queued", undefined, "queued"],
@@ -51,14 +51,14 @@ describe("what GitHub is shown", () => {
 
   it("keeps deployment status descriptions within 140 characters", () => {
     const state = emptyState();
-    const { revision } = createRevision(state, revisionRequest());
+    const { revision } = recordNewRevision(state, UNWATCHED, revisionRequest());
     Object.assign(revision, { state: "BUILD_FAILED", error: "x".repeat(500) });
     expect(describeDeploymentStatus(revision, state.deployments[revision.deploymentId]!).description.length).toBeLessThanOrEqual(140);
   });
 
   it("shows 'database created' on the first revision and 'reused' on later ones", () => {
     const state = emptyState();
-    const { revision } = createRevision(state, revisionRequest());
+    const { revision } = recordNewRevision(state, UNWATCHED, revisionRequest());
     const deployment = state.deployments[revision.deploymentId]!;
     revision.state = "DEPLOYED";
     revision.phases = [

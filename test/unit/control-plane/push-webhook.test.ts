@@ -1,5 +1,5 @@
 import nock from "nock";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { API, mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 import { pushExample } from "../../support/push-example.js";
 
@@ -180,7 +180,8 @@ describe("push webhook", () => {
     await app.probot.receive({ id: "d-502", name: "push", payload: pushExample({ after: SHA }) as any });
     await app.services.inbox.idle();
     const revision = Object.values(app.services.store.state.revisions)[0]!;
-    for (let i = 0; i < 500 && !app.services.store.state.revisions[revision.id]?.github.deploymentStatusSent; i++) await new Promise((r) => setTimeout(r, 20));
+    // The reporter retries with a backoff (idle() does not wait for retries): wait for the status it ends with.
+    await vi.waitFor(() => expect(app.services.store.state.revisions[revision.id]?.github.deploymentStatusSent).toBeDefined(), { timeout: 15_000 });
     expect(app.services.store.state.revisions[revision.id]?.github).toMatchObject({ deploymentId: 501, checkRunId: 601 });
   });
 });
@@ -199,8 +200,7 @@ describe("push webhook, with GitHub updates paced as in production", () => {
     await app.probot.receive({ id: "d-paced", name: "push", payload: pushExample({ after: SHA }) as any });
     await app.services.inbox.idle();
     const revision = Object.values(app.services.store.state.revisions)[0]!;
-    for (let i = 0; i < 250 && !app.services.store.state.revisions[revision.id]?.github.checkRunSent; i++) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 100)); // a deployment write would have been tried by now
+    await app.services.reporter.idle(); // the queued revision's first report, and anything it would write
     expect(writes).toEqual(["check run created"]);
     expect(app.services.store.state.revisions[revision.id]?.github.deploymentId).toBeUndefined();
 
@@ -212,10 +212,10 @@ describe("push webhook, with GitHub updates paced as in production", () => {
       .reply(201, { id: 501 })
       .post(`${REPO}/deployments/501/statuses`, (body) => (writes.push(`deployment ${body.state}`), true))
       .reply(201, { id: 701 });
-    await app.services.store.update((s) => {
-      Object.assign(s.revisions[revision.id]!, { state: "DEPLOYED", finishedAt: new Date().toISOString() });
-    });
-    app.services.reporter.notify(revision.id);
+    const { lifecycle } = app.services;
+    const work = await lifecycle.leaseNext("listener", { ttlMs: 30_000, mayBuildForks: true });
+    expect(work).toMatchObject({ kind: "revision", revision: { id: revision.id } });
+    await lifecycle.complete(work!.kind === "revision" ? work!.revision.lease!.id : "", { outcome: "DEPLOYED", events: [] });
     await app.services.reporter.idle();
     expect(writes).toEqual(["check run created", "check run success", "deployment created", "deployment success"]);
   });
@@ -235,13 +235,12 @@ describe("push webhook, when a listener takes the revision at once", () => {
     await app.services.inbox.idle();
     const revision = Object.values(app.services.store.state.revisions)[0]!;
     expect(revision.state).toBe("QUEUED");
-    // What the listener's first heartbeat does, well within the settle window.
-    await app.services.store.update((s) => {
-      Object.assign(s.revisions[revision.id]!, { state: "BUILDING", phases: [{ name: "build", startedAt: new Date().toISOString() }] });
-    });
-    app.services.reporter.notify(revision.id);
-    for (let i = 0; i < 100 && bodies.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 600)); // past the settle window: nothing more is sent
+    // A listener leases it and its first heartbeat starts the build, well within the settle window.
+    const { lifecycle } = app.services;
+    const work = await lifecycle.leaseNext("listener", { ttlMs: 30_000, mayBuildForks: true });
+    const leaseId = work?.kind === "revision" ? work.revision.lease!.id : "";
+    await lifecycle.heartbeat(leaseId, [{ type: "phase_started", phase: "build", at: new Date().toISOString() }], 30_000);
+    await app.services.reporter.idle(); // past the settle window, and every write it led to
     expect(bodies.map((b) => b.status)).toEqual(["in_progress"]);
   });
 });

@@ -1,7 +1,7 @@
 import { appendFile, readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { createRevision } from "../../../src/control-plane/create-revision.js";
+import { recordNewRevision } from "../../../src/revisions/lifecycle.js";
 import type { StateDocument } from "../../../src/store/model.js";
 import { CorruptStateError, KEEP_DELIVERIES, KEEP_FINISHED_REVISIONS, openStateStore } from "../../../src/store/open-state-store.js";
 import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
@@ -69,16 +69,13 @@ describe("state store", () => {
     }
     // Housekeeping runs every 50 changes, so the count may overshoot by that much between runs.
     for (let i = 0; i < 60; i++) await store.recordDelivery({ id: `late${i}`, event: "push", receivedAt: receivedAt(total + i), status: "ignored" });
-    const settled = async (count: () => Promise<number> | number) => {
-      for (let i = 0; i < 100 && (await count()) > KEEP_DELIVERIES + 60; i++) await new Promise((r) => setTimeout(r, 20));
-      return count();
-    };
-    expect(await settled(() => Object.keys(store.state.deliveries).length)).toBeLessThanOrEqual(KEEP_DELIVERIES + 60);
+    await store.flush();
+    expect(Object.keys(store.state.deliveries).length).toBeLessThanOrEqual(KEEP_DELIVERIES + 60);
     const kept = Object.keys(store.state.deliveries);
     expect(kept).toContain("pending");
     expect(kept).toContain("late59"); // the newest stay
     expect(kept).not.toContain("d0");
-    expect(await settled(async () => Object.keys((await readFromDisk(dataDir)).deliveries).length)).toBeLessThanOrEqual(KEEP_DELIVERIES + 60);
+    expect(Object.keys((await readFromDisk(dataDir)).deliveries).length).toBeLessThanOrEqual(KEEP_DELIVERIES + 60);
   });
 
   it("acknowledges a delivery once it is in the journal; a store opened after a crash has it, and the journal empties once the deliveries file has it", async () => {
@@ -101,9 +98,8 @@ describe("state store", () => {
     expect(await reopened.recordDelivery(delivery("d1"))).toBe("duplicate");
 
     expect(await reopened.recordDelivery(delivery("d2"))).toBe("recorded");
-    for (let i = 0; i < 100 && !(await readFromDisk(dataDir)).deliveries.d2; i++) await new Promise((r) => setTimeout(r, 20));
-    expect((await readFromDisk(dataDir)).deliveries.d2).toBeDefined(); // the deliveries file takes it soon after
-    for (let i = 0; i < 100 && (await lines()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await reopened.flush(); // the deliveries file write the store makes about 0.1 s later, now
+    expect((await readFromDisk(dataDir)).deliveries.d2).toBeDefined();
     expect(await lines()).toEqual([]);
   });
 
@@ -120,7 +116,7 @@ describe("state store", () => {
   it("refuses to start on a truncated file and names it", async () => {
     const dataDir = await tempDir();
     const store = await openStateStore({ dataDir, log: silentLog });
-    await store.update((state) => createRevision(state, revisionRequest()));
+    await store.update((state, changes) => recordNewRevision(state, changes, revisionRequest()));
     const file = path.join(dataDir, "state.json");
     const text = await readFile(file, "utf8");
     await writeFile(file, text.slice(0, text.length / 2));
@@ -142,16 +138,15 @@ describe("state store", () => {
     const store = await openStateStore({ dataDir, log: silentLog });
     const ids: string[] = [];
     for (let i = 0; i < 120; i++) {
-      await store.update((state) => {
-        const { revision } = createRevision(state, revisionRequest({ sha: sha(i + 1) }));
-        revision.state = "DEPLOYED";
+      await store.update((state, changes) => {
+        const { revision } = recordNewRevision(state, changes, revisionRequest({ sha: sha(i + 1) }));
+        revision.state = "DEPLOYED"; // as if built: this test is about the store, not the lifecycle
         revision.finishedAt = new Date().toISOString();
         ids.push(revision.id);
       });
     }
-    // Archiving runs in the background after writes; one more write lets it settle.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    await store.update(() => undefined);
+    // Archiving runs in the background after writes.
+    await store.flush();
     const onDisk = await readFromDisk(dataDir);
     const live = Object.keys(onDisk.revisions).length;
     expect(live).toBeLessThanOrEqual(KEEP_FINISHED_REVISIONS + 50);

@@ -25,7 +25,7 @@ let handled: string[] = [];
 const appFn: ApplicationFunction = (app) => {
   app.on("push", async (context) => {
     const ref = context.payload.ref;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a handler that takes a while: behaviour under test, not a wait
     if (ref === "refs/heads/fail") throw new Error("handler failed");
     if (ref === "refs/heads/missing") throw Object.assign(new Error("Not Found"), { status: 404 });
     handled.push(context.id);
@@ -173,7 +173,8 @@ describe("what Probot's middleware did not refuse early", () => {
         response.resume();
         response.on("end", () => {
           request.destroy();
-          // Whatever is read of the connection from here on (nothing, if it holds) counts too.
+          // Whatever is read of the connection from here on (nothing, if it holds) counts too:
+          // time is what this checks, so it is a fixed wait.
           setTimeout(() => resolve({ status: response.statusCode ?? 0, bytesRead: ours.sockets[firstSocket]?.bytesRead ?? -1 }), 200);
         });
       });

@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from "vitest";
-import { createRevision } from "../../../src/control-plane/create-revision.js";
 import { createRevisionLogs } from "../../../src/control-plane/revision-logs.js";
 import { createWorkQueue } from "../../../src/control-plane/work-queue.js";
 import type { RevisionWork } from "../../../src/protocol/listener-protocol.js";
 import { describeDeploymentStatus } from "../../../src/control-plane/github/describe-revision.js";
+import { createLifecycle } from "../../../src/revisions/lifecycle.js";
 import { openStateStore } from "../../../src/store/open-state-store.js";
 import { openSecretBox } from "../../../src/store/secret-box.js";
 import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
@@ -13,23 +13,22 @@ async function setup(options: { maxAttempts?: number } = {}) {
   const dataDir = await tempDir();
   const store = await openStateStore({ dataDir, log: silentLog });
   const logs = createRevisionLogs({ dataDir });
-  const changed = vi.fn();
+  const secrets = await openSecretBox({ dataDir });
   const mintSourceToken = vi.fn(async () => ({ token: "ghs_scoped", expiresAt: new Date(Date.now() + 3600_000).toISOString() }));
+  const lifecycle = createLifecycle({ store, secrets, log: silentLog, maxAttempts: options.maxAttempts, wakeListeners: () => queue.wake() });
   const queue = createWorkQueue({
     store,
+    lifecycle,
     logs,
-    secrets: await openSecretBox({ dataDir }),
+    secrets,
     mintSourceToken,
     apiBaseUrl: "https://api.github.com",
-    onRevisionChanged: changed,
     log: silentLog,
     leaseTtlSeconds: 30,
-    maxAttempts: options.maxAttempts,
   });
   const lease = async (listenerId: string) => (await queue.lease(listenerId, 0)) as RevisionWork | undefined;
-  const add = (overrides: Parameters<typeof revisionRequest>[0] = {}) =>
-    store.update((state) => createRevision(state, revisionRequest(overrides)));
-  return { store, logs, queue, changed, mintSourceToken, add, lease };
+  const add = (overrides: Parameters<typeof revisionRequest>[0] = {}) => lifecycle.queue(revisionRequest(overrides));
+  return { store, logs, queue, lifecycle, mintSourceToken, add, lease };
 }
 
 describe("work queue", () => {
@@ -133,23 +132,24 @@ describe("work queue", () => {
 
   it("a long poll returns as soon as work is queued", async () => {
     const { queue, add, lease } = await setup();
-    const waiting = queue.lease("l", 10);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await add();
-    queue.wake();
-    const started = Date.now();
+    let answered = false;
+    const waiting = queue.lease("l", 30).finally(() => (answered = true));
+    // Nothing to lease yet: the poll is still open after the queue has looked (one lease attempt, no work).
+    await queue.lease("other", 0);
+    expect(answered).toBe(false);
+    await add(); // queueing wakes the waiting listeners
+    // Answered by the wake, long before the 30 s wait (the test's own timeout is the bound).
     expect(await waiting).toBeDefined();
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("cancels a queued revision at once and asks the listener to stop a running one", async () => {
-    const { store, queue, add, lease } = await setup();
+    const { store, queue, lifecycle, add, lease } = await setup();
     const { revision: running } = await add({ sha: sha(1) });
     const work = (await lease("l"))!;
     const { revision: other } = await add({ environment: "staging", sha: sha(2) });
-    await queue.cancel(other.id, "Cancelled by @octocat");
+    await lifecycle.cancel(other.id, "Cancelled by @octocat");
     expect(store.state.revisions[other.id]?.state).toBe("CANCELLED");
-    await queue.cancel(running.id, "Cancelled by @octocat");
+    await lifecycle.cancel(running.id, "Cancelled by @octocat");
     expect(await queue.heartbeat(work.leaseId, { events: [] })).toMatchObject({ cancel: true });
   });
 

@@ -1,8 +1,15 @@
+import { EventEmitter } from "node:events";
 import pino, { type Logger } from "pino";
 
-/** A pino logger (debug and up) whose output the test can search. */
-export function captureLog(): { log: Logger; text: () => string } {
+/** A pino logger (debug and up) whose output the test can search; `events` emits `line` as each line is written. */
+export function captureLog(): { log: Logger; text: () => string; events: EventEmitter } {
   const lines: string[] = [];
-  const log = pino({ level: "debug" }, { write: (line: string) => void lines.push(line) });
-  return { log, text: () => lines.join("") };
+  const events = new EventEmitter();
+  const log = pino({ level: "debug" }, {
+    write: (line: string) => {
+      lines.push(line);
+      events.emit("line", line);
+    },
+  });
+  return { log, text: () => lines.join(""), events };
 }

@@ -16,7 +16,6 @@ import {
 import { ownershipMark } from "../../../src/listener/database/deployment-database-name.js";
 import { scramSha256Verifier } from "../../../src/listener/database/scram-verifier.js";
 import {
-  connectAdmin,
   dropTestDatabases,
   serverLogFile,
   startScratchPostgres,
@@ -25,6 +24,8 @@ import {
   type ScratchPostgres,
 } from "../../support/postgres.js";
 import { tempDir } from "../../support/temp-dir.js";
+import { followOutput } from "../../../tools/start-slipway.js";
+import { waitForChanges } from "../../../tools/wait-until.js";
 import { captureLog } from "./capture-log.js";
 
 // Unique per run, so two runs against one server never clean up each other's databases.
@@ -153,24 +154,14 @@ describe("PostgreSQL backend", () => {
       env: { ...process.env, SLIPWAY_TEST_PROVISION: JSON.stringify({ adminUrl: testDatabaseUrl, dataDir, namePrefix: prefix, identity: deployment }) },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const output = followOutput(child);
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
 
-    // Kill it the moment its database exists: mid-setup or just after, never with a saved record.
-    const admin = await connectAdmin();
+    // Kill it the moment its database exists (it says so as its CREATE DATABASE returns): mid-setup or just after, never with a saved record.
     try {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const found = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
-        if (found.rowCount) break;
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the child never created the database: ${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 2));
-      }
-      child.kill("SIGKILL");
+      await output.waitFor("database exists\n", { description: "the child's CREATE DATABASE" });
     } finally {
-      await admin.end();
+      child.kill("SIGKILL");
     }
     expect(await exited).toBe("SIGKILL");
     // Wherever the kill landed, the half-made database was never open to everyone.
@@ -406,20 +397,24 @@ async function createForeignDatabase(name: string): Promise<void> {
   await withAdmin((c) => c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`));
 }
 
-/** The file from `offset` on, once `ready` says the awaited lines were written (PostgreSQL logs asynchronously to it). */
+/**
+ * The file from `offset` on, once `ready` says the awaited lines were written (PostgreSQL logs
+ * asynchronously to it): read again as the file changes (fs.watch), and as it is after 5 s at the latest.
+ */
 async function readFrom(file: string, offset: number, ready: (text: string) => boolean): Promise<string> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
+  const read = async () => {
     const handle = await open(file, "r");
     try {
       const { size } = await handle.stat();
       const buffer = Buffer.alloc(Math.max(0, size - offset));
       await handle.read(buffer, 0, buffer.length, offset);
-      const text = buffer.toString("utf8");
-      if (ready(text) || Date.now() > deadline) return text;
+      return buffer.toString("utf8");
     } finally {
       await handle.close();
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  };
+  return waitForChanges(file, async () => {
+    const text = await read();
+    return ready(text) ? text : undefined;
+  }, { what: `the awaited lines in ${file}`, timeoutMs: 5_000 }).catch(read);
 }

@@ -4,6 +4,7 @@ import { createDatabaseBackend } from "../../../src/listener/database/database-b
 import { checkPublicConnect, createPostgresDatabaseBackend } from "../../../src/listener/database/postgres-database-backend.js";
 import { dropTestDatabases, testDatabaseUrl, withAdmin } from "../../support/postgres.js";
 import { tempDir } from "../../support/temp-dir.js";
+import { signal, waitUntil } from "../../../tools/wait-until.js";
 import { captureLog } from "./capture-log.js";
 
 // Unique per run: what this file makes (a database, a role, a deployment) starts with it.
@@ -17,6 +18,21 @@ function urlFor(user: string, db: string, extra: Record<string, string> = {}): s
   url.pathname = `/${db}`;
   for (const [key, value] of Object.entries(extra)) url.searchParams.set(key, value);
   return url.toString();
+}
+
+/**
+ * Counts the checks of CONNECT for PUBLIC started until `stop`: each opens one pg client, and
+ * calls its `connect` as the backend is made (synchronously), so the count is complete at once.
+ */
+function countChecksStarted(): { stop(): number } {
+  const connect = vi.spyOn(pg.Client.prototype, "connect");
+  return {
+    stop() {
+      const count = connect.mock.calls.length;
+      connect.mockRestore();
+      return count;
+    },
+  };
 }
 
 function warnings(text: string): Array<{ msg: string; databases?: string[]; statements?: string[] }> {
@@ -111,18 +127,23 @@ describe("databases that grant CONNECT to PUBLIC", () => {
     const adminUrl = urlFor("postgres", "postgres", { application_name: `${prefix}_hook` });
     const captured = captureLog();
     const dataDir = await tempDir();
+    const connects = countChecksStarted();
     createPostgresDatabaseBackend({ adminUrl, dataDir, log: captured.log });
     createPostgresDatabaseBackend({ adminUrl, dataDir, log: captured.log });
     createPostgresDatabaseBackend({ adminUrl, dataDir, log: captured.log, checkPublicConnect: true });
+    const started = connects.stop();
     await vi.waitFor(() => expect(warnings(captured.text())).toHaveLength(1), { timeout: 10_000 });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Every check these backends started has finished: each logs its one warning here.
+    await waitUntil(() => warnings(captured.text()).length >= started, { on: [signal(captured.events, "line")], what: `${started} checks to finish` });
     expect(warnings(captured.text())).toHaveLength(1);
     expect(warnings(captured.text())[0]?.statements).toContain("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;");
 
     // As a provisioning job in a worker thread would: no check.
     const quiet = captureLog();
+    const quietConnects = countChecksStarted();
     createPostgresDatabaseBackend({ adminUrl: urlFor("postgres", "postgres", { application_name: `${prefix}_off` }), dataDir, log: quiet.log, checkPublicConnect: false });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const quietStarted = quietConnects.stop();
+    await waitUntil(() => warnings(quiet.text()).length >= quietStarted, { on: [signal(quiet.events, "line")], what: `${quietStarted} checks to finish` });
     expect(quiet.text()).toBe("");
 
     // An unreachable server: a secret-free warning, no unhandled rejection.

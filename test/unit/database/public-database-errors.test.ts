@@ -20,9 +20,9 @@ import type { DatabaseBackend } from "../../../src/listener/database/database-ba
 import { deploymentDatabaseName } from "../../../src/listener/database/deployment-database-name.js";
 import type { ControlPlaneClient } from "../../../src/listener/control-plane-client.js";
 import { createJobRunner, type JobRunner } from "../../../src/listener/job-runner.js";
-import type { RevisionRunner } from "../../../src/listener/run/create-revision-runner.js";
-import { runRevisionWork } from "../../../src/listener/run-revision-work.js";
-import { runTeardownWork } from "../../../src/listener/run-teardown-work.js";
+import type { InstanceSupervisor } from "../../../src/listener/instances/create-instance-supervisor.js";
+import { handleRevisionWork } from "../../../src/listener/handle-revision-work.js";
+import { handleTeardownWork } from "../../../src/listener/handle-teardown-work.js";
 import type { CompleteRequest, ProgressReport, RevisionWork } from "../../../src/protocol/listener-protocol.js";
 import { dropTestDatabases, startScratchPostgres, testDatabaseUrl, withAdmin, type ScratchPostgres } from "../../support/postgres.js";
 import { captureLog } from "./capture-log.js";
@@ -212,7 +212,7 @@ function recordingClient() {
   return { client, completions, revisionLog: () => log };
 }
 
-const unusedRunner = {} as RevisionRunner;
+const unusedInstances = {} as InstanceSupervisor;
 
 describe("the listener's database failures", () => {
   let jobs: JobRunner;
@@ -242,17 +242,17 @@ describe("the listener's database failures", () => {
       build: { commands: ["true"], timeoutSeconds: 60, env: {} },
       source: { tarballUrl: "http://127.0.0.1:9/never", token: "ghs_never", expiresAt: new Date().toISOString() },
     };
-    const outcome = await runRevisionWork(work, {
+    const outcome = await handleRevisionWork(work, {
       client: control.client,
       jobs,
       database: {} as DatabaseBackend, // never reached: setup fails first
-      runner: unusedRunner,
+      instances: unusedInstances,
       routerDomain: "localhost",
       provisioning: { adminUrl, dataDir: dir },
       workRoot: path.join(dir, "work"),
       dataDir: dir,
       sandbox: { kind: "none" } as never,
-      runsDir: path.join(dir, "runs"),
+      buildMarkersDir: path.join(dir, "runs"),
       heartbeatIntervalMs: 20,
       log: captured.log,
     });
@@ -276,7 +276,7 @@ describe("the listener's database failures", () => {
     const control = recordingClient();
     const captured = captureLog();
     const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:41234"), { code: "ECONNREFUSED" });
-    const outcome = await runRevisionWork(
+    const outcome = await handleRevisionWork(
       {
         kind: "revision",
         leaseId: "lease-2",
@@ -292,13 +292,13 @@ describe("the listener's database failures", () => {
         client: control.client,
         jobs,
         database: { connect: async () => Promise.reject(refused) } as unknown as DatabaseBackend,
-        runner: unusedRunner,
+        instances: unusedInstances,
         routerDomain: "localhost",
         provisioning: { dataDir: dir },
         workRoot: path.join(dir, "work"),
         dataDir: dir,
         sandbox: { kind: "none" } as never,
-        runsDir: path.join(dir, "runs"),
+        buildMarkersDir: path.join(dir, "runs"),
         heartbeatIntervalMs: 20,
         log: captured.log,
       },
@@ -315,12 +315,12 @@ describe("the listener's database failures", () => {
     const backend = backendFor(adminUrl);
     const control = recordingClient();
     const captured = captureLog();
-    await runTeardownWork(
+    await handleTeardownWork(
       { kind: "teardown", leaseId: "lease-3", leaseTtlSeconds: 60, deployment: { id: "dep-2", environment: "pr-4", installationId: 7, repository: "acme/shop" } },
       {
         client: control.client,
         database: backend,
-        runner: { stop: async () => undefined } as unknown as RevisionRunner,
+        instances: { stop: async () => undefined } as unknown as InstanceSupervisor,
         adminDatabaseUrl: adminUrl,
         dataDir: dir,
         heartbeatIntervalMs: 20,

@@ -94,8 +94,9 @@ describe("the pull request comment, found again after its id was lost", () => {
     return revision;
   }
 
+  /** Announces the finished revision as the lifecycle would: the reporter follows the store's change event. */
   async function sync(revision: Revision) {
-    control.services.reporter.notify(revision.id);
+    await control.services.store.update((state, changes) => changes.revision(state.revisions[revision.id]!));
     await control.services.reporter.idle();
     return control.services.store.state.deployments["dep-pr-42"]!.pullRequest!;
   }

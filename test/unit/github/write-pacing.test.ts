@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import nock from "nock";
 import { Probot } from "probot";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -5,6 +6,7 @@ import { SlipwayOctokit, WRITE_BURST } from "../../../src/control-plane/github/s
 import { generateAppKey } from "../../support/app-credentials.js";
 import { silentLog } from "../../support/fixtures.js";
 import { API, mockInstallationToken } from "../../support/nock-control-plane.js";
+import { signal, waitUntil } from "../../../tools/wait-until.js";
 
 const { privateKey } = generateAppKey();
 
@@ -20,11 +22,13 @@ describe("SlipwayOctokit's write pacing", () => {
     mockInstallationToken(101);
     mockInstallationToken(202);
     const arrivals: Array<{ installation: string; n: number; at: number }> = [];
+    const arrived = new EventEmitter();
     nock(API)
       .persist()
       .post(/\/repos\/octo\/(a|b)\/check-runs/)
       .reply(function (uri, body) {
         arrivals.push({ installation: uri.includes("/octo/a/") ? "a" : "b", n: (body as { n: number }).n, at: performance.now() });
+        arrived.emit("write");
         return [201, { id: 1 }];
       });
     const a = await probot.auth(101);
@@ -32,8 +36,8 @@ describe("SlipwayOctokit's write pacing", () => {
     const writes = WRITE_BURST + 2;
 
     const sent = Array.from({ length: writes }, (_, n) => a.request("POST /repos/{owner}/{repo}/check-runs", { owner: "octo", repo: "a", n } as never));
-    // Installation b writes half a second later: a's paced writes must not hold it up.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Installation b writes once a's burst went out, while a's other writes wait their turn: they must not hold it up.
+    await waitUntil(() => arrivals.filter((x) => x.installation === "a").length >= WRITE_BURST, { on: [signal(arrived, "write")], what: "installation a's burst" });
     const other = b.request("POST /repos/{owner}/{repo}/check-runs", { owner: "octo", repo: "b", n: 0 } as never);
     await Promise.all([...sent, other]);
 

@@ -4,8 +4,11 @@ import { LeaseLostError, type ControlPlaneClient } from "../../../src/listener/c
 import { startWorkProgress } from "../../../src/listener/work-progress.js";
 import { silentLog } from "../../support/fixtures.js";
 
-/** A control plane that records what it was told and answers heartbeats slowly. */
-function recordingClient(options: { heartbeatDelayMs?: number; failFirstHeartbeats?: number; leaseLost?: boolean } = {}) {
+/**
+ * A control plane that records what it was told. Each heartbeat is announced through
+ * `heartbeats` and, with `holdHeartbeats`, stays in flight until the test lets it go.
+ */
+function recordingClient(options: { holdHeartbeats?: boolean; failFirstHeartbeats?: number; leaseLost?: boolean } = {}) {
   const events: WorkEvent[] = [];
   let log = "";
   const completions: CompleteRequest[] = [];
@@ -19,13 +22,23 @@ function recordingClient(options: { heartbeatDelayMs?: number; failFirstHeartbea
       if (report.log.offset + bytes.length > have) log += bytes.subarray(Math.max(0, have - report.log.offset)).toString();
     }
   };
+  /** One function per heartbeat sent so far: it lets a held heartbeat go. */
+  const releases: Array<() => void> = [];
+  const waiters: Array<{ count: number; resolve: (release: () => void) => void }> = [];
   const client: ControlPlaneClient = {
     lease: async () => undefined,
     running: async () => [],
     crashed: async () => undefined,
     async heartbeat(_leaseId, sent): Promise<HeartbeatResponse> {
       const report = structuredClone(sent); // what went over the wire, as HTTP would have it
-      await new Promise((resolve) => setTimeout(resolve, options.heartbeatDelayMs ?? 0));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      releases.push(release);
+      for (const waiter of waiters.filter((w) => w.count <= releases.length)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(release);
+      }
+      if (options.holdHeartbeats) await released;
       if (options.leaseLost) throw new LeaseLostError("gone");
       if (failures-- > 0) throw new Error("connection reset");
       apply(report);
@@ -36,22 +49,30 @@ function recordingClient(options: { heartbeatDelayMs?: number; failFirstHeartbea
       completions.push(request);
     },
   };
-  return { client, events, completions, log: () => log };
+  /** Resolves once heartbeat number `count` was sent, with the function that lets it go (when held). */
+  const heartbeatSent = (count: number) =>
+    new Promise<() => void>((resolve) => {
+      if (releases.length >= count) resolve(releases[count - 1]!);
+      else waiters.push({ count, resolve });
+    });
+  return { client, events, completions, log: () => log, heartbeatSent };
 }
 
 const at = () => new Date().toISOString();
 
 describe("work progress", () => {
   it("loses no event or log text added while a heartbeat is in flight", async () => {
-    const control = recordingClient({ heartbeatDelayMs: 30 });
+    const control = recordingClient({ holdHeartbeats: true });
     const progress = startWorkProgress({ client: control.client, leaseId: "l", intervalMs: 10, log: silentLog, onCancel() {}, onLeaseLost() {} });
     let offset = 0;
     for (let i = 0; i < 20; i++) {
+      // Heartbeat i + 1 is on its way; what is added now is not in it.
+      const release = await control.heartbeatSent(i + 1);
       progress.event({ type: "phase_started", phase: "build", at: at() });
       const text = `line ${i} é\n`;
       progress.log(text, offset);
       offset += Buffer.byteLength(text);
-      await new Promise((resolve) => setTimeout(resolve, 7));
+      release();
     }
     await progress.complete({ outcome: "DEPLOYED" });
     expect(control.events).toHaveLength(20);
@@ -64,7 +85,7 @@ describe("work progress", () => {
     const progress = startWorkProgress({ client: control.client, leaseId: "l", intervalMs: 5, log: silentLog, onCancel() {}, onLeaseLost() {} });
     progress.event({ type: "phase_started", phase: "database", at: at() });
     progress.log("hello\n", 0);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await control.heartbeatSent(4); // three failed, the fourth went through
     await progress.complete({ outcome: "DEPLOYED" });
     expect(control.events.map((e) => e.type)).toEqual(["phase_started"]);
     expect(control.log()).toBe("hello\n");
@@ -72,11 +93,11 @@ describe("work progress", () => {
 
   it("tells the work when its lease is lost, and sends no completion", async () => {
     const control = recordingClient({ leaseLost: true });
-    let lost = false;
-    const progress = startWorkProgress({ client: control.client, leaseId: "l", intervalMs: 5, log: silentLog, onCancel() {}, onLeaseLost: () => (lost = true) });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    let lost!: () => void;
+    const leaseLost = new Promise<void>((resolve) => (lost = resolve));
+    const progress = startWorkProgress({ client: control.client, leaseId: "l", intervalMs: 5, log: silentLog, onCancel() {}, onLeaseLost: () => lost() });
+    await leaseLost;
     await progress.complete({ outcome: "DEPLOYED" });
-    expect(lost).toBe(true);
     expect(control.completions).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@ import { describeCheckRun } from "../../../src/control-plane/github/describe-rev
 import { resolveSandbox, SandboxUnavailableError } from "../../../src/listener/sandbox/resolve-sandbox.js";
 import { readSettings, SettingsError } from "../../../src/settings.js";
 import type { Deployment, Revision } from "../../../src/store/model.js";
-import { testLog } from "../run/run-helpers.js";
+import { testLog } from "../instances/instance-helpers.js";
 import { tempDir } from "../../support/temp-dir.js";
 
 const withBubblewrap = hasBubblewrap("the bubblewrap resolution test");

@@ -1,5 +1,5 @@
 /**
- * The sandbox against hostile builds and running revisions, with real bubblewrap and real
+ * The sandbox against hostile builds and instances, with real bubblewrap and real
  * processes. Every attack is also run without the sandbox, where it must succeed: that
  * shows each check can see a leak when there is one.
  */
@@ -16,15 +16,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildEnvironment } from "../../../src/listener/build/build-environment.js";
 import { describeBuildFailure } from "../../../src/listener/build/describe-build-failure.js";
 import { runCommands, type RunCommandsResult } from "../../../src/listener/build/run-commands.js";
-import { createOutputCapture } from "../../../src/listener/run/create-output-capture.js";
-import { createRevisionRunner } from "../../../src/listener/run/create-revision-runner.js";
-import { createRouter } from "../../../src/listener/run/create-router.js";
-import { startRevisionProcess } from "../../../src/listener/run/start-revision-process.js";
+import { createOutputCapture } from "../../../src/listener/instances/create-output-capture.js";
+import { createInstanceSupervisor } from "../../../src/listener/instances/create-instance-supervisor.js";
+import { createRouter } from "../../../src/listener/instances/create-router.js";
+import { startInstance } from "../../../src/listener/instances/start-instance.js";
 import { createSandbox, sandboxUserFor, unsandboxedPlacement } from "../../../src/listener/sandbox/create-sandbox.js";
 import { resolveSandbox } from "../../../src/listener/sandbox/resolve-sandbox.js";
 import { deploymentHomeDir, type SandboxConfig, type SandboxPlacement } from "../../../src/listener/sandbox/sandbox.js";
 import { isAlive, killLeftovers, newMarker } from "../build/processes.js";
-import { get, SAMPLE_APP, until } from "../run/run-helpers.js";
+import { get, SAMPLE_APP } from "../instances/instance-helpers.js";
 
 const INSTALL_DIR = fileURLToPath(new URL("../../..", import.meta.url));
 const withBubblewrap = hasBubblewrap("the sandbox containment tests");
@@ -34,7 +34,7 @@ const CANARY_NAME = "SLIPWAY_CANARY_PRIVATE_KEY";
 const CANARY_VALUE = `canary-${randomUUID()}`;
 const SECRET_KEY = `secret-key-${randomUUID()}`;
 const OTHER_DEPLOYMENT_FILE = `other-deployment-${randomUUID()}`;
-/** Where the attack tries to write below /usr (the control run, as root, does write it: removed after). */
+/** Where the attack tries to write below /usr (the unsandboxed control case, as root, does write it: removed after). */
 const USR_FILE = `/usr/slipway-sandbox-test-${randomUUID()}`;
 
 /**
@@ -171,12 +171,12 @@ describeSandbox("the bubblewrap sandbox", () => {
     }
   });
 
-  it("keeps a hostile running revision contained the same way", async () => {
+  it("keeps a hostile instance contained the same way", async () => {
     const { workDir, env, placement } = await placeDeployment("hostile-revision", true);
     let output = "";
     const capture = createOutputCapture({ maxBytes: 1_000_000, onOutput: (text) => (output += text), log: pino({ level: "silent" }) });
-    const proc = startRevisionProcess({ command: ATTACK, cwd: workDir, env, port: 9, marker: newMarker(), memoryLimitMb: 512, output: capture, sandbox: placement });
-    const exit = await proc.finished;
+    const instance = startInstance({ command: ATTACK, cwd: workDir, env, port: 9, marker: newMarker(), memoryLimitMb: 512, output: capture, sandbox: placement });
+    const exit = await instance.finished;
 
     expect(exit.code).toBe(0);
     expect(output).toContain("attack-finished");
@@ -271,9 +271,9 @@ describeSandbox("the bubblewrap sandbox", () => {
     const appDir = path.join(root, "app", "source");
     cpSync(SAMPLE_APP, appDir, { recursive: true });
     const router = await createRouter({ port: 0, listenHost: "127.0.0.1", domain: "localhost", log });
-    const runner = createRevisionRunner({ dataDir, log, router, sandbox: config, killGraceMs: 500 });
+    const instances = createInstanceSupervisor({ dataDir, log, router, sandbox: config, killGraceMs: 500 });
     try {
-      const deployed = await runner.deploy({
+      const deployed = await instances.deploy({
         deploymentId: "sandboxed-app",
         host: "production.app.localhost",
         revisionId: "rev-1",
@@ -287,10 +287,10 @@ describeSandbox("the bubblewrap sandbox", () => {
       expect(answer.status).toBe(200);
       expect(processesOf(sandboxUserFor("sandboxed-app").uid).length).toBeGreaterThan(0);
     } finally {
-      await runner.close();
+      await instances.close();
       await router.close();
     }
-    expect(await until(() => processesOf(sandboxUserFor("sandboxed-app").uid).length === 0)).toBe(true);
+    expect(processesOf(sandboxUserFor("sandboxed-app").uid)).toEqual([]);
   });
 });
 

@@ -1,48 +1,9 @@
-import {
-  ACTIVE_STATES,
-  FINAL_STATES,
-  type Deployment,
-  type DeploymentState,
-  type Phase,
-  type Revision,
-  type RevisionState,
-} from "../../../store/model.js";
-
-/** Colour families of the badges; the page's stylesheet gives each a colour. */
-export type Tone = "ok" | "failed" | "active" | "waiting" | "warn" | "muted";
-
-const REVISION_WORDS: Record<RevisionState, { label: string; tone: Tone }> = {
-  QUEUED: { label: "Queued", tone: "waiting" },
-  CREATING_DATABASE: { label: "Creating database", tone: "active" },
-  BUILDING: { label: "Building", tone: "active" },
-  DEPLOYING: { label: "Deploying", tone: "active" },
-  DEPLOYED: { label: "Deployed", tone: "ok" },
-  DATABASE_FAILED: { label: "Database failed", tone: "failed" },
-  BUILD_FAILED: { label: "Build failed", tone: "failed" },
-  DEPLOY_FAILED: { label: "Deploy failed", tone: "failed" },
-  CANCELLED: { label: "Cancelled", tone: "muted" },
-  SUPERSEDED: { label: "Superseded", tone: "muted" },
-  INTERRUPTED: { label: "Interrupted", tone: "failed" },
-};
-
-const DEPLOYMENT_WORDS: Record<DeploymentState, { label: string; tone: Tone }> = {
-  AWAITING_DATABASE: { label: "Awaiting database", tone: "waiting" },
-  READY: { label: "Ready", tone: "ok" },
-  AWAITING_DELETE: { label: "Being deleted", tone: "warn" },
-  DELETED: { label: "Deleted", tone: "muted" },
-};
-
-export function revisionStateWords(state: RevisionState): { label: string; tone: Tone } {
-  return REVISION_WORDS[state];
-}
-
-export function deploymentStateWords(state: DeploymentState): { label: string; tone: Tone } {
-  return DEPLOYMENT_WORDS[state];
-}
-
-export function isFinal(revision: Revision): boolean {
-  return FINAL_STATES.has(revision.state);
-}
+/*
+ * How revisions read for people on the status pages: times, durations, phases. The words for
+ * each state are the one table of src/revisions/state-labels.ts, shared with GitHub's check runs.
+ */
+import type { Tone } from "../../../revisions/state-labels.js";
+import { ACTIVE_STATES, type Deployment, type Phase, type Revision } from "../../../store/model.js";
 
 /** "push by @octocat", the same words the check run uses. */
 export { triggerText } from "../../github/describe-revision.js";

@@ -1,13 +1,6 @@
-import type { Deployment, Revision } from "../../../store/model.js";
-import {
-  deploymentStateWords,
-  formatAge,
-  formatTime,
-  isFinal,
-  revisionStateWords,
-  shortSha,
-  triggerText,
-} from "./describe-for-people.js";
+import { DEPLOYMENT_STATE_LABELS, REVISION_STATE_LABELS } from "../../../revisions/state-labels.js";
+import { isFinal, isPreviewEnvironment, type Deployment, type Revision } from "../../../store/model.js";
+import { formatAge, formatTime, shortSha, triggerText } from "./describe-for-people.js";
 import { html, type SafeHtml } from "./html.js";
 import type { Page } from "./send-page.js";
 
@@ -50,7 +43,7 @@ export function renderIndex({ deployments, revisions, basePath, now, notice }: I
 
   /** Number, state, commit, trigger and age: the pieces of one line, for a `.row` to lay out. */
   const revisionFacts = (revision: Revision) => {
-    const words = revisionStateWords(revision.state);
+    const words = REVISION_STATE_LABELS[revision.state];
     return html`<a href="${revisionLink(revision)}">#${revision.number}</a>
 <span class="badge ${words.tone}" data-state="${revision.state}">${words.label}</span>
 <code>${shortSha(revision.sha)}</code>
@@ -61,7 +54,7 @@ export function renderIndex({ deployments, revisions, basePath, now, notice }: I
   const deploymentCard = (deployment: Deployment) => {
     const revisions = revisionsByDeployment.get(deployment.id) ?? [];
     const latest = revisions[0];
-    const words = deploymentStateWords(deployment.state);
+    const words = DEPLOYMENT_STATE_LABELS[deployment.state];
     return html`<section class="card" id="deployment-${deployment.id}">
 <div class="row"><h3 class="grow">${deployment.environment}</h3>
 <span class="badge ${words.tone}" data-deployment-state="${deployment.state}">${words.label}</span></div>
@@ -98,5 +91,5 @@ ${sortEnvironments(deployments).map(deploymentCard)}`,
 function rank(deployment: Deployment): number {
   if (deployment.state === "DELETED") return 3;
   if (deployment.environment === "production") return 0;
-  return /^pr-\d+$/.test(deployment.environment) ? 2 : 1;
+  return isPreviewEnvironment(deployment.environment) ? 2 : 1;
 }

@@ -1,14 +1,7 @@
-import type { Deployment, Revision } from "../../../store/model.js";
+import { DEPLOYMENT_STATE_LABELS, REVISION_STATE_LABELS } from "../../../revisions/state-labels.js";
+import { isFinal, type Deployment, type Revision } from "../../../store/model.js";
 import { ansiToHtml } from "./ansi-to-html.js";
-import {
-  deploymentStateWords,
-  formatDuration,
-  formatTime,
-  isFinal,
-  phaseLines,
-  revisionStateWords,
-  triggerText,
-} from "./describe-for-people.js";
+import { formatDuration, formatTime, phaseLines, triggerText } from "./describe-for-people.js";
 import { html, type SafeHtml } from "./html.js";
 import type { LogSlice } from "./read-log.js";
 import type { Page } from "./send-page.js";
@@ -35,7 +28,7 @@ export interface RevisionPageInput {
  * live, and a long log is shown from its end, earlier parts a page at a time.
  */
 export function renderRevision({ revision, deployment, log, basePath, now, actions, requested, header }: RevisionPageInput): Page {
-  const words = revisionStateWords(revision.state);
+  const words = REVISION_STATE_LABELS[revision.state];
   const final = isFinal(revision);
   const revisionPath = `${basePath}/revisions/${revision.id}`;
   const environment = deployment?.environment ?? "unknown environment";
@@ -48,7 +41,7 @@ export function renderRevision({ revision, deployment, log, basePath, now, actio
 
   const deploymentBadge = deployment
     ? (() => {
-        const d = deploymentStateWords(deployment.state);
+        const d = DEPLOYMENT_STATE_LABELS[deployment.state];
         return html`<span class="muted">deployment</span><span class="badge ${d.tone}">${d.label}</span>`;
       })()
     : "";

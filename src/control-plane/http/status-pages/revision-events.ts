@@ -1,10 +1,11 @@
 import { stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { FINAL_STATES, type RevisionState } from "../../../store/model.js";
+import { REVISION_STATE_LABELS } from "../../../revisions/state-labels.js";
+import { isFinal, type RevisionState } from "../../../store/model.js";
 import type { StateStore } from "../../../store/open-state-store.js";
+import type { StoreChange } from "../../../store/store-changes.js";
 import type { RevisionLogs } from "../../revision-logs.js";
-import { revisionStateWords } from "./describe-for-people.js";
 import { readLogSlice } from "./read-log.js";
 
 /** Most log text sent in one event, so a client catching up on a long log gets it in pieces. */
@@ -16,7 +17,6 @@ export interface RevisionEventsOptions {
   revisionId: string;
   /** Byte offset of the log to continue from (`?from=`); default: the end of the log now. */
   from?: number;
-  statePollMs: number;
   heartbeatMs: number;
   log?: Logger;
 }
@@ -29,8 +29,10 @@ export interface RevisionEventsOptions {
  *   the stream ends after the final state, with all the log written before it sent first;
  * - a comment every `heartbeatMs`, so proxies keep the connection open.
  *
- * The log's `append` events only wake the stream; the text itself is read from the file
- * from the stream's own offset, which is what makes gaps and repeats impossible.
+ * Nothing is polled. The log's `append` events only wake the stream; the text itself is read
+ * from the file from the stream's own offset, which is what makes gaps and repeats impossible.
+ * State changes come from the store's announcements (`store.subscribe`), in the order they
+ * were written; those numbered before the state read on connect are already shown by it.
  * The caller has checked that the revision exists.
  */
 export async function streamRevisionEvents(
@@ -45,25 +47,34 @@ export async function streamRevisionEvents(
 
   let closed = false;
   let lastState: RevisionState | undefined;
-  let checking = false;
+  /** The `sequence` of the last store change the state shown so far covers. */
+  let seenSequence = Number.POSITIVE_INFINITY;
   /** Reads of the log run one after another; `readQueued` means one has not started yet. */
   let reads: Promise<void> = Promise.resolve();
   let readQueued = false;
+  /** State events are sent one after another, in the order of the changes; the first is the state on connect. */
+  let states: Promise<void> = Promise.resolve();
 
   const onAppend = (id: string) => {
     if (id === revisionId) void pump();
   };
+  const onChange = (change: StoreChange) => {
+    if (change.kind !== "revision" || change.id !== revisionId) return;
+    states = states.then(() => (change.sequence > seenSequence ? showState(change.state) : undefined)).catch(fail);
+  };
   const cleanUp = () => {
     closed = true;
     logs.events.off("append", onAppend);
+    unsubscribe();
     clearInterval(heartbeat);
-    clearInterval(poll);
   };
 
   if (response.destroyed || request.socket.destroyed) return;
   logs.events.on("append", onAppend);
+  // Subscribed before the state is first read, and the first read queued before any change:
+  // no change is missed, and none is shown before the state it follows.
+  const unsubscribe = store.subscribe(onChange);
   const heartbeat = setInterval(() => void send(": keep-alive\n\n"), options.heartbeatMs);
-  const poll = setInterval(() => void checkState(), options.statePollMs);
   response.on("close", cleanUp);
 
   response.writeHead(200, {
@@ -74,10 +85,17 @@ export async function streamRevisionEvents(
     // Tells nginx and similar proxies not to hold the stream back.
     "x-accel-buffering": "no",
   });
-  await send("retry: 3000\n\n");
+  states = (async () => {
+    await send("retry: 3000\n\n");
+    await pump();
+    await showState(await currentState());
+  })().catch(fail);
+  await states;
 
-  await pump();
-  await checkState();
+  function fail(error: unknown): void {
+    options.log?.warn({ err: error, revision: revisionId }, "following a revision's state failed");
+    response.destroy();
+  }
 
   /** Writes a frame; waits when the client reads slower than the log grows. */
   async function send(frame: string): Promise<void> {
@@ -119,29 +137,28 @@ export async function streamRevisionEvents(
     return reads;
   }
 
-  async function checkState(): Promise<void> {
-    if (checking || closed) return;
-    checking = true;
-    try {
-      // Only finished revisions leave the live document (archiving), so a miss means a final state.
-      const state = store.state.revisions[revisionId]?.state ?? (await store.findRevision(revisionId))?.state;
-      if (state === undefined) {
-        response.end(); // the record is gone: nothing more will happen
-        return;
-      }
-      if (state === lastState) return;
-      lastState = state;
-      const final = FINAL_STATES.has(state);
-      // The log written before the revision finished belongs before its final state.
-      if (final) await pump();
-      await send(`event: state\ndata: ${JSON.stringify({ state, label: revisionStateWords(state).label, final })}\n\n`);
-      if (final) response.end();
-    } catch (error) {
-      options.log?.warn({ err: error, revision: revisionId }, "following a revision's state failed");
-      response.destroy();
-    } finally {
-      checking = false;
+  /** The revision's state now (undefined when its record is gone), noting which store changes it covers. */
+  async function currentState(): Promise<RevisionState | undefined> {
+    // Read in the same turn as the sequence: every change numbered up to it is in this state.
+    seenSequence = store.state.changeSequence ?? 0;
+    const live = store.state.revisions[revisionId];
+    // Only finished revisions leave the live document (archiving), so a miss means a final state.
+    return live ? live.state : (await store.findRevision(revisionId))?.state;
+  }
+
+  async function showState(state: RevisionState | undefined): Promise<void> {
+    if (closed || response.writableEnded) return;
+    if (state === undefined) {
+      response.end(); // the record is gone: nothing more will happen
+      return;
     }
+    if (state === lastState) return;
+    lastState = state;
+    const final = isFinal({ state });
+    // The log written before the revision finished belongs before its final state.
+    if (final) await pump();
+    await send(`event: state\ndata: ${JSON.stringify({ state, label: REVISION_STATE_LABELS[state].label, final })}\n\n`);
+    if (final) response.end();
   }
 }
 

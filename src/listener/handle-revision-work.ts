@@ -1,0 +1,268 @@
+import { mkdir, readdir, rm } from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "pino";
+import type { RevisionWork, WorkOutcome } from "../protocol/listener-protocol.js";
+import type { ControlPlaneClient } from "./control-plane-client.js";
+import type { DatabaseBackend } from "./database/database-backend.js";
+import { secretsOf } from "./database/database-backend.js";
+import { describeDatabaseError, publicDatabaseError } from "./database/describe-database-error.js";
+import type { BuildJobData, BuildJobMessage, BuildJobResult, ProvisionJobData, ProvisionJobResult } from "./job-messages.js";
+import type { JobRunner } from "./job-runner.js";
+import { startWorkProgress } from "./work-progress.js";
+import { buildEnvironment } from "./build/build-environment.js";
+import { createBuildLog } from "./build/build-log.js";
+import type { InstanceSupervisor } from "./instances/create-instance-supervisor.js";
+import { revisionHost } from "./instances/revision-host.js";
+import { deploymentHomeDir, type SandboxConfig } from "./sandbox/sandbox.js";
+
+export interface RevisionWorkContext {
+  client: ControlPlaneClient;
+  jobs: JobRunner;
+  database: DatabaseBackend;
+  /** Starts revisions that have a `run` section as instances, behind the router. */
+  instances: InstanceSupervisor;
+  routerDomain: string;
+  /** What the provisioning job needs to build its own backend in its worker. */
+  provisioning: Omit<ProvisionJobData, "identity">;
+  workRoot: string;
+  /** Where each deployment's `HOME` is kept (see deploymentHomeDir). */
+  dataDir: string;
+  /** What builds run in. */
+  sandbox: SandboxConfig;
+  /** Where each build's run marker is recorded while it runs (see kill-orphaned-builds). */
+  buildMarkersDir: string;
+  heartbeatIntervalMs: number;
+  /** Aborted when the listener stops and its grace period is over: the work is handed back. */
+  stopping?: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * One leased revision, phase by phase, on the listener's main thread: database setup on a
+ * deployment's first revision (a job of its own), the build (a job of its own), then, with
+ * a `run` section, the deploy (an instance, started by the instance supervisor). Progress
+ * and log go to the control plane as heartbeats; the outcome as the lease's completion.
+ */
+export async function handleRevisionWork(work: RevisionWork, context: RevisionWorkContext): Promise<WorkOutcome | "lease-lost"> {
+  const log = context.log.child({ revision: work.revision.id, attempt: work.attempt });
+  const jobId = `${work.revision.id}-${work.attempt}`;
+  /** The phase in progress: a job, or the deploy. */
+  let current: { cancel(): void } | undefined;
+  let cancelled = false;
+  let leaseLost = false;
+  let released = false;
+  const release = () => {
+    released = true;
+    current?.cancel();
+  };
+  if (context.stopping?.aborted) released = true;
+  context.stopping?.addEventListener("abort", release, { once: true });
+  const progress = startWorkProgress({
+    client: context.client,
+    leaseId: work.leaseId,
+    intervalMs: context.heartbeatIntervalMs,
+    log,
+    onCancel() {
+      if (cancelled) return;
+      cancelled = true;
+      log.info("cancel requested");
+      current?.cancel();
+    },
+    onLeaseLost() {
+      leaseLost = true;
+      log.warn("lease lost: stopping this work");
+      current?.cancel();
+    },
+  });
+  const now = () => new Date().toISOString();
+  const identity = {
+    installationId: work.deployment.installationId,
+    repository: work.deployment.repository,
+    environment: work.deployment.environment,
+  };
+  const finish = async (outcome: WorkOutcome, error?: string, infrastructureFault?: boolean) => {
+    context.stopping?.removeEventListener("abort", release);
+    if (leaseLost) return "lease-lost" as const;
+    if (released && outcome !== "DEPLOYED") {
+      await progress.complete({ outcome: "RELEASED", error: "The listener stopped; the work goes back to the queue" });
+      log.info("work handed back");
+      return "RELEASED" as const;
+    }
+    await progress.complete({ outcome, error, infrastructureFault });
+    log.info({ outcome }, "work finished");
+    return outcome;
+  };
+
+  let provisionedUrl: string;
+  if (work.database.action === "provision") {
+    progress.event({ type: "phase_started", phase: "database", at: now() });
+    const data: ProvisionJobData = { identity, ...context.provisioning };
+    const job = await context.jobs.start<ProvisionJobResult>({ job: "provision-database", jobId, workerData: data });
+    current = job;
+    const result = await job.result.catch((error: Error): ProvisionJobResult & { detail?: string } => ({
+      ok: false,
+      error: publicDatabaseError(error, { adminUrl: context.provisioning.adminUrl }),
+      infrastructureFault: true,
+      detail: `the database setup job failed: ${describeDatabaseError(error, context.provisioning.adminUrl)}`,
+    }));
+    current = undefined;
+    if (!result.ok) {
+      // GitHub gets the job's public text (no host, port, user or version: check runs and
+      // pull request comments are public on public repositories); the whole account goes
+      // only to this log. Not to the revision's log either: a failed revision's log tail is
+      // shown in its check run and pull request comment.
+      const detail = (result as { detail?: unknown }).detail;
+      log.warn({ err: { message: typeof detail === "string" ? detail : result.error } }, "database setup failed");
+      progress.event({ type: "phase_finished", phase: "database", at: now(), outcome: "failed" });
+      return finish("DATABASE_FAILED", result.error, result.infrastructureFault);
+    }
+    progress.event({
+      type: "phase_finished",
+      phase: "database",
+      at: now(),
+      outcome: "succeeded",
+      note: result.database.created ? "database created" : "database adopted",
+      database: result.database,
+    });
+    provisionedUrl = result.database.url;
+  } else {
+    provisionedUrl = work.database.url;
+  }
+  if (cancelled || released) return finish("CANCELLED", "Cancelled");
+
+  let databaseUrl: string;
+  try {
+    // A URL the provisioning job made a moment ago is current; a stored one may name an old port.
+    databaseUrl = work.database.action === "provision" ? provisionedUrl : await context.database.connect(identity, provisionedUrl);
+  } catch (error) {
+    // The deployment's own URL names its server and masks its password in the log line.
+    log.warn({ err: { message: `the database is not reachable: ${describeDatabaseError(error, provisionedUrl)}` } }, "database setup failed");
+    return finish("DATABASE_FAILED", publicDatabaseError(error, { adminUrl: provisionedUrl }), true);
+  }
+
+  progress.event({ type: "phase_started", phase: "build", at: now() });
+  const workDir = path.join(context.workRoot, work.deployment.id, work.revision.id);
+  await mkdir(workDir, { recursive: true });
+  const data: BuildJobData = {
+    revisionId: work.revision.id,
+    deploymentId: work.deployment.id,
+    repository: work.deployment.repository,
+    environment: work.deployment.environment,
+    sha: work.revision.sha,
+    ref: work.revision.ref,
+    tarballUrl: work.source.tarballUrl,
+    token: work.source.token,
+    databaseUrl,
+    commands: work.build.commands,
+    timeoutSeconds: work.build.timeoutSeconds,
+    env: work.build.env,
+    workDir,
+    homeDir: deploymentHomeDir(context.dataDir, work.deployment.id),
+    sandbox: context.sandbox,
+    logFile: path.join(workDir, "build.log"),
+    buildMarkersDir: context.buildMarkersDir,
+    secrets: [work.source.token, ...secretsOf(databaseUrl), ...secretsOf(provisionedUrl)],
+  };
+  let logEnd = 0;
+  const job = await context.jobs.start<BuildJobResult>({
+    job: "build-revision",
+    jobId,
+    workerData: data,
+    onMessage(message) {
+      const m = message as BuildJobMessage;
+      if (m.type !== "log") return;
+      progress.log(m.text, m.offset);
+      logEnd = m.offset + Buffer.byteLength(m.text);
+    },
+  });
+  current = job;
+  if (cancelled || leaseLost || released) job.cancel();
+  const result = await job.result.catch((error: Error): BuildJobResult => ({
+    outcome: "failed",
+    error: `The build job failed: ${error.message}`,
+    infrastructureFault: true,
+  }));
+  current = undefined;
+  const outcome = result.outcome === "succeeded" ? "succeeded" : result.outcome === "cancelled" ? "cancelled" : "failed";
+  progress.event({ type: "phase_finished", phase: "build", at: now(), outcome });
+  if (result.outcome === "cancelled") {
+    await removeBuild(workDir);
+    return finish("CANCELLED", result.error ?? "Cancelled");
+  }
+  if (result.outcome !== "succeeded") {
+    await removeBuild(workDir);
+    return finish("BUILD_FAILED", result.error, result.infrastructureFault);
+  }
+  if (!work.run) {
+    await keepOnlyBuild(workDir);
+    return finish("DEPLOYED");
+  }
+
+  // Deploy: start the new revision, health-check it, switch traffic, stop the previous one.
+  progress.event({ type: "phase_started", phase: "deploy", at: now() });
+  const abortDeploy = new AbortController();
+  current = { cancel: () => abortDeploy.abort() };
+  if (cancelled || released || leaseLost) abortDeploy.abort();
+  let shipOutput = true;
+  const instanceLog = await createBuildLog({
+    file: path.join(workDir, "run.log"), // the instance's output, kept beside build.log
+    secrets: data.secrets,
+    // Until the lease ends, the revision's own output goes on in its log on the status page;
+    // after that it stays in run.log beside the build.
+    onChunk: (text, offset) => {
+      if (shipOutput) progress.log(text, logEnd + offset);
+    },
+  });
+  const deployed = await context.instances.deploy({
+    deploymentId: work.deployment.id,
+    host: revisionHost({ environment: work.deployment.environment, repository: work.deployment.repository, domain: context.routerDomain }),
+    revisionId: work.revision.id,
+    cwd: path.join(workDir, "source"),
+    command: work.run.command,
+    env: buildEnvironment({
+      configEnv: work.build.env,
+      databaseUrl,
+      sha: work.revision.sha,
+      ref: work.revision.ref,
+      environment: work.deployment.environment,
+      revisionId: work.revision.id,
+      runMarker: `slipway-run-${work.revision.id}`, // replaced per instance by the supervisor
+    }),
+    healthcheck: work.run.healthcheck,
+    timeoutMs: work.run.timeoutSeconds * 1000,
+    memoryLimitMb: work.run.memoryMb,
+    secrets: data.secrets,
+    onOutput: (text) => instanceLog.write(text),
+    signal: abortDeploy.signal,
+  });
+  current = undefined;
+  if (!deployed.ok) {
+    const tail = instanceLog.tail(4_000); // masked, unlike the supervisor's own tail
+    await instanceLog.close();
+    progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: abortDeploy.signal.aborted ? "cancelled" : "failed" });
+    await removeBuild(workDir);
+    if (abortDeploy.signal.aborted) return finish("CANCELLED", "Cancelled while starting");
+    return finish("DEPLOY_FAILED", `The new revision did not become healthy: ${deployed.error}${tail ? ` — last output: ${tail.slice(-300)}` : ""}`);
+  }
+  progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: "succeeded", note: `serving at ${deployed.url}` });
+  await keepOnlyBuild(workDir); // the previous revision is stopped by now
+  await progress.complete({ outcome: "DEPLOYED", environmentUrl: deployed.url });
+  shipOutput = false;
+  context.stopping?.removeEventListener("abort", release);
+  log.info({ url: deployed.url }, "revision deployed and serving");
+  return "DEPLOYED";
+}
+
+/** Removes a build that will not run (failed, cancelled, or not healthy). */
+async function removeBuild(workDir: string) {
+  await rm(workDir, { recursive: true, force: true });
+}
+
+/** Keeps only this build in its deployment's folder: the one that runs now, or the newest. */
+async function keepOnlyBuild(workDir: string) {
+  const deploymentDir = path.dirname(workDir);
+  const keep = path.basename(workDir);
+  for (const name of await readdir(deploymentDir).catch(() => [] as string[])) {
+    if (name !== keep) await rm(path.join(deploymentDir, name), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,304 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { isFinal, type Deployment, type Lease, type Revision, type StateDocument } from "../store/model.js";
+import type { StateStore } from "../store/open-state-store.js";
+import type { SecretBox } from "../store/secret-box.js";
+import type { ChangeRecorder } from "../store/store-changes.js";
+import type { CompleteRequest, CrashReport, HeartbeatResponse, WorkEvent } from "../protocol/listener-protocol.js";
+import { planNewRevision, type RevisionRequest } from "./new-revision.js";
+import { busyDeployments, nextRunnableRevision, nextTeardown, revisionsOf } from "./selectors.js";
+import { reviseDeployment, reviseRevision, type DeploymentEvent, type Effect, type RevisionEvent, type Transition } from "./transitions.js";
+
+/** How long a failed teardown waits before a listener may try again. */
+const TEARDOWN_RETRY_MS = 30_000;
+
+export interface RevisionDecision {
+  revision: Revision;
+  /** False when the commit already had a revision of this deployment (a second push, a redelivery). */
+  created: boolean;
+  /** Queued older revisions of the deployment that this one replaced. */
+  superseded: Revision[];
+}
+
+/** Work a listener takes: a revision to build, or a closed preview to tear down. */
+export type LeasedWork = { kind: "revision"; revision: Revision; deployment: Deployment } | { kind: "teardown"; deployment: Deployment };
+
+export type LeaseLost = "lease-lost";
+
+export interface LifecycleOptions {
+  store: StateStore;
+  /** Seals the URL of a database a listener made before it is stored. */
+  secrets: SecretBox;
+  log: Logger;
+  /** Lease attempts before a revision whose listener keeps vanishing is INTERRUPTED. */
+  maxAttempts?: number;
+  /** Effect `wake-listeners`: new work may be leasable. */
+  wakeListeners(): void;
+  /** Effect `forget-source-token`: a listener reported an infrastructure fault for this repository. */
+  forgetSourceToken?(installationId: number, repositoryName: string): void;
+}
+
+/**
+ * Every change of a revision's or a deployment's state, applied through the pure
+ * transitions (transitions.ts) inside store updates, changed records marked for the store's
+ * change events, and the transitions' effects carried out once written. Webhook intents,
+ * the listener API, commands, timers and reconciliation all come through here.
+ */
+export interface Lifecycle {
+  /** Records a revision of an environment (creating the deployment on first use). */
+  queue(request: RevisionRequest): Promise<RevisionDecision>;
+  /** Cancels a revision that waits, or asks the listener holding it to stop. */
+  cancel(revisionId: string, reason: string): Promise<void>;
+  /** A closed pull request: its preview is torn down; its unfinished revisions are cancelled. False when there was none live. */
+  closePreview(deploymentId: string, reason: string): Promise<boolean>;
+  /** Leases the next work this listener may take: a teardown first, else the oldest runnable revision. */
+  leaseNext(listenerId: string, options: { ttlMs: number; mayBuildForks: boolean; sandbox?: "bubblewrap" | "none" }): Promise<LeasedWork | undefined>;
+  /** A listener's heartbeat: its events applied, its lease renewed. */
+  heartbeat(leaseId: string, events: WorkEvent[], ttlMs: number): Promise<HeartbeatResponse | LeaseLost>;
+  /** A listener ended its work. */
+  complete(leaseId: string, request: CompleteRequest): Promise<"ok" | LeaseLost>;
+  /** A lease that could not be used or whose listener stopped answering: back to the queue, or INTERRUPTED. */
+  loseLease(revisionId: string, leaseId: string, reason: string): Promise<void>;
+  /** Loses every lease (revisions and teardowns) that `isLost` picks. */
+  expireLeases(isLost: (lease: Lease) => boolean, reason: string): Promise<void>;
+  /** A running revision kept crashing and was left stopped. */
+  crashLoop(report: CrashReport): Promise<void>;
+}
+
+/**
+ * Applies `event` to a revision inside a store update: the record is replaced by the
+ * transition's result and marked changed. Returns the transition (a refusal changes nothing).
+ */
+export function applyRevisionEvent(state: StateDocument, changes: ChangeRecorder, revisionId: string, event: RevisionEvent, at: string): Transition<Revision> {
+  const revision = state.revisions[revisionId];
+  if (!revision) return { ok: false, refused: "no such revision" };
+  const result = reviseRevision(revision, event, { deployment: state.deployments[revision.deploymentId], at });
+  if (result.ok && result.next !== revision) {
+    state.revisions[revisionId] = result.next;
+    if (result.announce) changes.revision(result.next);
+  }
+  return result;
+}
+
+/** The same for a deployment. */
+export function applyDeploymentEvent(state: StateDocument, changes: ChangeRecorder, deploymentId: string, event: DeploymentEvent, at: string): Transition<Deployment> {
+  const deployment = state.deployments[deploymentId];
+  if (!deployment) return { ok: false, refused: "no such deployment" };
+  const result = reviseDeployment(deployment, event, at);
+  if (result.ok && result.next !== deployment) {
+    state.deployments[deploymentId] = result.next;
+    if (result.announce) changes.deployment(result.next);
+  }
+  return result;
+}
+
+/**
+ * Writes what a revision request makes (see planNewRevision) inside a store update: the
+ * deployment, the new revision, and the supersede transitions of the ones it replaces.
+ */
+export function recordNewRevision(
+  state: StateDocument,
+  changes: ChangeRecorder,
+  request: RevisionRequest,
+  ids: { revisionId: string; at: string } = { revisionId: randomUUID(), at: new Date().toISOString() },
+): RevisionDecision & { effects: Effect[] } {
+  const plan = planNewRevision(state, request, ids);
+  const before = state.deployments[plan.deployment.id];
+  state.deployments[plan.deployment.id] = plan.deployment;
+  if (before?.state !== plan.deployment.state) changes.deployment(plan.deployment);
+  if (!plan.created) return { revision: plan.revision, created: false, superseded: [], effects: [] };
+  state.counters[plan.deployment.id] = plan.revision.number;
+  state.revisions[plan.revision.id] = plan.revision;
+  changes.revision(plan.revision);
+  const superseded: Revision[] = [];
+  for (const older of plan.supersedes) {
+    const result = applyRevisionEvent(state, changes, older.id, { type: "supersede", byNumber: plan.revision.number, bySha: plan.revision.sha }, ids.at);
+    if (result.ok) superseded.push(result.next);
+  }
+  return { revision: plan.revision, created: true, superseded, effects: [{ type: "wake-listeners" }] };
+}
+
+export function createLifecycle(options: LifecycleOptions): Lifecycle {
+  const { store, log } = options;
+  const maxAttempts = options.maxAttempts ?? 3;
+  const now = () => new Date().toISOString();
+
+  /** Runs `change` in one store update, then carries out the effects it gathered. */
+  async function transact<T>(change: (state: StateDocument, changes: ChangeRecorder, effects: Effect[], at: string) => T): Promise<T> {
+    const effects: Effect[] = [];
+    const result = await store.update((state, changes) => change(state, changes, effects, now()));
+    carryOut(effects);
+    return result;
+  }
+
+  function collect<T>(effects: Effect[], transition: Transition<T>): Transition<T> {
+    if (transition.ok) effects.push(...transition.effects);
+    return transition;
+  }
+
+  function carryOut(effects: Effect[]) {
+    for (const effect of effects) {
+      if (effect.type === "forget-source-token") options.forgetSourceToken?.(effect.installationId, effect.repositoryName);
+    }
+    if (effects.some((e) => e.type === "wake-listeners")) options.wakeListeners();
+  }
+
+  const revisionByLease = (leaseId: string) => Object.values(store.state.revisions).find((r) => r.lease?.id === leaseId);
+  const teardownByLease = (leaseId: string) => Object.values(store.state.deployments).find((d) => d.teardownLease?.id === leaseId);
+
+  /** A revision's share of a heartbeat or completion: the phases the listener reports. */
+  function applyWorkEvents(state: StateDocument, changes: ChangeRecorder, revision: Revision, leaseId: string, events: WorkEvent[], at: string) {
+    for (const event of events) {
+      if (event.type === "phase_started") {
+        applyRevisionEvent(state, changes, revision.id, { type: "phase-started", leaseId, phase: event.phase, phaseAt: event.at }, at);
+        continue;
+      }
+      const finished = applyRevisionEvent(
+        state,
+        changes,
+        revision.id,
+        { type: "phase-finished", leaseId, phase: event.phase, phaseAt: event.at, outcome: event.outcome, note: event.note },
+        at,
+      );
+      if (finished.ok && event.database) {
+        const database = { name: event.database.name, encryptedUrl: options.secrets.seal(event.database.url), createdAt: event.at };
+        applyDeploymentEvent(state, changes, revision.deploymentId, { type: "database-created", database }, at);
+      }
+    }
+  }
+
+  const lifecycle: Lifecycle = {
+    async queue(request) {
+      const decision = await transact((state, changes, effects, at) => {
+        const recorded = recordNewRevision(state, changes, request, { revisionId: randomUUID(), at });
+        effects.push(...recorded.effects);
+        return recorded;
+      });
+      return { revision: decision.revision, created: decision.created, superseded: decision.superseded };
+    },
+
+    async cancel(revisionId, reason) {
+      await transact((state, changes, effects, at) => collect(effects, applyRevisionEvent(state, changes, revisionId, { type: "cancel", reason }, at)));
+    },
+
+    async closePreview(deploymentId, reason) {
+      return transact((state, changes, effects, at) => {
+        const closed = collect(effects, applyDeploymentEvent(state, changes, deploymentId, { type: "close" }, at));
+        if (!closed.ok) return false;
+        for (const revision of revisionsOf(state, deploymentId)) {
+          collect(effects, applyRevisionEvent(state, changes, revision.id, { type: "cancel", reason }, at));
+          // Finished ones are announced too: their GitHub deployments become inactive.
+          if (isFinal(revision)) changes.revision(state.revisions[revision.id]!);
+        }
+        return true;
+      });
+    },
+
+    async leaseNext(listenerId, { ttlMs, mayBuildForks, sandbox }) {
+      for (;;) {
+        const leased = await transact((state, changes, effects, at): LeasedWork | "deleted" | undefined => {
+          const lease = (attempt: number): Lease => ({ id: randomUUID(), listenerId, attempt, expiresAt: new Date(Date.parse(at) + ttlMs).toISOString() });
+          const busy = busyDeployments(state);
+          const closed = nextTeardown(state, busy, Date.parse(at));
+          if (closed) {
+            if (!closed.database) {
+              // Nothing was provisioned: nothing for a listener to do.
+              const revisionsWaiting = revisionsOf(state, closed.id).some((r) => !isFinal(r));
+              collect(effects, applyDeploymentEvent(state, changes, closed.id, { type: "teardown-done", revisionsWaiting }, at));
+              return "deleted";
+            }
+            const result = applyDeploymentEvent(state, changes, closed.id, { type: "teardown-lease", lease: lease(1) }, at);
+            return result.ok ? { kind: "teardown", deployment: structuredClone(result.next) } : undefined;
+          }
+          const revision = nextRunnableRevision(state, busy, mayBuildForks);
+          if (!revision) return undefined;
+          const result = applyRevisionEvent(state, changes, revision.id, { type: "lease", lease: lease(revision.attempts + 1), sandbox }, at);
+          if (!result.ok) return undefined;
+          return { kind: "revision", revision: structuredClone(result.next), deployment: structuredClone(state.deployments[revision.deploymentId]!) };
+        });
+        if (leased !== "deleted") return leased;
+      }
+    },
+
+    async heartbeat(leaseId, events, ttlMs) {
+      const teardown = teardownByLease(leaseId);
+      const revision = teardown ? undefined : revisionByLease(leaseId);
+      if (!teardown && !revision) return "lease-lost";
+      return transact((state, changes, effects, at) => {
+        const expiresAt = new Date(Date.parse(at) + ttlMs).toISOString();
+        if (teardown) {
+          const renewed = applyDeploymentEvent(state, changes, teardown.id, { type: "teardown-renew", leaseId, expiresAt }, at);
+          return renewed.ok ? { cancel: false, leaseExpiresAt: expiresAt } : "lease-lost";
+        }
+        const renewed = applyRevisionEvent(state, changes, revision!.id, { type: "renew", leaseId, expiresAt }, at);
+        if (!renewed.ok) return "lease-lost";
+        applyWorkEvents(state, changes, revision!, leaseId, events, at);
+        return { cancel: Boolean(state.revisions[revision!.id]?.cancelRequested), leaseExpiresAt: expiresAt };
+      });
+    },
+
+    async complete(leaseId, request) {
+      const teardown = teardownByLease(leaseId);
+      if (teardown) {
+        const done = await transact((state, changes, effects, at) => {
+          const event: DeploymentEvent =
+            request.outcome === "DELETED"
+              ? { type: "teardown-done", leaseId, revisionsWaiting: revisionsOf(state, teardown.id).some((r) => !isFinal(r)) }
+              : { type: "teardown-failed", leaseId, error: request.error ?? "teardown failed", retryAt: new Date(Date.parse(at) + TEARDOWN_RETRY_MS).toISOString() };
+          return collect(effects, applyDeploymentEvent(state, changes, teardown.id, event, at)).ok;
+        });
+        if (!done) return "lease-lost";
+        if (request.outcome === "DELETED") log.info({ environment: teardown.environment }, "deployment torn down");
+        else log.warn({ environment: teardown.environment, error: request.error }, "teardown failed; will retry");
+        return "ok";
+      }
+      const revision = revisionByLease(leaseId);
+      const { outcome } = request;
+      if (!revision || outcome === "DELETED" || outcome === "TEARDOWN_FAILED") return "lease-lost";
+      const event: RevisionEvent =
+        outcome === "RELEASED"
+          ? { type: "hand-back", leaseId }
+          : { type: "finish", leaseId, outcome, error: request.error, environmentUrl: request.environmentUrl, infrastructureFault: request.infrastructureFault };
+      const result = await transact((state, changes, effects, at) => {
+        applyWorkEvents(state, changes, revision, leaseId, request.events, at);
+        return collect(effects, applyRevisionEvent(state, changes, revision.id, event, at));
+      });
+      if (!result.ok) return "lease-lost";
+      if (result.announce) {
+        if (request.outcome === "RELEASED") log.info({ revision: revision.id }, "work handed back by a stopping listener");
+        else log.info({ revision: revision.id, outcome: request.outcome }, "revision finished");
+      }
+      return "ok";
+    },
+
+    async loseLease(revisionId, leaseId, reason) {
+      await transact((state, changes, effects, at) =>
+        collect(effects, applyRevisionEvent(state, changes, revisionId, { type: "lease-lost", leaseId, reason, maxAttempts }, at)),
+      );
+    },
+
+    async expireLeases(isLost, reason) {
+      const teardowns = Object.values(store.state.deployments).filter((d) => d.teardownLease && isLost(d.teardownLease));
+      if (teardowns.length > 0) {
+        await transact((state, changes, effects, at) => {
+          for (const d of teardowns) {
+            collect(effects, applyDeploymentEvent(state, changes, d.id, { type: "teardown-lease-lost", leaseId: d.teardownLease!.id }, at));
+          }
+        });
+      }
+      const revisions = Object.values(store.state.revisions).filter((r) => r.lease && !isFinal(r) && isLost(r.lease));
+      for (const revision of revisions) {
+        log.warn({ revision: revision.id, listener: revision.lease!.listenerId }, "lease lost: the listener stopped answering");
+        await lifecycle.loseLease(revision.id, revision.lease!.id, reason);
+      }
+    },
+
+    async crashLoop(report) {
+      const result = await transact((state, changes, effects, at) =>
+        applyRevisionEvent(state, changes, report.revisionId, { type: "crash-loop", listenerId: report.listenerId, message: report.message }, at),
+      );
+      if (result.ok) log.warn({ revision: report.revisionId }, "a running revision kept crashing and was left stopped");
+    },
+  };
+  return lifecycle;
+}

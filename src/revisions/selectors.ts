@@ -1,0 +1,44 @@
+import { ACTIVE_STATES, isFinal, type Deployment, type Revision, type StateDocument } from "../store/model.js";
+
+/** Revisions of one deployment in the live state (archived ones are final and not here). */
+export function revisionsOf(state: Readonly<StateDocument>, deploymentId: string): Revision[] {
+  return Object.values(state.revisions).filter((r) => r.deploymentId === deploymentId);
+}
+
+/** The newest revision of a deployment: the one its pull request comment and page are about. */
+export function newestRevisionOf(state: Readonly<StateDocument>, deploymentId: string): Revision | undefined {
+  let newest: Revision | undefined;
+  for (const revision of Object.values(state.revisions)) {
+    if (revision.deploymentId === deploymentId && (!newest || revision.number > newest.number)) newest = revision;
+  }
+  return newest;
+}
+
+/** Deployments a listener works on now: one build per deployment at a time. */
+export function busyDeployments(state: Readonly<StateDocument>): Set<string> {
+  const busy = new Set<string>();
+  for (const r of Object.values(state.revisions)) {
+    if (!isFinal(r) && (r.lease || ACTIVE_STATES.has(r.state))) busy.add(r.deploymentId);
+  }
+  return busy;
+}
+
+/** The oldest queued revision a listener may take (a fork's only where builds are sandboxed). */
+export function nextRunnableRevision(state: Readonly<StateDocument>, busy: Set<string>, mayBuildForks: boolean): Revision | undefined {
+  let oldest: Revision | undefined;
+  for (const r of Object.values(state.revisions)) {
+    if (r.state !== "QUEUED" || r.lease || busy.has(r.deploymentId)) continue;
+    const deployment = state.deployments[r.deploymentId];
+    if (!deployment || deployment.state === "AWAITING_DELETE") continue;
+    if (!mayBuildForks && deployment.pullRequest?.fork) continue;
+    if (!oldest || r.createdAt < oldest.createdAt) oldest = r;
+  }
+  return oldest;
+}
+
+/** A closed preview whose work has stopped, ready to have its database dropped. */
+export function nextTeardown(state: Readonly<StateDocument>, busy: Set<string>, now: number): Deployment | undefined {
+  return Object.values(state.deployments).find(
+    (d) => d.state === "AWAITING_DELETE" && !d.teardownLease && !busy.has(d.id) && (!d.teardownRetryAt || Date.parse(d.teardownRetryAt) <= now),
+  );
+}
