@@ -73,9 +73,15 @@ export function planNewRevision(state: Readonly<StateDocument>, request: Revisio
   if (reopened.ok) deployment = reopened.next;
   if (request.pullRequest) deployment = { ...deployment, pullRequest: { ...deployment.pullRequest, ...request.pullRequest } };
 
-  const siblings = Object.values(state.revisions).filter((r) => r.deploymentId === deploymentId);
+  // One pass over the live revisions, no copies: this runs for every push.
+  let existing: Revision | undefined;
+  const waiting: Revision[] = [];
+  for (const r of Object.values(state.revisions)) {
+    if (r.deploymentId !== deploymentId) continue;
+    if (r.sha === request.sha && (!existing || r.number > existing.number)) existing = r;
+    if (r.state === "QUEUED" && !r.lease) waiting.push(r);
+  }
   const again = request.again ?? "never";
-  const existing = siblings.filter((r) => r.sha === request.sha).sort((a, b) => b.number - a.number)[0];
   if (existing && (again === "never" || (again === "if-finished" && !isFinal(existing)))) {
     return { deployment, revision: existing, created: false, supersedes: [] };
   }
@@ -95,6 +101,5 @@ export function planNewRevision(state: Readonly<StateDocument>, request: Revisio
     createdAt: at,
     updatedAt: at,
   };
-  const supersedes = siblings.filter((older) => older.state === "QUEUED" && !older.lease);
-  return { deployment, revision, created: true, supersedes };
+  return { deployment, revision, created: true, supersedes: waiting };
 }
