@@ -122,10 +122,20 @@ function completedRun(s: Scenario, sha: string, timeoutMs = 60_000) {
 /**
  * Waits until Slipway has handled every webhook sent for the scenario (see
  * waitForDeliveriesHandled): what an ignored or refused one would have done, it has done by then.
+ * Revisions are made while a delivery is handled, and their check runs follow a moment later:
+ * so it then waits for the check run of each deployment's newest revision, and a revision made
+ * by mistake shows at GitHub before the test looks.
  */
 async function settle(s: Scenario) {
   const marker = await sendMarker(github, s.repo, { url: `${slipway.url}/api/github/webhooks`, secret: SECRET });
   await waitForDeliveriesHandled(path.join(workDir, "data"), s.deliveries, { marker });
+  const { deployments } = (await (await fetch(`${slipway.url}/api/v1/deployments`)).json()) as {
+    deployments: Array<{ repository: { fullName: string }; latestRevision: { id: string } | null }>;
+  };
+  for (const { repository, latestRevision } of deployments) {
+    if (repository.fullName !== s.repo.fullName || !latestRevision) continue;
+    await github.waitFor(() => checkRuns(s).find((r) => r.externalId === latestRevision.id), { description: `the check run of revision ${latestRevision.id}` });
+  }
 }
 
 describe.concurrent("pull request previews", () => {
