@@ -26,9 +26,9 @@ import { isFinal, isTornDown } from "../store/model.js";
  * | QUEUED, not leased         | supersede      | SUPERSEDED                                            |                  |
  * | DEPLOYED                   | crash-loop     | DEPLOYED with a runtime error (left stopped)          |                  |
  *
- * Everything else is refused: a final revision never changes state again, an event naming a
- * lease the revision no longer has (or one that expired) is late, and a torn-down
- * deployment's revisions are not leased.
+ * Everything else is refused: a final revision never changes state again; an event naming a
+ * lease the revision no longer has, or one past its expiry, is late (lease-lost aside: it is
+ * how an expired lease ends); a torn-down deployment's revisions are not leased.
  *
  * So, what happens when a build fails? The listener reports `finish` with BUILD_FAILED: the
  * open phases close as failed, the revision ends BUILD_FAILED with the error in words, and
