@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Lifecycle, LeaseLost } from "../revisions/lifecycle.js";
+import { revisionByLease } from "../revisions/selectors.js";
 import type { Deployment, Revision } from "../store/model.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { SecretBox } from "../store/secret-box.js";
@@ -135,7 +136,7 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
   /** Log text comes with heartbeats and the completion; its offset makes a retried report harmless. */
   async function appendLog(leaseId: string, report: ProgressReport) {
     if (!report.log || report.log.text.length === 0) return;
-    const revision = Object.values(store.state.revisions).find((r) => r.lease?.id === leaseId);
+    const revision = revisionByLease(store.state, leaseId);
     if (revision) await logs.append(revision.id, report.log.offset, report.log.text);
   }
 

@@ -6,7 +6,7 @@ import type { SecretBox } from "../store/secret-box.js";
 import type { ChangeRecorder } from "../store/store-changes.js";
 import type { CompleteRequest, CrashReport, HeartbeatResponse, WorkEvent } from "../protocol/listener-protocol.js";
 import { planNewRevision, type RevisionRequest } from "./new-revision.js";
-import { busyDeployments, nextRunnableRevision, nextTeardown, revisionsOf } from "./selectors.js";
+import { busyDeployments, nextRunnableRevision, nextTeardown, revisionByLease, revisionsOf } from "./selectors.js";
 import { reviseDeployment, reviseRevision, type DeploymentEvent, type Effect, type RevisionEvent, type Transition } from "./transitions.js";
 
 /** How long a failed teardown waits before a listener may try again. */
@@ -70,7 +70,7 @@ export interface Lifecycle {
  * into the record, which is marked changed. Returns the transition, its `next` the live
  * record (a refusal changes nothing).
  */
-export function applyRevisionEvent(state: StateDocument, changes: ChangeRecorder, revisionId: string, event: RevisionEvent, at: string): Transition<Revision> {
+function applyRevisionEvent(state: StateDocument, changes: ChangeRecorder, revisionId: string, event: RevisionEvent, at: string): Transition<Revision> {
   const revision = state.revisions[revisionId];
   if (!revision) return { ok: false, refused: "no such revision" };
   const result = reviseRevision(revision, event, { deployment: state.deployments[revision.deploymentId], at });
@@ -81,7 +81,7 @@ export function applyRevisionEvent(state: StateDocument, changes: ChangeRecorder
 }
 
 /** The same for a deployment. */
-export function applyDeploymentEvent(state: StateDocument, changes: ChangeRecorder, deploymentId: string, event: DeploymentEvent, at: string): Transition<Deployment> {
+function applyDeploymentEvent(state: StateDocument, changes: ChangeRecorder, deploymentId: string, event: DeploymentEvent, at: string): Transition<Deployment> {
   const deployment = state.deployments[deploymentId];
   if (!deployment) return { ok: false, refused: "no such deployment" };
   const result = reviseDeployment(deployment, event, at);
@@ -154,7 +154,6 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     if (effects.some((e) => e.type === "wake-listeners")) options.wakeListeners();
   }
 
-  const revisionByLease = (leaseId: string) => Object.values(store.state.revisions).find((r) => r.lease?.id === leaseId);
   const teardownByLease = (leaseId: string) => Object.values(store.state.deployments).find((d) => d.teardownLease?.id === leaseId);
 
   /** A revision's share of a heartbeat or completion: the phases the listener reports. */
@@ -207,6 +206,9 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
 
     async leaseNext(listenerId, { ttlMs, mayBuildForks, sandbox }) {
       for (;;) {
+        // Looked for first without a write: most polls find nothing, and each update writes the state file.
+        const busy = busyDeployments(store.state);
+        if (!nextTeardown(store.state, busy, Date.now()) && !nextRunnableRevision(store.state, busy, mayBuildForks)) return undefined;
         const leased = await transact((state, changes, effects, at): LeasedWork | "deleted" | undefined => {
           const lease = (attempt: number): Lease => ({ id: randomUUID(), listenerId, attempt, expiresAt: new Date(Date.parse(at) + ttlMs).toISOString() });
           const busy = busyDeployments(state);
@@ -233,7 +235,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
 
     async heartbeat(leaseId, events, ttlMs) {
       const teardown = teardownByLease(leaseId);
-      const revision = teardown ? undefined : revisionByLease(leaseId);
+      const revision = teardown ? undefined : revisionByLease(store.state, leaseId);
       if (!teardown && !revision) return "lease-lost";
       return transact((state, changes, effects, at) => {
         const expiresAt = new Date(Date.parse(at) + ttlMs).toISOString();
@@ -263,7 +265,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
         else log.warn({ environment: teardown.environment, error: request.error }, "teardown failed; will retry");
         return "ok";
       }
-      const revision = revisionByLease(leaseId);
+      const revision = revisionByLease(store.state, leaseId);
       const { outcome } = request;
       if (!revision || outcome === "DELETED" || outcome === "TEARDOWN_FAILED") return "lease-lost";
       const event: RevisionEvent =

@@ -14,6 +14,11 @@ export function newestRevisionOf(state: Readonly<StateDocument>, deploymentId: s
   return newest;
 }
 
+/** The revision a listener holds under this lease, if any. */
+export function revisionByLease(state: Readonly<StateDocument>, leaseId: string): Revision | undefined {
+  return Object.values(state.revisions).find((r) => r.lease?.id === leaseId);
+}
+
 /** Deployments a listener works on now: one build per deployment at a time. */
 export function busyDeployments(state: Readonly<StateDocument>): Set<string> {
   const busy = new Set<string>();

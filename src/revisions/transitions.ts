@@ -86,7 +86,7 @@ export type Transition<T> =
   | { ok: true; next: T; effects: Effect[]; /** false: nothing anyone watches changed (a renewed lease). */ announce: boolean }
   | { ok: false; refused: string };
 
-export const PHASE_STATES: Readonly<Record<PhaseName, RevisionState>> = {
+const PHASE_STATES: Readonly<Record<PhaseName, RevisionState>> = {
   database: "CREATING_DATABASE",
   build: "BUILDING",
   deploy: "DEPLOYING",

@@ -4,7 +4,7 @@ import { Low } from "lowdb";
 import { DataFile } from "lowdb/node";
 import type { Logger } from "pino";
 import { openDeliveryJournal } from "./delivery-journal.js";
-import { FINAL_STATES, emptyState, type Delivery, type Revision, type StateDocument } from "./model.js";
+import { emptyState, isFinal, type Delivery, type Revision, type StateDocument } from "./model.js";
 import { createChangeBatch, type ChangeRecorder, type StoreChangeListener } from "./store-changes.js";
 
 /** How many finished revisions per deployment stay in the state file; older ones are archived. */
@@ -120,7 +120,7 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   async function archiveOldRevisions(state: StateDocument): Promise<Revision[]> {
     const finishedByDeployment = new Map<string, Revision[]>();
     for (const revision of Object.values(state.revisions)) {
-      if (!FINAL_STATES.has(revision.state)) continue;
+      if (!isFinal(revision)) continue;
       const list = finishedByDeployment.get(revision.deploymentId) ?? [];
       list.push(revision);
       finishedByDeployment.set(revision.deploymentId, list);

@@ -1,5 +1,5 @@
 import { REVISION_STATE_LABELS, type CheckRunConclusion, type CheckRunStatus } from "../../revisions/state-labels.js";
-import { FINAL_STATES, isTornDown, type Deployment, type Phase, type Revision } from "../../store/model.js";
+import { isFinal, isTornDown, type Deployment, type Phase, type Revision } from "../../store/model.js";
 
 /** GitHub's limit for check run output fields. */
 export const CHECK_RUN_TEXT_LIMIT = 65_535;
@@ -43,7 +43,7 @@ export function describeCheckRun(revision: Revision, deployment: Deployment): Ch
 export function describeDeploymentStatus(revision: Revision, deployment: Deployment): DeploymentStatusView {
   const tornDown = isTornDown(deployment);
   const state: DeploymentStatusState = (() => {
-    if (tornDown && FINAL_STATES.has(revision.state)) return "inactive";
+    if (tornDown && isFinal(revision)) return "inactive";
     switch (revision.state) {
       case "QUEUED":
         return "queued";
@@ -126,7 +126,7 @@ export function triggerText(revision: Revision): string {
 
 /** The check run's buttons: Cancel while it is queued or runs, Redeploy once it ended. */
 export function checkRunActions(revision: Revision) {
-  return FINAL_STATES.has(revision.state)
+  return isFinal(revision)
     ? [{ label: "Redeploy", description: "Build and deploy this commit again", identifier: "redeploy" }]
     : [{ label: "Cancel", description: "Stop this revision", identifier: "cancel" }];
 }

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import { backoffDelay } from "../../backoff.js";
 import { newestRevisionOf, revisionsOf } from "../../revisions/selectors.js";
-import { FINAL_STATES, isPreviewEnvironment, type Deployment, type Revision } from "../../store/model.js";
+import { isFinal, isPreviewEnvironment, type Deployment, type Revision } from "../../store/model.js";
 import type { StateStore } from "../../store/open-state-store.js";
 import type { StoreChange } from "../../store/store-changes.js";
 import type { RevisionLogs } from "../revision-logs.js";
@@ -135,7 +135,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     const status = describeDeploymentStatus(revision, deployment);
     const checkSignature = signatureOf(check);
     const statusSignature = signatureOf(status);
-    const final = FINAL_STATES.has(revision.state);
+    const final = isFinal(revision);
     const neverDeployed = (revision.state === "SUPERSEDED" || revision.state === "CANCELLED") && !revision.github.deploymentId;
     const checkDue = revision.github.checkRunSent !== checkSignature;
     const statusDue = !neverDeployed && revision.github.deploymentStatusSent !== statusSignature;
@@ -198,7 +198,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     // The check run goes first: it is what people watch, and GitHub paces an installation's
     // writes to one a second, so a fast build's completion must not queue behind the
     // deployment's writes. The deployment follows on the next pass (or at once when final).
-    if (!neverDeployed && !current.github.deploymentId && (!firstPass || FINAL_STATES.has(current.state))) {
+    if (!neverDeployed && !current.github.deploymentId && (!firstPass || isFinal(current))) {
       const created = await octokit.rest.repos.createDeployment({
         ...repo,
         ref: revision.sha,
@@ -235,16 +235,10 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     if (deployment.pullRequest) await syncPreview(octokit, repo, deployment.id, revisionId);
 
     const after = store.state.revisions[revisionId];
-    if (after && !FINAL_STATES.has(after.state)) await change((r) => (r.github.lastProgressAt = new Date().toISOString()));
+    if (after && !isFinal(after)) await change((r) => (r.github.lastProgressAt = new Date().toISOString()));
     // If the state moved while we were sending, go again (coalesced by the interval).
-    if (after && !neverDeployed && !after.github.deploymentId) return FINAL_STATES.has(after.state) ? 0 : progressIntervalMs;
-    if (
-      after &&
-      (signatureOf(describeCheckRun(after, deployment)) !== after.github.checkRunSent ||
-        (after.github.deploymentId !== undefined && signatureOf(describeDeploymentStatus(after, deployment)) !== after.github.deploymentStatusSent))
-    ) {
-      return FINAL_STATES.has(after.state) ? 0 : progressIntervalMs;
-    }
+    if (after && !neverDeployed && !after.github.deploymentId) return isFinal(after) ? 0 : progressIntervalMs;
+    if (after && isBehind(after, deployment)) return isFinal(after) ? 0 : progressIntervalMs;
     return undefined;
   }
 
@@ -257,7 +251,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
       if (!deployment || !link) return;
       const newest = newestRevisionOf(store.state, deploymentId);
       if (!newest) return;
-      const failed = FINAL_STATES.has(newest.state) && newest.state !== "DEPLOYED";
+      const failed = isFinal(newest) && newest.state !== "DEPLOYED";
       const body = describePullRequestComment({
         deployment,
         revision: newest,

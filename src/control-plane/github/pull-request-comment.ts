@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { ProbotOctokit } from "probot";
 import { REVISION_STATE_LABELS } from "../../revisions/state-labels.js";
-import { FINAL_STATES, isTornDown, type Deployment, type Revision } from "../../store/model.js";
+import { isFinal, isTornDown, type Deployment, type Revision } from "../../store/model.js";
 import { triggerText } from "./describe-revision.js";
 
 export const COMMENT_MARKER = "<!-- slipway:preview -->";
@@ -34,7 +34,7 @@ export function describePullRequestComment(options: {
   if (revision.environmentUrl && revision.state === "DEPLOYED") lines.push(`| Preview | ${revision.environmentUrl} |`);
   if (revision.runtimeError) lines.push("| Running | ❌ it kept crashing and was stopped; see the status page |");
   if (revision.error) lines.push(`| What went wrong | ${revision.error.replace(/[|\r\n]/g, " ")} |`);
-  if (options.logTail && FINAL_STATES.has(revision.state) && revision.state !== "DEPLOYED") {
+  if (options.logTail && isFinal(revision) && revision.state !== "DEPLOYED") {
     const tail = options.logTail.split("\n").slice(-TAIL_LINES).join("\n");
     const fence = "`".repeat(Math.max(3, ...[...tail.matchAll(/`+/g)].map((m) => m[0].length + 1)));
     lines.push("", "<details><summary>Log tail</summary>", "", `${fence}text`, tail, fence, "", "</details>");
