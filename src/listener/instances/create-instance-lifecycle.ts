@@ -7,7 +7,7 @@ import { createSandbox, sandboxUserFor, UNSANDBOXED } from "../sandbox/create-sa
 import { deploymentHomeDir, type SandboxConfig, type SandboxPlacement } from "../sandbox/sandbox.js";
 import { createInstanceRegistry } from "./create-instance-registry.js";
 import type { Router } from "./create-router.js";
-import { describeExit, say, type Slot } from "./instance-slot.js";
+import { describeExit, endSlot, say, type Slot } from "./instance-slot.js";
 import type { InstanceSpec } from "./instance-spec.js";
 import { pickFreePort } from "./pick-free-port.js";
 import { startInstance, type Instance, type InstanceExit } from "./start-instance.js";
@@ -142,9 +142,7 @@ export function createInstanceLifecycle(options: InstanceLifecycleOptions): Inst
   };
 
   const retire = async (slot: Slot) => {
-    slot.state = "retired";
-    clearTimeout(slot.restartTimer);
-    slot.abort.abort("replaced by a newer revision");
+    endSlot(slot, "replaced by a newer revision");
     slot.env.retiring.add(slot);
     const instance = slot.instance;
     if (instance && !instance.hasExited) {

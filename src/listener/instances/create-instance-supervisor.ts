@@ -4,9 +4,9 @@ import type { Logger } from "pino";
 import type { SandboxConfig } from "../sandbox/sandbox.js";
 import { createInstanceLifecycle } from "./create-instance-lifecycle.js";
 import type { Router } from "./create-router.js";
-import { createSlot, outputTail, type Environment, type Slot } from "./instance-slot.js";
+import { createSlot, endSlot, outputTail, type Environment, type Slot } from "./instance-slot.js";
 import { checkSpec, type DeployOptions, type DeployResult, type InstanceSpec } from "./instance-spec.js";
-import { createCrashRestarts } from "./restart-crashed-instances.js";
+import { createCrashRestarts } from "./create-crash-restarts.js";
 
 export interface CreateInstanceSupervisorOptions {
   /** `SLIPWAY_DATA_DIR`: the supervisor records its instances in `<dataDir>/run/processes`. */
@@ -118,7 +118,8 @@ export function createInstanceSupervisor(options: CreateInstanceSupervisorOption
     onCrashLoop: options.onCrashLoop,
   });
   const environments = new Map<string, Environment>();
-  const hostOwners = new Map<string, string>();
+  /** The deployment whose environment answers at `host`, if any. */
+  const ownerOf = (host: string) => [...environments.values()].find((env) => env.host === host)?.deploymentId;
   let closed = false;
 
   const deploy = async (spec: DeployOptions): Promise<DeployResult> => {
@@ -128,14 +129,13 @@ export function createInstanceSupervisor(options: CreateInstanceSupervisorOption
     if (closed) return { ok: false, error: "the listener is shutting down", outputTail: "" };
     if (!(await isDirectory(spec.cwd))) return { ok: false, error: `the build folder ${spec.cwd} does not exist`, outputTail: "" };
     await lifecycle.ready;
-    const owner = hostOwners.get(host);
+    const owner = ownerOf(host);
     if (owner !== undefined && owner !== spec.deploymentId) {
       return { ok: false, error: `the address ${host} is already used by another deployment (${owner}); rename the environment or repository`, outputTail: "" };
     }
     let env = environments.get(spec.deploymentId);
     if (env && env.host !== host) {
       // Same deployment, new name: the old address stops answering once the new one serves.
-      hostOwners.delete(env.host);
       router.setTarget(env.host, undefined);
       env.host = host;
     }
@@ -143,20 +143,13 @@ export function createInstanceSupervisor(options: CreateInstanceSupervisorOption
       env = { deploymentId: spec.deploymentId, host, retiring: new Set() };
       environments.set(spec.deploymentId, env);
     }
-    hostOwners.set(host, spec.deploymentId);
 
-    const superseded = env.starting;
-    if (superseded) {
-      superseded.state = "retired";
-      superseded.abort.abort(`superseded by revision ${spec.revisionId}`);
-    }
+    if (env.starting) endSlot(env.starting, `superseded by revision ${spec.revisionId}`);
     const { signal, ...instanceSpec } = spec;
     const slot = createSlot(env, { ...instanceSpec, host }, limits, log);
     env.starting = slot;
     const onCancel = () => {
-      if (slot.state !== "starting") return;
-      slot.state = "retired";
-      slot.abort.abort("cancelled");
+      if (slot.state === "starting") endSlot(slot, "cancelled");
     };
     if (signal?.aborted) onCancel();
     signal?.addEventListener("abort", onCancel, { once: true });
@@ -194,15 +187,10 @@ export function createInstanceSupervisor(options: CreateInstanceSupervisorOption
 
   const stopEnvironment = async (env: Environment, route: "forget" | "starting") => {
     environments.delete(env.deploymentId);
-    hostOwners.delete(env.host);
     if (route === "forget") router.setTarget(env.host, undefined);
     else router.markStarting(env.host);
     const slots = [env.starting, env.active, ...env.retiring].filter((slot): slot is Slot => slot !== undefined);
-    for (const slot of slots) {
-      slot.state = "retired";
-      clearTimeout(slot.restartTimer);
-      slot.abort.abort("the environment was stopped");
-    }
+    for (const slot of slots) endSlot(slot, "the environment was stopped");
     await Promise.all(slots.map((slot) => (slot.instance ? lifecycle.stop(slot, slot.instance) : undefined)));
   };
 

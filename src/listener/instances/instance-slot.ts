@@ -58,6 +58,16 @@ export function createSlot(env: Environment, spec: InstanceSpec, limits: SlotLim
   };
 }
 
+/**
+ * The slot is done (superseded, cancelled, replaced or stopped): it is not restarted, and a
+ * start in progress ends with `reason`. Stopping its instance is the caller's part.
+ */
+export function endSlot(slot: Slot, reason: string): void {
+  slot.state = "retired";
+  clearTimeout(slot.restartTimer);
+  slot.abort.abort(reason);
+}
+
 /** A line of Slipway's own in the revision's output. */
 export function say(slot: Slot, line: string): void {
   slot.output.write(`[slipway: ${line}]\n`);

@@ -6,21 +6,29 @@ export function newMarker(): string {
   return `slipway-test-${randomUUID()}`;
 }
 
-/** Pids of live (non-zombie) processes whose environment holds SLIPWAY_RUN_MARKER=<marker>; an independent scan of /proc. */
-export function processesWithMarker(marker: string): number[] {
-  const entry = `SLIPWAY_RUN_MARKER=${marker}`;
-  const found: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
+/** Pids of live (non-zombie) processes: an independent scan of /proc. */
+export function livePids(): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter(isAlive);
+}
+
+/** Pids of live processes whose environment holds `<name>=<value>`. */
+export function processesWithVariable(name: string, value: string): number[] {
+  const entry = `${name}=${value}`;
+  return livePids().filter((pid) => {
     try {
-      if (!isAlive(Number(name))) continue;
-      const environ = readFileSync(`/proc/${name}/environ`, "utf8").split("\0");
-      if (environ.includes(entry)) found.push(Number(name));
+      return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(entry);
     } catch {
-      // exited meanwhile
+      return false; // exited meanwhile
     }
-  }
-  return found;
+  });
+}
+
+/** Pids of live (non-zombie) processes whose environment holds SLIPWAY_RUN_MARKER=<marker>. */
+export function processesWithMarker(marker: string): number[] {
+  return processesWithVariable("SLIPWAY_RUN_MARKER", marker);
 }
 
 /** Whether `pid` is a running process (a zombie counts as dead: it only waits to be reaped). */
@@ -34,13 +42,18 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Kills whatever a failed test left behind, so one failure does not leak sleeping processes. */
-export function killLeftovers(marker: string): void {
-  for (const pid of processesWithMarker(marker)) {
+/** SIGKILL to each of `pids` that is still there. */
+export function killAll(pids: readonly number[]): void {
+  for (const pid of pids) {
     try {
       process.kill(pid, "SIGKILL");
     } catch {
       // gone
     }
   }
+}
+
+/** Kills whatever a failed test left behind, so one failure does not leak sleeping processes. */
+export function killLeftovers(marker: string): void {
+  killAll(processesWithMarker(marker));
 }

@@ -1,9 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { EventEmitter } from "node:events";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { runCommands, type RunCommandsOptions } from "../../../src/listener/build/run-commands.js";
+import { signal, waitUntil } from "../../../tools/wait-until.js";
 import { isAlive, killLeftovers, newMarker, processesWithMarker } from "./processes.js";
 
 let dir: string;
@@ -25,15 +27,7 @@ afterEach(() => {
  */
 function runBuild(commands: string[], options: Partial<RunCommandsOptions> = {}) {
   const output: string[] = [];
-  let waiting: Array<{ pattern: RegExp; resolve: (value: number) => void }> = [];
-  const settle = () => {
-    const text = output.join("");
-    waiting = waiting.filter(({ pattern, resolve }) => {
-      const match = pattern.exec(text);
-      if (match) resolve(Number(match[1]));
-      return !match;
-    });
-  };
+  const events = new EventEmitter();
   const promise = runCommands({
     commands,
     cwd: dir,
@@ -42,15 +36,14 @@ function runBuild(commands: string[], options: Partial<RunCommandsOptions> = {})
     killGraceMs: 300,
     onOutput: (text) => {
       output.push(text);
-      settle();
+      events.emit("output");
     },
     ...options,
   });
-  const printed = (name: string) =>
-    new Promise<number>((resolve) => {
-      waiting.push({ pattern: new RegExp(`^${name}=(\\d+)\\n`, "m"), resolve });
-      settle();
-    });
+  const printed = (name: string) => {
+    const pattern = new RegExp(`^${name}=(\\d+)\\n`, "m");
+    return waitUntil(() => Number(pattern.exec(output.join(""))?.[1]) || undefined, { on: [signal(events, "output")], what: `${name}=<pid> in the build's output` });
+  };
   return { promise, output, printed };
 }
 

@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import pino, { type Logger } from "pino";
 
 import { buildEnvironment } from "../../../src/listener/build/build-environment.js";
-import { isAlive } from "../build/processes.js";
+import { signal, waitUntil } from "../../../tools/wait-until.js";
+import { killAll, processesWithVariable } from "../build/processes.js";
 
 /** The sample app's folder, used as the "build folder" of every revision. */
 export const SAMPLE_APP = fileURLToPath(new URL("../../fixtures/sample-app", import.meta.url));
@@ -39,28 +40,11 @@ export function newTag(): string {
 
 /** Live processes whose environment holds TEST_TAG=<tag>, from an independent scan of /proc. */
 export function processesWithTag(tag: string): number[] {
-  const entry = `TEST_TAG=${tag}`;
-  const found: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (!isAlive(Number(name))) continue;
-      if (readFileSync(`/proc/${name}/environ`, "utf8").split("\0").includes(entry)) found.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
+  return processesWithVariable("TEST_TAG", tag);
 }
 
 export function killTagged(tag: string): void {
-  for (const pid of processesWithTag(tag)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
+  killAll(processesWithTag(tag));
 }
 
 export interface Answer {
@@ -124,20 +108,16 @@ export function websocketEcho(port: number, host: string, text: string): Promise
  * has arrived (the supervisor's own `[slipway: …]` lines included), so a test waits for
  * what happened rather than for time.
  */
-export function outputRecorder(): { onOutput: (text: string) => void; text: () => string; when: (text: string) => Promise<void> } {
+export function outputRecorder(): { onOutput: (text: string) => void; when: (text: string) => Promise<void> } {
   let output = "";
-  let waiting: Array<{ text: string; resolve: () => void }> = [];
+  const events = new EventEmitter();
   return {
     onOutput(text) {
       output += text;
-      const arrived = waiting.filter((waiter) => output.includes(waiter.text));
-      waiting = waiting.filter((waiter) => !arrived.includes(waiter));
-      for (const waiter of arrived) waiter.resolve();
+      events.emit("output");
     },
-    text: () => output,
-    when(text) {
-      if (output.includes(text)) return Promise.resolve();
-      return new Promise((resolve) => waiting.push({ text, resolve }));
+    async when(text) {
+      await waitUntil(() => output.includes(text), { on: [signal(events, "output")], what: `${JSON.stringify(text)} in the revision's output` });
     },
   };
 }

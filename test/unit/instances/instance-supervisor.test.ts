@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -5,6 +6,7 @@ import { secretsOf } from "../../../src/listener/database/secrets-of.js";
 import { createInstanceSupervisor, type CreateInstanceSupervisorOptions, type InstanceSupervisor } from "../../../src/listener/instances/create-instance-supervisor.js";
 import { createRouter, type Router } from "../../../src/listener/instances/create-router.js";
 import { tempDir } from "../../support/temp-dir.js";
+import { signal, waitUntil } from "../../../tools/wait-until.js";
 import { appEnv, get, killTagged, newTag, processesWithTag, SAMPLE_APP, SAMPLE_COMMAND, outputRecorder, testLog, websocketEcho } from "./instance-helpers.js";
 
 const HOST = "production.sample.localhost";
@@ -56,14 +58,13 @@ describe("createInstanceSupervisor", () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     type Answered = { path: string; started: number; ended: number; status?: number; body?: string; error?: string };
     const answers: Answered[] = [];
-    // Resolved by the answers themselves: the test waits for traffic, not for time.
-    let waitingFor: { enough: () => boolean; resolve: () => void } | undefined;
+    // Checked as the answers come in: the test waits for traffic, not for time.
+    const traffic = new EventEmitter();
     const answered = (answer: Answered) => {
       answers.push(answer);
-      if (waitingFor?.enough()) waitingFor.resolve();
+      traffic.emit("answer");
     };
-    const whenAnswered = (enough: () => boolean) =>
-      new Promise<void>((resolve) => (enough() ? resolve() : (waitingFor = { enough, resolve })));
+    const whenAnswered = (enough: () => boolean) => waitUntil(enough, { on: [signal(traffic, "answer")], what: "enough answers through the router" });
     let sending = true;
     const loop = async (path: string) => {
       while (sending) {

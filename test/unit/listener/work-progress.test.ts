@@ -1,8 +1,10 @@
+import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
 import type { CompleteRequest, HeartbeatResponse, ProgressReport, WorkEvent } from "../../../src/protocol/listener-protocol.js";
 import { LeaseLostError, type ControlPlaneClient } from "../../../src/listener/control-plane-client.js";
 import { startWorkProgress } from "../../../src/listener/work-progress.js";
 import { silentLog } from "../../support/fixtures.js";
+import { signal, waitUntil } from "../../../tools/wait-until.js";
 
 /**
  * A control plane that records what it was told. Each heartbeat is announced through
@@ -24,7 +26,7 @@ function recordingClient(options: { holdHeartbeats?: boolean; failFirstHeartbeat
   };
   /** One function per heartbeat sent so far: it lets a held heartbeat go. */
   const releases: Array<() => void> = [];
-  const waiters: Array<{ count: number; resolve: (release: () => void) => void }> = [];
+  const heartbeats = new EventEmitter();
   const client: ControlPlaneClient = {
     lease: async () => undefined,
     running: async () => [],
@@ -34,10 +36,7 @@ function recordingClient(options: { holdHeartbeats?: boolean; failFirstHeartbeat
       let release!: () => void;
       const released = new Promise<void>((resolve) => (release = resolve));
       releases.push(release);
-      for (const waiter of waiters.filter((w) => w.count <= releases.length)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(release);
-      }
+      heartbeats.emit("sent");
       if (options.holdHeartbeats) await released;
       if (options.leaseLost) throw new LeaseLostError("gone");
       if (failures-- > 0) throw new Error("connection reset");
@@ -50,11 +49,7 @@ function recordingClient(options: { holdHeartbeats?: boolean; failFirstHeartbeat
     },
   };
   /** Resolves once heartbeat number `count` was sent, with the function that lets it go (when held). */
-  const heartbeatSent = (count: number) =>
-    new Promise<() => void>((resolve) => {
-      if (releases.length >= count) resolve(releases[count - 1]!);
-      else waiters.push({ count, resolve });
-    });
+  const heartbeatSent = (count: number) => waitUntil(() => releases[count - 1], { on: [signal(heartbeats, "sent")], what: `heartbeat ${count}` });
   return { client, events, completions, log: () => log, heartbeatSent };
 }
 

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +23,7 @@ import { startInstance } from "../../../src/listener/instances/start-instance.js
 import { createSandbox, sandboxUserFor, unsandboxedPlacement } from "../../../src/listener/sandbox/create-sandbox.js";
 import { resolveSandbox } from "../../../src/listener/sandbox/resolve-sandbox.js";
 import { deploymentHomeDir, type SandboxConfig, type SandboxPlacement } from "../../../src/listener/sandbox/sandbox.js";
-import { isAlive, killLeftovers, newMarker } from "../build/processes.js";
+import { killLeftovers, livePids, newMarker } from "../build/processes.js";
 import { get, SAMPLE_APP } from "../instances/instance-helpers.js";
 
 const INSTALL_DIR = fileURLToPath(new URL("../../..", import.meta.url));
@@ -314,11 +314,4 @@ function processesOf(uid: number): number[] {
       return false;
     }
   });
-}
-
-function livePids(): number[] {
-  return readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .map(Number)
-    .filter(isAlive);
 }

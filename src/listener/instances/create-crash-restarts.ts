@@ -4,16 +4,13 @@ import type { Router } from "./create-router.js";
 import { describeExit, outputTail, say, type Slot } from "./instance-slot.js";
 import type { Instance, InstanceExit } from "./start-instance.js";
 
-export interface CrashRestartPolicy {
+export interface CrashRestartOptions {
   /** Crashes tolerated within `crashWindowMs`; the next one leaves the revision stopped. */
   maxRestarts: number;
   crashWindowMs: number;
   /** Wait before the first restart, doubled for each further crash in the window. */
   restartBackoffMs: number;
   maxRestartBackoffMs: number;
-}
-
-export interface CrashRestartOptions extends CrashRestartPolicy {
   router: Router;
   lifecycle: Pick<InstanceLifecycle, "launch" | "stop">;
   /** A revision that kept crashing was left stopped; `outputTail` has its `secrets` masked. */
