@@ -1,8 +1,9 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { signal, waitUntil } from "./wait-until.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -34,7 +35,8 @@ const READY_LINES: Record<string, RegExp> = {
 
 /**
  * Collects a child's stdout and stderr, and resolves waits on it as chunks arrive (never by
- * polling). A wait rejects when the child exits before its match, or at its timeout.
+ * polling: `waitUntil` on each chunk). A wait rejects when the child exits before its match,
+ * or at its timeout.
  *
  * @example
  * const output = followOutput(child);
@@ -44,50 +46,42 @@ export function followOutput(child: ChildProcess): { text(): string; waitFor: Ru
   let output = "";
   /** The child exited and its output is all read (`close`, not `exit`: output may follow the exit). */
   let closed = false;
-  const waiters = new Set<() => void>();
-  const wake = () => {
-    for (const waiter of [...waiters]) waiter();
+  /** Emits `output` on each chunk and `close` at the end; any number of waits may listen. */
+  const changes = new EventEmitter().setMaxListeners(0);
+  const append = (chunk: Buffer | string) => {
+    output += chunk;
+    changes.emit("output");
   };
-  child.stdout?.on("data", (chunk) => {
-    output += chunk;
-    wake();
-  });
-  child.stderr?.on("data", (chunk) => {
-    output += chunk;
-    wake();
-  });
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
   child.once("close", () => {
     closed = true;
-    wake();
+    changes.emit("close");
   });
   return {
     text: () => output,
-    waitFor(match, options = {}) {
+    async waitFor(match, options = {}) {
       const test = typeof match === "string" ? (text: string) => text.includes(match) : match instanceof RegExp ? (text: string) => match.test(text) : match;
       const what = options.description ?? String(match);
-      return new Promise<string>((resolve, reject) => {
-        const done = () => {
-          waiters.delete(check);
-          clearTimeout(timer);
-        };
-        const check = () => {
-          if (test(output.slice(options.after ?? 0))) {
-            done();
-            resolve(output);
-          } else if (closed) {
-            done();
-            reject(new Error(`the process exited (${child.exitCode ?? child.signalCode}) before printing ${what}:\n${output.slice(-5_000)}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`timed out after ${options.timeoutMs ?? 30_000} ms waiting for ${what} in the output:\n${output.slice(-5_000)}`));
-        }, options.timeoutMs ?? 30_000);
-        waiters.add(check);
-        check();
+      const seen = await waitUntil(() => (test(output.slice(options.after ?? 0)) ? "matched" : closed ? "closed" : undefined), {
+        on: [signal(changes, "output", "close")],
+        what,
+        timeoutMs: options.timeoutMs ?? 30_000,
+      }).catch((error: Error) => {
+        throw new Error(`${error.message} in the output:\n${output.slice(-5_000)}`);
       });
+      if (seen === "closed") throw new Error(`the process exited (${child.exitCode ?? child.signalCode}) before printing ${what}:\n${output.slice(-5_000)}`);
+      return output;
     },
   };
+}
+
+/**
+ * An `OutputMatch` for a whole log line (one ended by its newline) that contains every one of
+ * `parts`: `loggedLine('"msg":"work finished"', revisionId)`.
+ */
+export function loggedLine(...parts: string[]): (output: string) => boolean {
+  return (output) => output.split("\n").slice(0, -1).some((line) => parts.every((part) => line.includes(part)));
 }
 
 export async function freePort(): Promise<number> {

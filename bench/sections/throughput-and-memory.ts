@@ -14,7 +14,7 @@ import { sendWebhook } from "github-stand-in/send-webhook";
 import type { StandInRepositoryHandle } from "github-stand-in";
 import { pushPayload } from "github-stand-in/webhook-payloads";
 import { followOutput, freePort } from "../../tools/start-slipway.js";
-import { waitForChanges } from "../../tools/wait-until.js";
+import { readDeliveries, sendMarker, waitForDeliveriesHandled } from "../../tools/slipway-deliveries.js";
 import { BENCH_DATABASE_URL, dropBenchDatabases, postgresReachable } from "../lib/bench-postgres.js";
 import { BENCH_DIR, WEBHOOK_SECRET, type BenchEnvironment, type BenchServer } from "../lib/bench-environment.js";
 import type { LoadGenerator } from "../lib/load-generator.js";
@@ -122,23 +122,18 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
         deliveries: Array.from({ length: count }, (_, i) => ({ template: i % repos.length, sha: randomBytes(20).toString("hex") })),
         mode: { kind: "max", connections: 10, maxSeconds },
       });
-    const storedDeliveries = async () => JSON.parse(await readFile(path.join(server.dataDir, "deliveries.json"), "utf8").catch(() => "{}")) as Record<string, { status: string }>;
-    const statePending = async () => Object.values(await storedDeliveries()).filter((d) => d.status === "pending").length;
+    const statePending = async () => Object.values(await readDeliveries(server.dataDir)).filter((d) => d.status === "pending").length;
     /**
      * Waits until deliveries.json shows no delivery still to be processed; returns whether it got there.
      * Acknowledged deliveries reach deliveries.json from the journal a little later: a marker (a tag
      * push, recorded as ignored) sent after the soak is in the file only once all before it are.
      */
     const processedAll = async () => {
-      const marker = await sendWebhook({ url: `${server.url}/api/github/webhooks`, secret: WEBHOOK_SECRET, event: "push", payload: env.github.pushPayload({ repository: repos[0]!, ref: "refs/tags/bench-marker", after: repos[0]!.headSha }) });
-      return waitForChanges(
-        server.dataDir,
-        async () => {
-          const deliveries = await storedDeliveries();
-          return deliveries[marker.deliveryId] !== undefined && Object.values(deliveries).every((d) => d.status !== "pending");
-        },
-        { what: "every delivery processed", timeoutMs: 180_000 },
-      ).catch(() => false);
+      const marker = await sendMarker(env.github, repos[0]!, { url: `${server.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+      return waitForDeliveriesHandled(server.dataDir, "all", { marker, timeoutMs: 180_000 }).then(
+        () => true,
+        () => false,
+      );
     };
     const priming = await untrackedPushes(Math.min(KEEP_DELIVERIES, settings.soak), settings.soakSeconds);
     await processedAll();
@@ -160,7 +155,7 @@ export async function benchThroughputAndMemory(env: BenchEnvironment, load: Load
     // Read as `before` was: once every delivery was processed.
     const after = await readHeapAfterGc(server.process.pid!, server.heapFile!);
     const state = JSON.parse(await readFile(path.join(server.dataDir, "state.json"), "utf8")) as { revisions: Record<string, unknown> };
-    const kept = Object.keys(JSON.parse(await readFile(path.join(server.dataDir, "deliveries.json"), "utf8")) as object).length;
+    const kept = Object.keys(await readDeliveries(server.dataDir)).length;
     env.say(`soak processed ${processed}/${delivered}; heap ${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB; deliveries in deliveries.json ${kept}`);
 
     const noise = Math.abs(beforeAgain.heapUsed - before.heapUsed);

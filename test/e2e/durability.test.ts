@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStateStore } from "../../src/store/open-state-store.js";
 import { sendWebhook } from "github-stand-in/send-webhook";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "github-stand-in";
-import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
+import { freePort, loggedLine, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
 import { waitForRevisionState } from "../support/revision-events.js";
@@ -145,7 +145,7 @@ describe("durability", { timeout: 120_000 }, () => {
     expect(run.conclusion).toBe("success");
     expect((await readFile(path.join(marks, "attempts"), "utf8")).trim().split("\n")).toHaveLength(2);
     // Over: the survivor is done with the work, and the revision is final in the store (no lease can hand it out again).
-    await survivor.waitForOutput((output) => output.split("\n").some((line) => line.includes('"msg":"work finished"') && line.includes(run.externalId)), { description: "the survivor's work finished" });
+    await survivor.waitForOutput(loggedLine('"msg":"work finished"', run.externalId), { description: "the survivor's work finished" });
     await waitForRevisionState(controlPlane.url, run.externalId, (event) => event.final);
     expect(runsOf(repo).filter((r) => r.status === "completed")).toHaveLength(1);
     await survivor.stop();

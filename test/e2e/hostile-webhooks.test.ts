@@ -13,7 +13,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "github-stand-in/send-webhook";
 import { startGitHubStandIn, type GitHubStandIn } from "github-stand-in";
-import { startSlipway, standInAppEnv, type RunningSlipway } from "../../tools/start-slipway.js";
+import { loggedLine, startSlipway, standInAppEnv, type RunningSlipway } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 
 const SECRET = "e2e-hostile-webhook-secret";
@@ -51,8 +51,7 @@ afterAll(async () => {
   expect(code).toBe(0);
 });
 
-/** A whole log line naming `deliveryId` (a UUID): a refusal is logged in one line, as it is answered. */
-const loggedLine = (deliveryId: string) => new RegExp(`${deliveryId}[^\n]*\n`);
+// A refusal is logged in one line naming its delivery id, as it is answered: `loggedLine(deliveryId)` waits for it.
 
 /** A /proc/<pid>/status field in bytes (VmRSS, VmHWM). */
 function procStatusBytes(pid: number, field: "VmRSS" | "VmHWM"): number {
@@ -144,7 +143,7 @@ describe("hostile webhook bodies", { timeout: 120_000 }, () => {
     expect(results.map((r) => r.status)).toEqual([413, 413, 413, 413]);
     expect(JSON.parse(results[0]!.text)).toHaveProperty("error");
     // Done with all four: each refusal's line has reached the log (one line per refusal, written as it answers).
-    await slipway.waitForOutput((text) => ids.every((id) => loggedLine(id).test(text)), { after: logBefore, description: "the four refusals" });
+    await slipway.waitForOutput((text) => ids.every((id) => loggedLine(id)(text)), { after: logBefore, description: "the four refusals" });
     const rssGrowth = procStatusBytes(pid, "VmRSS") - rssBefore;
     expect(rssGrowth, `RSS grew by ${(rssGrowth / MB).toFixed(1)} MB`).toBeLessThan(10 * MB);
     if (peakResettable) {

@@ -13,7 +13,7 @@ import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/st
 import { generateAppKey } from "../support/app-credentials.js";
 import { hasBubblewrap } from "../support/bubblewrap.js";
 import { testDatabaseUrl } from "../support/postgres.js";
-import { sendMarker, waitForDeliveriesHandled } from "../support/slipway-deliveries.js";
+import { sendMarker, waitForDeliveriesHandled } from "../../tools/slipway-deliveries.js";
 import { untilClockPasses } from "../../tools/wait-until.js";
 
 const SECRET = "e2e-previews-secret";

@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "github-stand-in/send-webhook";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "github-stand-in";
 import { generateAppKey } from "../support/app-credentials.js";
-import { startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
-import { sendMarker, waitForDeliveriesHandled } from "../support/slipway-deliveries.js";
+import { loggedLine, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
+import { sendMarker, waitForDeliveriesHandled } from "../../tools/slipway-deliveries.js";
 
 const SECRET = "e2e-webhook-secret";
 /** A query step for builds that needs no PostgreSQL client on the machine. */
@@ -254,7 +254,7 @@ describe.concurrent("push to deploy", () => {
     expect(response.status).toBeGreaterThanOrEqual(400);
     expect(response.status).toBeLessThan(500);
     // Refused before anything was read into the inbox: the refusal's log line says it is over.
-    await slipway.waitForOutput((text) => text.split("\n").slice(0, -1).some((line) => line.includes(response.deliveryId) && line.includes("webhook refused")), { description: "the refusal" });
+    await slipway.waitForOutput(loggedLine(response.deliveryId, "webhook refused"), { description: "the refusal" });
     const deployments = (await (await fetch(`${slipway.url}/api/v1/deployments`)).json()) as { deployments: Array<{ repository: string | { fullName: string } }> };
     expect(JSON.stringify(deployments)).not.toContain("forged");
     expect(github.requests.filter((r) => r.path.includes("/acme/forged/"))).toEqual([]);

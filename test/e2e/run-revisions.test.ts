@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendWebhook } from "github-stand-in/send-webhook";
 import { startGitHubStandIn, type GitHubStandIn, type StandInRepositoryHandle } from "github-stand-in";
 import { issueCommentPayload, pullRequestPayload } from "github-stand-in/webhook-payloads";
-import { freePort, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
+import { freePort, loggedLine, startSlipway, type RunningSlipway, standInAppEnv } from "../../tools/start-slipway.js";
 import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
 import { signal, waitUntil } from "../../tools/wait-until.js";
@@ -107,11 +107,6 @@ function hostOf(url: string): string {
   return new URL(url).host;
 }
 
-/** Matches the output once it holds a whole log line with message `msg` that mentions `about` (a revision id, a host). */
-function loggedLine(msg: string, about: string): (output: string) => boolean {
-  return (output) => output.split("\n").slice(0, -1).some((line) => line.includes(`"msg":"${msg}"`) && line.includes(about));
-}
-
 describe.concurrent("running revisions", () => {
   it("deploys behind the router, then replaces the revision with no failed request in between", async () => {
     const repo = github.addRepository({ owner: "acme", name: "web", installationId: nextInstallation++, files: { ".github/slipway.yml": config({ version: "v1" }), "app.mjs": APP } });
@@ -145,7 +140,7 @@ describe.concurrent("running revisions", () => {
     await push(repo, second);
     expect((await completedRun(repo, second)).conclusion).toBe("success");
     // Traffic goes on after the switch: until revision 1's process is gone, and then for a few more requests.
-    await slipway.waitForOutput(loggedLine("previous revision stopped", run1.externalId), { description: "revision 1 stopped" });
+    await slipway.waitForOutput(loggedLine('"msg":"previous revision stopped"', run1.externalId), { description: "revision 1 stopped" });
     const then = answered;
     await waitUntil(() => answered >= then + 10, { on: [signal(answers, "answer")], what: "ten requests after revision 1 stopped" });
     running = false;
@@ -197,7 +192,7 @@ describe.concurrent("running revisions", () => {
       payload: pullRequestPayload({ action: "closed", number: 3, head: { sha: head, ref: "feature" }, repository: repo, installationId: repo.installationId }),
     });
     // The listener forgets the address as it stops the environment, in the same step as it logs so.
-    await slipway.waitForOutput(loggedLine("stopping environment", host.split(":")[0]!), { timeoutMs: 30_000, description: "the preview stopped" });
+    await slipway.waitForOutput(loggedLine('"msg":"stopping environment"', host.split(":")[0]!), { timeoutMs: 30_000, description: "the preview stopped" });
     const last = (await viaRouter(host)).status;
     expect(last).toBe(404);
   });
@@ -214,7 +209,7 @@ describe("after a restart", () => {
     await expect(viaRouter(host)).rejects.toThrow(); // the router is gone with it
     slipway = await startSlipway({ env, port: slipway.port });
     // Started again by the listener at start-up: the router sends traffic to it from then on.
-    await slipway.waitForOutput(loggedLine("traffic switched to the revision", active.externalId), { timeoutMs: 60_000, description: "the revision started again" });
+    await slipway.waitForOutput(loggedLine('"msg":"traffic switched to the revision"', active.externalId), { timeoutMs: 60_000, description: "the revision started again" });
     const answer = await viaRouter(host).catch(() => ({ status: 0, body: "" }));
     expect(answer.body).toContain("v2");
   });

@@ -247,6 +247,7 @@ export interface StandInState {
   botAccount(): StandInAccount;
   findRepository(owner: string, name: string): StandInRepository | undefined;
   findRepositoryById(id: number): StandInRepository | undefined;
+  findPullRequest(repository: StandInRepository, number: number): StandInPullRequest | undefined;
   /** Resolves a sha (full or ≥ 7 characters), a branch, `heads/x` or `refs/heads/x` to a commit. */
   resolveRef(repository: StandInRepository, ref: string): StandInCommit | undefined;
   /** Adds a commit with exactly `files` on `branch` (default: the default branch) and moves the branch to it. */
@@ -311,6 +312,9 @@ export function createStandInState(options: { appId: number; appSlug: string }):
     },
     findRepositoryById(id) {
       return [...state.repositories.values()].find((r) => r.id === id);
+    },
+    findPullRequest(repository, number) {
+      return state.pullRequests.find((p) => p.owner === repository.owner && p.repo === repository.name && p.number === number);
     },
     resolveRef(repository, ref) {
       const branch = ref.replace(/^refs\/heads\//, "").replace(/^heads\//, "");

@@ -33,6 +33,7 @@ import {
   type RepositoryRole,
   type StandInAccount,
   type StandInPullRequest,
+  type StandInRepository,
 } from "./stand-in-state.js";
 
 export type { RecordedRequest, RecordedViolation } from "./describe-stand-in-state.js";
@@ -68,15 +69,8 @@ export const DEFAULT_INSTALLATION_PERMISSIONS: Readonly<Record<string, Permissio
   issues: "write",
 };
 
-/** A repository as `addRepository` created it; pass it to the payload builders. */
-export interface StandInRepositoryHandle {
-  id: number;
-  owner: string;
-  name: string;
-  fullName: string;
-  defaultBranch: string;
-  private: boolean;
-  installationId: number;
+/** A repository as `addRepository` created it (its identity, without the live branches and commits); pass it to the payload builders. */
+export interface StandInRepositoryHandle extends Pick<StandInRepository, "id" | "owner" | "name" | "fullName" | "defaultBranch" | "private" | "installationId"> {
   /** Head commit of the default branch right after creation. */
   headSha: string;
 }
@@ -470,7 +464,7 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
     },
     addPullRequest(pr) {
       const repository = repositoryOrThrow(pr.owner, pr.name);
-      if (state.pullRequests.some((p) => p.owner === repository.owner && p.repo === repository.name && p.number === pr.number)) throw new Error(`GitHub stand-in: ${repository.fullName}#${pr.number} already exists`);
+      if (state.findPullRequest(repository, pr.number)) throw new Error(`GitHub stand-in: ${repository.fullName}#${pr.number} already exists`);
       const now = new Date().toISOString();
       const record: StandInPullRequest = {
         id: state.nextId("pullRequest"),
@@ -495,7 +489,7 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
     },
     updatePullRequest(update) {
       const repository = repositoryOrThrow(update.owner, update.name);
-      const pr = state.pullRequests.find((p) => p.owner === repository.owner && p.repo === repository.name && p.number === update.number);
+      const pr = state.findPullRequest(repository, update.number);
       if (!pr) throw new Error(`GitHub stand-in: no pull request ${repository.fullName}#${update.number}; call addPullRequest first`);
       if (update.headSha !== undefined) pr.headSha = update.headSha;
       if (update.headRef !== undefined) pr.headRef = update.headRef;

@@ -9,7 +9,7 @@ export const pullRequestRoutes: RouteTable = {
     handle(context) {
       const repository = repositoryOf(context);
       const number = Number(context.params.pull_number);
-      const pr = context.state.pullRequests.find((p) => p.owner === repository.owner && p.repo === repository.name && p.number === number);
+      const pr = context.state.findPullRequest(repository, number);
       return pr ? json(200, pullRequestJson(context.urls, context.state, pr)) : notFound("https://docs.github.com/rest/pulls/pulls#get-a-pull-request", `no pull request #${number} in ${repository.fullName}; register it with addPullRequest`);
     },
   },
