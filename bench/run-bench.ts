@@ -2,15 +2,16 @@
  * `npm run bench` (about 5 minutes on a 2-core machine) and `npm run bench -- --quick`
  * (under a minute): how fast Slipway acknowledges webhooks, how little it adds to a
  * deploy, how many GitHub API calls a revision costs, how its state store scales, how
- * it holds up under many revisions, what the build sandbox costs per command and what
- * parsing a hostile 1 MiB `/deploy` comment costs, each as a ratio against a baseline
+ * it holds up under many revisions, what the build sandbox costs per command, what
+ * parsing a hostile 1 MiB `/deploy` comment costs and how long queued work waits for a
+ * listener (one against three, bound against unbound), each as a ratio against a baseline
  * run side by side in the same run. Prints a plain table and
  * writes it as JSON to bench/results/latest.json.
  *
  * It reports; it does not judge the machine: the exit code is 0 unless the benchmark
  * itself broke. Not part of `npm test`.
  *
- * Options: --quick (smaller), --only=ack,deploy,store,throughput,sandbox,databases,commands (a subset),
+ * Options: --quick (smaller), --only=ack,deploy,store,throughput,sandbox,databases,commands,leases (a subset),
  * --profile (Slipway servers write CPU profiles to bench/results/profiles/, summarised at the end),
  * --embedded-databases (the throughput run without PostgreSQL: each listener keeps its own databases).
  */
@@ -23,12 +24,13 @@ import { summarizeCpuProfiles, type CpuProfileSummary } from "./lib/summarize-cp
 import { benchCommands } from "./sections/commands.js";
 import { benchDatabases } from "./sections/databases.js";
 import { benchDeployOverhead } from "./sections/deploy-overhead.js";
+import { benchLeaseToStart } from "./sections/lease-to-start.js";
 import { benchSandboxOverhead } from "./sections/sandbox-overhead.js";
 import { benchStateStore } from "./sections/state-store.js";
 import { benchThroughputAndMemory } from "./sections/throughput-and-memory.js";
 import { benchWebhookAck } from "./sections/webhook-ack.js";
 
-const SECTIONS = ["ack", "deploy", "store", "throughput", "sandbox", "databases", "commands"] as const;
+const SECTIONS = ["ack", "deploy", "store", "throughput", "sandbox", "databases", "commands", "leases"] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -73,6 +75,12 @@ try {
     rows.push(...sandbox.rows);
     details.sandbox = sandbox.details;
   }
+  // So does the leases section: the control plane's services and stand-in listeners over loopback HTTP.
+  if (selected("leases")) {
+    const leases = await benchLeaseToStart(env);
+    rows.push(...leases.rows);
+    details.leases = leases.details;
+  }
   // The embedded databases, in a child process of their own: a listener's database part alone.
   if (selected("databases")) {
     const databases = await benchDatabases(env);
@@ -105,7 +113,7 @@ try {
 
 if (profileDir) details.profiles = await summarizeCpuProfiles(profileDir).catch((error: unknown) => ({ error: (error as Error).message }));
 
-const order = (row: ResultRow) => ["1.", "2.", "3.", "4.", "5.", "6.", "7.", "8."].findIndex((prefix) => row.section.startsWith(prefix));
+const order = (row: ResultRow) => ["1.", "2.", "3.", "4.", "5.", "6.", "7.", "8.", "9."].findIndex((prefix) => row.section.startsWith(prefix));
 rows.sort((a, b) => order(a) - order(b));
 const report: BenchReport = {
   mode: quick ? "quick" : "full",

@@ -14,8 +14,10 @@ import { githubApiUrl, githubWebUrl } from "./github-api-url.js";
 import { createControlPlaneClient } from "./listener/control-plane-client.js";
 import { openDatabaseBackend } from "./listener/database/database-backend.js";
 import { startListener } from "./listener/start-listener.js";
+import { acquireDataDirLock } from "./data-dir-lock.js";
 import { readSettings } from "./settings.js";
 import { onShutdownSignals } from "./shutdown.js";
+import { StartupError } from "./startup-error.js";
 
 const envFile = path.resolve(".env");
 if (existsSync(envFile)) process.loadEnvFile(envFile);
@@ -43,6 +45,8 @@ async function main() {
     return;
   }
 
+  // Before anything opens the data dir: a second Slipway on it refuses to start.
+  const lock = await acquireDataDirLock(settings.dataDir);
   const probot = createProbot({ overrides: { Octokit: SlipwayOctokit, log } });
   const controlPlane = await startControlPlane({ settings, probot, log, appId: Number(process.env.APP_ID), apiBaseUrl: githubApiUrl(process.env) });
   let stopListener = async () => {};
@@ -50,7 +54,7 @@ async function main() {
     // Unset SLIPWAY_DATABASE_URL: starts the listener's embedded PostgreSQL server (stopped by close()).
     const database = await openDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
     const listener = await startListener({
-      client: createControlPlaneClient({ url: controlPlane.url, token: settings.listenerToken, log }),
+      client: createControlPlaneClient({ url: controlPlane.url, token: settings.listenerToken, dataDir: settings.dataDir, log }),
       database,
       adminDatabaseUrl: database.adminUrl,
       dataDir: settings.dataDir,
@@ -59,11 +63,12 @@ async function main() {
       routerHost: settings.routerHost,
       routerDomain: settings.routerDomain,
       sandbox: settings.sandbox,
+      pool: settings.listenerPool,
       listenerIdPrefix: EMBEDDED_LISTENER_PREFIX,
       log,
     });
     // Known before its first lease request, so a fork's /deploy replayed at start-up is judged right.
-    controlPlane.sandboxes.seen(listener.id, listener.sandbox);
+    controlPlane.presence.seen(listener.id, listener.sandbox, settings.listenerPool);
     stopListener = async () => {
       await listener.stop(settings.shutdownGraceSeconds * 1000);
       await database.close();
@@ -80,12 +85,15 @@ async function main() {
     async stop() {
       await stopListener();
       await controlPlane.close();
+      await lock.release();
     },
   });
 }
 
 main().catch((error: unknown) => {
-  log.fatal({ err: error }, (error as Error).message);
+  // A StartupError's message is the whole story (what to set): one line, no stack.
+  if (error instanceof StartupError) log.fatal(error.message);
+  else log.fatal({ err: error }, (error as Error).message);
   process.exitCode = 1;
   setTimeout(() => process.exit(1), 100).unref();
 });

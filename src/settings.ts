@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import path from "node:path";
 import { SANDBOX_POLICIES, type SandboxPolicy } from "./listener/sandbox/sandbox.js";
+import { DEFAULT_POOL } from "./store/model.js";
 
 /** Server settings from the environment, with the names and defaults of docs/architecture.md. */
 export interface Settings {
@@ -27,6 +28,12 @@ export interface Settings {
   routerDomain: string;
   /** SLIPWAY_SANDBOX: what builds and running revisions run in. */
   sandbox: SandboxPolicy;
+  /** SLIPWAY_LISTENER_POOL: the pool this process's listener serves (`environments.<name>.pool`). */
+  listenerPool: string;
+  /** SLIPWAY_ADMIN_TOKEN; unset: generated into the data dir (admin/admin-token.ts). */
+  adminToken?: string;
+  /** SLIPWAY_LISTENER_MOVE_AFTER_SECONDS: move deployments off a listener gone this long; unset: only an operator moves them. */
+  listenerMoveAfterSeconds?: number;
 }
 
 export class SettingsError extends Error {
@@ -53,6 +60,12 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
   if (!SANDBOX_POLICIES.includes(sandbox as SandboxPolicy)) {
     throw new SettingsError(`SLIPWAY_SANDBOX must be ${SANDBOX_POLICIES.map((p) => JSON.stringify(p)).join(", ")}, not ${JSON.stringify(sandbox)}`);
   }
+  const listenerPool = env.SLIPWAY_LISTENER_POOL || DEFAULT_POOL;
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(listenerPool)) {
+    throw new SettingsError(`SLIPWAY_LISTENER_POOL must be 1-63 lowercase letters, digits, '.', '_' or '-', not ${JSON.stringify(listenerPool)}`);
+  }
+  const adminToken = env.SLIPWAY_ADMIN_TOKEN?.trim() || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) throw new SettingsError("SLIPWAY_ADMIN_TOKEN must be at least 16 characters long");
   const publicUrl = (env.SLIPWAY_PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, "");
   checkUrl("SLIPWAY_PUBLIC_URL", publicUrl);
   if (env.SLIPWAY_CONTROL_PLANE_URL) checkUrl("SLIPWAY_CONTROL_PLANE_URL", env.SLIPWAY_CONTROL_PLANE_URL);
@@ -76,6 +89,9 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     routerHost: listenHost(env, "SLIPWAY_ROUTER_HOST") ?? (env.HOST || "127.0.0.1"),
     routerDomain: env.SLIPWAY_ROUTER_DOMAIN ?? "localhost",
     sandbox: sandbox as SandboxPolicy,
+    listenerPool,
+    adminToken,
+    listenerMoveAfterSeconds: env.SLIPWAY_LISTENER_MOVE_AFTER_SECONDS ? integer(env, "SLIPWAY_LISTENER_MOVE_AFTER_SECONDS", 0, 1, 30 * 86_400) : undefined,
   };
 }
 

@@ -8,6 +8,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs, parseEnv, type ParseArgsConfig } from "node:util";
 import { doctorExitCode, formatChecks, runDoctor } from "./doctor.js";
+import { listListeners, moveDeployment, readAdminToken, revokeListener } from "./fleet.js";
 import { status } from "./status.js";
 import { readSettings } from "../settings.js";
 
@@ -19,10 +20,32 @@ export const USAGE = [
   "                         credentials and the public URL; exits 1 when a check fails",
   "  status [--url <url>]   deployments and their latest revisions, from the control plane",
   "         [--json]        at --url or SLIPWAY_PUBLIC_URL (public repositories only)",
+  "  listeners [--json]     the listeners that joined: pool, present or gone, last seen, and",
+  "                         the deployments bound to each (admin token)",
+  "  listener revoke <id>   refuse a listener's credential; its work goes back to the queue",
+  "                         and its deployments move off it (admin token)",
+  "  deployment move <id>   bind a deployment to another listener (--to <listener>) or to any",
+  "         [--to <id>]     of its pool; an embedded database is left behind (admin token)",
   "  help                   this text",
   "",
   "Settings come from the environment and from .env in the current folder, as for npm start.",
+  "The admin token is SLIPWAY_ADMIN_TOKEN, or the admin.token file in SLIPWAY_DATA_DIR; the",
+  "control plane is --url or SLIPWAY_PUBLIC_URL.",
 ];
+
+const OPTIONS: Record<string, ParseArgsConfig["options"]> = {
+  status: { url: { type: "string" }, json: { type: "boolean" } },
+  listeners: { url: { type: "string" }, json: { type: "boolean" } },
+  listener: { url: { type: "string" } },
+  deployment: { url: { type: "string" }, to: { type: "string" } },
+};
+
+/** The fleet commands: the action word each takes and how many ids follow it. */
+const FLEET_ARITY: Record<string, { action?: string; ids: number; usage: string }> = {
+  listeners: { ids: 0, usage: "no arguments" },
+  listener: { action: "revoke", ids: 1, usage: "revoke <listener id>" },
+  deployment: { action: "move", ids: 1, usage: "move <deployment id> [--to <listener id>]" },
+};
 
 export interface CliIo {
   /** The process environment; `.env` in `cwd` is merged under it. */
@@ -49,12 +72,38 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const envFile = path.resolve(io.cwd ?? process.cwd(), ".env");
   const env = withEnvFile(io.env, envFile);
-  let values: { url?: string; json?: boolean };
+  let values: { url?: string; json?: boolean; to?: string };
+  let positionals: string[];
   try {
-    const options: ParseArgsConfig["options"] = command === "status" ? { url: { type: "string" }, json: { type: "boolean" } } : {};
-    values = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true }).values as typeof values;
+    const options: ParseArgsConfig["options"] = OPTIONS[command] ?? {};
+    const parsed = parseArgs({ args: [...rest], options, allowPositionals: command in FLEET_ARITY, strict: true });
+    values = parsed.values as typeof values;
+    positionals = parsed.positionals;
   } catch (error) {
     return usageError(io, `slipway ${command}: ${(error as Error).message}`);
+  }
+  if (command in FLEET_ARITY) {
+    const [action, ...ids] = positionals;
+    const expected = FLEET_ARITY[command]!;
+    if (action !== expected.action || ids.length !== expected.ids) return usageError(io, `slipway ${command}: expected ${expected.usage}`);
+    let settings: ReturnType<typeof readSettings>;
+    try {
+      settings = readSettings(env);
+    } catch (error) {
+      io.stderr(`slipway ${command}: ${(error as Error).message}`);
+      return 1;
+    }
+    const adminToken = await readAdminToken(env, settings.dataDir);
+    if (!adminToken) {
+      io.stderr(`slipway ${command}: no admin token: set SLIPWAY_ADMIN_TOKEN, or run this where the control plane's data dir (${settings.dataDir}) holds admin.token`);
+      return 1;
+    }
+    const fleet = { url: values.url ?? settings.publicUrl, adminToken, json: values.json, fetch: io.fetch };
+    const output =
+      command === "listeners" ? await listListeners(fleet) : command === "listener" ? await revokeListener(fleet, ids[0]!) : await moveDeployment(fleet, ids[0]!, values.to);
+    output.stdout.forEach((line) => io.stdout(line));
+    output.stderr.forEach((line) => io.stderr(line));
+    return output.exitCode;
   }
 
   if (command === "doctor") {

@@ -6,7 +6,8 @@ import { openSecretBox } from "../store/secret-box.js";
 import { createGitHubReporter, type GitHubReporter } from "./github/github-reporter.js";
 import { createSourceTokens } from "./github/source-tokens.js";
 import { createInbox, type Inbox } from "./inbox.js";
-import { createListenerSandboxes, type ListenerSandboxes } from "./listener-sandboxes.js";
+import { createListenerPresence, type ListenerPresence } from "./listener-presence.js";
+import { createListenerRegistry, type ListenerRegistry } from "./listener-registry.js";
 import { createRevisionLogs, type RevisionLogs } from "./revision-logs.js";
 import { onCheckRun } from "./webhooks/on-check-run.js";
 import { onIssueComment } from "./webhooks/on-issue-comment.js";
@@ -16,7 +17,8 @@ import { createWorkQueue, type WorkQueue } from "./work-queue.js";
 import { createLifecycle, type Lifecycle } from "../revisions/lifecycle.js";
 
 export interface ControlPlaneOptions {
-  settings: Pick<Settings, "dataDir" | "publicUrl" | "listenerToken" | "port" | "host"> & Partial<Pick<Settings, "leaseTtlSeconds">>;
+  settings: Pick<Settings, "dataDir" | "publicUrl" | "listenerToken" | "port" | "host"> &
+    Partial<Pick<Settings, "leaseTtlSeconds" | "adminToken" | "listenerMoveAfterSeconds">>;
   probot: Probot;
   log: Logger;
   /** The GitHub App's id: check runs of other apps are not ours to act on. */
@@ -43,8 +45,10 @@ export interface ControlPlaneServices {
   lifecycle: Lifecycle;
   queue: WorkQueue;
   inbox: Inbox;
-  /** What each listener runs builds in, as reported with its lease requests. */
-  sandboxes: ListenerSandboxes;
+  /** What each listener said with its lease requests (sandbox, pool) and when it was last heard from. */
+  presence: ListenerPresence;
+  /** Listeners that joined, and their credentials. */
+  registry: ListenerRegistry;
   /** The Probot app: routes events to their handlers. */
   appFn: ApplicationFunction;
 }
@@ -91,7 +95,10 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
       return { token: data.token, expiresAt: data.expires_at };
     },
   });
-  const sandboxes = createListenerSandboxes();
+  const leaseTtlSeconds = options.leaseTtlSeconds ?? settings.leaseTtlSeconds ?? 30;
+  // Present: holding a long poll, or heard from within two lease periods (they heartbeat three times in one).
+  const presence = createListenerPresence({ presentMs: Math.max(6_000, 2 * leaseTtlSeconds * 1000) });
+  const registry = createListenerRegistry({ store });
   const lifecycle = createLifecycle({
     store,
     secrets,
@@ -102,11 +109,11 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
   const queue: WorkQueue = createWorkQueue({
     store,
     lifecycle,
-    sandboxes,
+    presence,
     logs,
     secrets,
     apiBaseUrl: options.apiBaseUrl,
-    leaseTtlSeconds: options.leaseTtlSeconds ?? settings.leaseTtlSeconds,
+    leaseTtlSeconds,
     log: log.child({ component: "queue" }),
     mintSourceToken: sourceTokens.get,
   });
@@ -114,7 +121,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     store,
     getOctokit,
     lifecycle,
-    sandboxes,
+    presence,
     log: log.child({ component: "inbox" }),
     retryBaseMs: options.retryBaseMs,
   });
@@ -125,6 +132,6 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     app.on(["pull_request.opened", "pull_request.reopened", "pull_request.synchronize", "pull_request.closed"], (context) => onPullRequest(context, inbox));
     app.on(["check_run.rerequested", "check_run.requested_action"], (context) => onCheckRun(context, inbox, options.appId));
   };
-  return { store, logs, reporter, lifecycle, queue, inbox, sandboxes, appFn };
+  return { store, logs, reporter, lifecycle, queue, inbox, presence, registry, appFn };
 }
 

@@ -10,7 +10,7 @@ import { processCommand } from "./intents/process-command.js";
 import { processPullRequest } from "./intents/process-pull-request.js";
 import { processPush } from "./intents/process-push.js";
 import { createReplyLimiter } from "./github/reply-limiter.js";
-import { createListenerSandboxes, type ListenerSandboxes } from "./listener-sandboxes.js";
+import { createListenerPresence, type ListenerPresence } from "./listener-presence.js";
 
 export interface Inbox {
   /**
@@ -29,7 +29,7 @@ export interface InboxOptions {
   getOctokit(installationId: number): Promise<ProbotOctokit>;
   lifecycle: Lifecycle;
   /** What listeners build in (default: none known yet). */
-  sandboxes?: ListenerSandboxes;
+  presence?: ListenerPresence;
   /** Repository configs kept between deliveries (default: a fresh cache). */
   configs?: RepoConfigCache;
   log: Logger;
@@ -46,9 +46,9 @@ export function createInbox(options: InboxOptions): Inbox {
   const retryBaseMs = options.retryBaseMs ?? 2_000;
   const maxFailures = options.maxFailures ?? 6;
   const configs = options.configs ?? createRepoConfigCache();
-  const sandboxes = options.sandboxes ?? createListenerSandboxes();
+  const presence = options.presence ?? createListenerPresence();
   const replies = createReplyLimiter();
-  const intents = { store, getOctokit: options.getOctokit, lifecycle: options.lifecycle, sandboxes, replies, configs };
+  const intents = { store, getOctokit: options.getOctokit, lifecycle: options.lifecycle, presence, replies, configs };
   const running = new Set<Promise<void>>();
   const failures = new Map<string, number>();
 

@@ -10,17 +10,29 @@ const environmentName = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "an environment name is letters, digits, '.', '_' or '-' (at most 63)")
   .refine((name) => !/^pr-\d+$/.test(name), "names of the form pr-<number> are kept for pull request previews");
 
+const poolName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "a pool name is lowercase letters, digits, '.', '_' or '-' (at most 63), as in SLIPWAY_LISTENER_POOL");
+
 const envKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name is letters, digits and '_'");
 
 /** `.github/slipway.yml`, as docs/architecture.md describes it. */
 export const repoConfigSchema = z
   .object({
     environments: z
-      .record(environmentName, z.object({ branch: z.string().min(1, "branch must not be empty") }).strict())
+      .record(
+        environmentName,
+        z
+          .object({
+            branch: z.string().min(1, "branch must not be empty"),
+            pool: poolName.optional().describe("only listeners of this pool (SLIPWAY_LISTENER_POOL) take its work; default: the default pool"),
+          })
+          .strict(),
+      )
       .optional()
       .describe("environment name → the branch it tracks; default: production tracks the default branch"),
     previews: z
-      .object({ enabled: z.boolean().default(true), auto_update: z.boolean().default(true) })
+      .object({ enabled: z.boolean().default(true), auto_update: z.boolean().default(true), pool: poolName.optional() })
       .strict()
       .prefault({})
       .describe("/deploy on pull requests → pr-<number>"),
@@ -97,11 +109,17 @@ export function environmentsForBranch(config: RepoConfig, branch: string, defaul
     .map(([name]) => name);
 }
 
-export function buildSettingsOf(config: RepoConfig): BuildSettings {
+/** What a revision of `environment` takes from the config: how to build and run it, and the pool of listeners it goes to. */
+export function revisionSettingsOf(config: RepoConfig, environment: string): { build: BuildSettings; run?: RunSettings; pool?: string } {
+  const pool = /^pr-\d+$/.test(environment) ? config.previews.pool : config.environments?.[environment]?.pool;
+  return { build: buildSettingsOf(config), run: runSettingsOf(config), pool };
+}
+
+function buildSettingsOf(config: RepoConfig): BuildSettings {
   return { commands: config.build.commands, timeoutSeconds: config.build.timeout, env: config.build.env };
 }
 
-export function runSettingsOf(config: RepoConfig): RunSettings | undefined {
+function runSettingsOf(config: RepoConfig): RunSettings | undefined {
   const run = config.run;
   return run && { command: run.command, healthcheck: run.healthcheck, timeoutSeconds: run.timeout, memoryMb: run.memory_mb };
 }

@@ -1,15 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { ProbotOctokit } from "probot";
 import { redeliverMissedWebhooks } from "./github/redeliver-missed-webhooks.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { GitHubReporter } from "./github/github-reporter.js";
 import { createControlPlaneServices, type ControlPlaneOptions } from "./create-control-plane-services.js";
+import { listen } from "../listen-or-explain.js";
 import { HttpError, sendJson, sendText } from "./http/http-helpers.js";
+import { reachableUrl } from "./http/reachable-url.js";
 import { readSignInSettings } from "./http/auth/sign-in-settings.js";
 import { createListenerApi } from "./http/listener-api.js";
-import type { ListenerSandboxes } from "./listener-sandboxes.js";
+import { createAdminApi } from "./admin/admin-api.js";
+import { resolveAdminToken } from "./admin/admin-token.js";
+import { createPlacementWatch } from "./placement-watch.js";
+import type { ListenerPresence } from "./listener-presence.js";
 import { createStatusPages } from "./http/status-pages/create-status-pages.js";
 import type { Inbox } from "./inbox.js";
 import type { WorkQueue } from "./work-queue.js";
@@ -20,15 +24,15 @@ export const WEBHOOK_PATH = "/api/github/webhooks";
 export const EMBEDDED_LISTENER_PREFIX = "embedded-";
 
 export interface ControlPlane {
-  /** Base URL the server listens on, e.g. http://127.0.0.1:3000. */
+  /** Where a process on this machine reaches the server, e.g. http://127.0.0.1:3000 (see reachableUrl). */
   url: string;
   server: Server;
   store: StateStore;
   queue: WorkQueue;
   reporter: GitHubReporter;
   inbox: Inbox;
-  /** What each listener runs builds in (the embedded one is told at its start). */
-  sandboxes: ListenerSandboxes;
+  /** What each listener runs builds in and its pool (the embedded one is told at its start). */
+  presence: ListenerPresence;
   /** Stops taking requests and timers, and lets the last GitHub writes finish (bounded). */
   close(graceMs?: number): Promise<void>;
 }
@@ -42,7 +46,7 @@ export type { ControlPlaneOptions };
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { settings, probot, log } = options;
   let ready = false;
-  const { store, logs, reporter, lifecycle, queue, inbox, sandboxes, appFn } = await createControlPlaneServices(options);
+  const { store, logs, reporter, lifecycle, queue, inbox, presence, registry, appFn } = await createControlPlaneServices(options);
   // The app's handlers are Probot's; the HTTP side of webhooks is ours: capped, verified,
   // then handed to probot.webhooks (see receive-webhook.ts).
   await probot.load(appFn, {
@@ -52,7 +56,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
   const receiveWebhook = createWebhookReceiver({ webhooks: probot.webhooks, log: log.child({ component: "webhooks" }) });
-  const listenerApi = createListenerApi({ queue, sandboxes, token: settings.listenerToken, log: log.child({ component: "listener-api" }) });
+  const listenerApi = createListenerApi({ queue, presence, registry, joinToken: settings.listenerToken, log: log.child({ component: "listener-api" }) });
+  const adminApi = createAdminApi({
+    adminToken: await resolveAdminToken({ configured: settings.adminToken, dataDir: settings.dataDir, log }),
+    store,
+    lifecycle,
+    registry,
+    presence,
+    log: log.child({ component: "admin-api" }),
+  });
+  const placement = createPlacementWatch({
+    store,
+    lifecycle,
+    presence,
+    registry,
+    log: log.child({ component: "placement" }),
+    absentAfterMs: presence.presentMs,
+    moveAfterMs: settings.listenerMoveAfterSeconds && settings.listenerMoveAfterSeconds * 1000,
+  });
   const statusPages = await createStatusPages({
     store,
     logs,
@@ -104,6 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       return sendJson(response, ready ? 200 : 503, { status: ready ? "ok" : "starting" });
     }
     if (await listenerApi(request, response, pathname)) return;
+    if (await adminApi(request, response, pathname)) return;
     if (await statusPages(request, response, pathname)) return;
     sendText(response, 404, "Not found\n");
   }
@@ -117,12 +139,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
   });
   server.keepAliveTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(settings.port, settings.host ?? "0.0.0.0", () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${address.port}`;
+  // The embedded listener calls this URL: the address bound (HOST), loopback for a wildcard.
+  const url = reachableUrl(await listen(server, settings.port, settings.host ?? "0.0.0.0", "PORT"));
 
   // Finish what a previous run left: work of its embedded listener (gone with it), owed
   // GitHub updates, unprocessed deliveries, and webhooks GitHub failed to deliver meanwhile.
@@ -130,7 +148,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   reporter.reconcile();
   inbox.resume();
   const leaseTimer = setInterval(() => {
-    queue.expireLeases().catch((error) => log.error({ err: error }, "lease expiry failed"));
+    queue
+      .expireLeases()
+      .then(() => placement.check())
+      .catch((error) => log.error({ err: error }, "lease expiry failed"));
   }, options.leaseCheckIntervalMs ?? 5_000);
   const redeliver = () =>
     probot
@@ -150,7 +171,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     queue,
     reporter,
     inbox,
-    sandboxes,
+    presence,
     async close(graceMs = 5_000) {
       ready = false;
       clearInterval(leaseTimer);

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Lifecycle, LeaseLost } from "../revisions/lifecycle.js";
 import { revisionByLease } from "../revisions/selectors.js";
-import type { Deployment, Revision } from "../store/model.js";
+import { DEFAULT_POOL, type Deployment, type Revision } from "../store/model.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { SecretBox } from "../store/secret-box.js";
 import type {
@@ -14,7 +14,7 @@ import type {
   TeardownWork,
   Work,
 } from "../protocol/listener-protocol.js";
-import type { ListenerSandboxes } from "./listener-sandboxes.js";
+import type { ListenerPresence } from "./listener-presence.js";
 import type { RevisionLogs } from "./revision-logs.js";
 
 export interface SourceToken {
@@ -33,18 +33,21 @@ export interface WorkQueueOptions {
   apiBaseUrl: string;
   log: Logger;
   leaseTtlSeconds?: number;
-  /** What each listener builds in: a fork's revision goes only to one that may build it. */
-  sandboxes?: ListenerSandboxes;
+  /** What each listener builds in and its pool: a fork's revision goes only to one that may build it, an environment's only to its pool. */
+  presence?: ListenerPresence;
 }
 
 export type { LeaseLost };
+/** The lease is held by another listener than the one asking. */
+export type NotYours = "not-yours";
 
 export interface WorkQueue {
   /** Hands out the next work (a teardown, else the oldest runnable revision), waiting up to `waitSeconds` for some. */
   lease(listenerId: string, waitSeconds: number, signal?: AbortSignal): Promise<Work | undefined>;
-  heartbeat(leaseId: string, report: ProgressReport): Promise<HeartbeatResponse | LeaseLost>;
-  complete(leaseId: string, request: CompleteRequest): Promise<"ok" | LeaseLost>;
-  /** The active revision of each environment this listener deployed and runs (for a restarted listener). */
+  /** `listenerId`: who asks (from its credential); another listener's lease is not touched. */
+  heartbeat(listenerId: string, leaseId: string, report: ProgressReport): Promise<HeartbeatResponse | LeaseLost | NotYours>;
+  complete(listenerId: string, leaseId: string, request: CompleteRequest): Promise<"ok" | LeaseLost | NotYours>;
+  /** The active revision of each environment this listener deployed and still holds (for a restarted listener). */
   running(listenerId: string): RunningRevision[];
   /** A running revision kept crashing and was left stopped. */
   crashed(report: CrashReport): Promise<void>;
@@ -76,11 +79,8 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
 
   async function tryLease(listenerId: string): Promise<Work | undefined> {
     for (;;) {
-      const leased = await lifecycle.leaseNext(listenerId, {
-        ttlMs,
-        mayBuildForks: options.sandboxes?.mayBuildForks(listenerId) ?? true,
-        sandbox: options.sandboxes?.reportOf(listenerId).kind,
-      });
+      const taker = { listenerId, pool: options.presence?.poolOf(listenerId) ?? DEFAULT_POOL, mayBuildForks: options.presence?.mayBuildForks(listenerId) ?? true };
+      const leased = await lifecycle.leaseNext(taker, { ttlMs, sandbox: options.presence?.reportOf(listenerId).kind });
       if (!leased) return undefined;
       if (leased.kind === "teardown") {
         log.info({ environment: leased.deployment.environment, listener: listenerId }, "teardown leased");
@@ -133,6 +133,13 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
     };
   }
 
+  /** The listener holding a lease (a revision's or a teardown's), if the lease is current. */
+  function holderOf(leaseId: string): string | undefined {
+    const revision = revisionByLease(store.state, leaseId);
+    if (revision) return revision.lease!.listenerId;
+    return Object.values(store.state.deployments).find((d) => d.teardownLease?.id === leaseId)?.teardownLease!.listenerId;
+  }
+
   /** Log text comes with heartbeats and the completion; its offset makes a retried report harmless. */
   async function appendLog(leaseId: string, report: ProgressReport) {
     if (!report.log || report.log.text.length === 0) return;
@@ -152,19 +159,23 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
           waiters.push(done);
           function done() {
             clearTimeout(timer);
+            // One long poll waits many times (each wake that brings it nothing): leave no listener behind on its signal.
+            signal?.removeEventListener("abort", done);
             resolve();
           }
         });
       }
     },
 
-    async heartbeat(leaseId, report) {
+    async heartbeat(listenerId, leaseId, report) {
+      if (holderOf(leaseId) !== listenerId) return holderOf(leaseId) === undefined ? "lease-lost" : "not-yours";
       const result = await lifecycle.heartbeat(leaseId, report.events, ttlMs);
       if (result !== "lease-lost") await appendLog(leaseId, report);
       return result;
     },
 
-    async complete(leaseId, request) {
+    async complete(listenerId, leaseId, request) {
+      if (holderOf(leaseId) !== listenerId) return holderOf(leaseId) === undefined ? "lease-lost" : "not-yours";
       await appendLog(leaseId, request);
       return lifecycle.complete(leaseId, request);
     },
@@ -177,6 +188,8 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
           .filter((r) => r.deploymentId === deployment.id && r.state === "DEPLOYED")
           .sort((a, b) => b.number - a.number)[0];
         if (!active?.run || active.lease?.listenerId !== listenerId || active.runtimeError) continue;
+        // Moved to another listener (or revoked off this one): no longer this listener's to run.
+        if (deployment.placement ? deployment.placement.listenerId !== listenerId : deployment.moved) continue;
         result.push({
           deployment: describeDeployment(deployment),
           revision: { id: active.id, sha: active.sha, ref: active.ref },

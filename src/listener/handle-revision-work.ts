@@ -15,6 +15,13 @@ import type { InstanceSupervisor } from "./instances/create-instance-supervisor.
 import { revisionHost } from "./instances/revision-host.js";
 import { deploymentHomeDir, type SandboxConfig } from "./sandbox/sandbox.js";
 
+/**
+ * How long a database setup job has to answer a cancel (it cancels its statement and drops
+ * what it made, in milliseconds) before its worker is terminated; a terminated setup leaves
+ * what it had made for the next one to adopt.
+ */
+const PROVISION_CANCEL_GRACE_MS = 10_000;
+
 export interface RevisionWorkContext {
   client: ControlPlaneClient;
   jobs: JobRunner;
@@ -95,10 +102,17 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
 
   let provisionedUrl: string;
   if (work.database.action === "provision") {
+    if (cancelled || released || leaseLost) return finish("CANCELLED", "Cancelled");
     progress.event({ type: "phase_started", phase: "database", at: now() });
     const data: ProvisionJobData = { identity, ...context.provisioning };
-    const job = await context.jobs.start<ProvisionJobResult>({ job: "provision-database", jobId, workerData: data });
+    const job = await context.jobs.start<ProvisionJobResult>({
+      job: "provision-database",
+      jobId,
+      workerData: data,
+      cancelGraceMs: PROVISION_CANCEL_GRACE_MS,
+    });
     current = job;
+    if (cancelled || released || leaseLost) job.cancel();
     const result = await job.result.catch((error: Error): ProvisionJobResult & { detail?: string } => ({
       ok: false,
       error: publicDatabaseError(error, { adminUrl: context.provisioning.adminUrl }),
@@ -106,6 +120,12 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
       detail: `the database setup job failed: ${describeDatabaseError(error, context.provisioning.adminUrl)}`,
     }));
     current = undefined;
+    if (!result.ok && (cancelled || released || leaseLost)) {
+      // The job dropped what it had made (or was stopped before making anything): nothing to record.
+      log.info("database setup stopped");
+      progress.event({ type: "phase_finished", phase: "database", at: now(), outcome: "cancelled" });
+      return finish("CANCELLED", "Cancelled during database setup");
+    }
     if (!result.ok) {
       // GitHub gets the job's public text (no host, port, user or version: check runs and
       // pull request comments are public on public repositories); the whole account goes
@@ -122,13 +142,14 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
       at: now(),
       outcome: "succeeded",
       note: result.database.created ? "database created" : "database adopted",
-      database: result.database,
+      // On this listener's own server: the control plane binds the deployment here.
+      database: { ...result.database, onListener: context.database.kind === "embedded" },
     });
     provisionedUrl = result.database.url;
   } else {
     provisionedUrl = work.database.url;
   }
-  if (cancelled || released) return finish("CANCELLED", "Cancelled");
+  if (cancelled || released || leaseLost) return finish("CANCELLED", "Cancelled");
 
   let databaseUrl: string;
   try {

@@ -19,6 +19,12 @@ export interface StartJobOptions {
   jobId: string;
   workerData: unknown;
   onMessage?: (message: unknown) => void;
+  /**
+   * How long after `cancel` a worker that has not ended is terminated; default the runner's
+   * (30 s: a build stops its processes first). A job that answers `cancel` at once (database
+   * setup) gets less.
+   */
+  cancelGraceMs?: number;
 }
 
 export interface JobRunner {
@@ -77,7 +83,7 @@ export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }
   const jobFile = async (job: JobName) => (await files).get(job)!;
 
   return {
-    async start<T>({ job, jobId, workerData, onMessage }: StartJobOptions) {
+    async start<T>({ job, jobId, workerData, onMessage, cancelGraceMs }: StartJobOptions) {
       const file = await jobFile(job);
       const name = `${job}-${jobId}`;
       let finished!: () => void;
@@ -101,7 +107,7 @@ export function createJobRunner(options: { log: Logger; cancelGraceMs?: number }
           // The job answers `cancel` by stopping its processes, then reports; a worker that
           // does not end in time is terminated (its processes are found by their marker).
           void bree.stop(name).catch(() => undefined);
-          setTimeout(() => void bree.workers.get(name)?.terminate(), options.cancelGraceMs ?? 30_000).unref();
+          setTimeout(() => void bree.workers.get(name)?.terminate(), cancelGraceMs ?? options.cancelGraceMs ?? 30_000).unref();
         },
       };
     },

@@ -5,8 +5,10 @@ import { killProcessTree } from "./build/kill-process-tree.js";
 
 /**
  * Each build leaves a file named after its run marker in `buildMarkersDir` while it runs. A
- * listener killed with SIGKILL cannot stop its builds; the next start of that listener
- * (same data folder) finds the files and stops every process still carrying a marker.
+ * listener killed with SIGKILL takes its builds with it (bubblewrap's die-with-parent, or the
+ * lifeline of sandbox/spawn-with-lifeline.ts); what escaped both (a process that left the
+ * group and dropped the marker's variable cannot, so this is the fallback) is stopped at the
+ * next start of that listener (same data folder): it stops every process still carrying a marker.
  */
 export async function killOrphanedBuilds(options: { buildMarkersDir: string; log: Logger }): Promise<number> {
   const markers = await readdir(options.buildMarkersDir).catch(() => [] as string[]);

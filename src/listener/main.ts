@@ -4,6 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import pino from "pino";
+import { acquireDataDirLock } from "../data-dir-lock.js";
 import { readSettings } from "../settings.js";
 import { onShutdownSignals } from "../shutdown.js";
 import { createControlPlaneClient } from "./control-plane-client.js";
@@ -18,10 +19,12 @@ try {
   if (!settings.controlPlaneUrl || settings.listenerTokenGenerated) {
     throw new Error("a standalone listener needs SLIPWAY_CONTROL_PLANE_URL and SLIPWAY_LISTENER_TOKEN");
   }
+  // Before anything opens the data dir: a second Slipway on it refuses to start.
+  const lock = await acquireDataDirLock(settings.dataDir);
   // Unset SLIPWAY_DATABASE_URL: starts the listener's embedded PostgreSQL server (stopped by close()).
   const database = await openDatabaseBackend({ adminUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
   const listener = await startListener({
-    client: createControlPlaneClient({ url: settings.controlPlaneUrl, token: settings.listenerToken, log }),
+    client: createControlPlaneClient({ url: settings.controlPlaneUrl, token: settings.listenerToken, dataDir: settings.dataDir, log }),
     database,
     adminDatabaseUrl: database.adminUrl,
     dataDir: settings.dataDir,
@@ -30,6 +33,7 @@ try {
     routerHost: settings.routerHost,
     routerDomain: settings.routerDomain,
     sandbox: settings.sandbox,
+    pool: settings.listenerPool,
     log,
   });
   onShutdownSignals({
@@ -39,6 +43,7 @@ try {
     async stop() {
       await listener.stop(settings.shutdownGraceSeconds * 1000);
       await database.close();
+      await lock.release();
     },
   });
 } catch (error) {

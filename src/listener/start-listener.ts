@@ -13,6 +13,7 @@ import { createInstanceSupervisor } from "./instances/create-instance-supervisor
 import { createRouter } from "./instances/create-router.js";
 import { revisionHost } from "./instances/revision-host.js";
 import { stableListenerId } from "./stable-listener-id.js";
+import { DEFAULT_POOL } from "../store/model.js";
 import { resolveSandbox } from "./sandbox/resolve-sandbox.js";
 import type { SandboxPolicy, SandboxReport } from "./sandbox/sandbox.js";
 
@@ -38,6 +39,8 @@ export interface ListenerOptions {
   leaseWaitSeconds?: number;
   /** `SLIPWAY_SANDBOX` (default `auto`); `bubblewrap` without a working bubblewrap makes the start fail. */
   sandbox?: SandboxPolicy;
+  /** `SLIPWAY_LISTENER_POOL` (default `default`): environments with `pool:` in their config go to listeners of that pool only. */
+  pool?: string;
 }
 
 export interface Listener {
@@ -80,10 +83,13 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
 
   const grace = new AbortController();
 
+  const pool = options.pool ?? DEFAULT_POOL;
+
   async function loop() {
     await killOrphanedBuilds({ buildMarkersDir, log });
-    void restoreInstances();
     let failures = 0;
+    let joined = false;
+    let restoring: Promise<void> | undefined;
     while (!stopping.signal.aborted) {
       if (inProgress.size >= options.maxConcurrentBuilds) {
         await new Promise<void>((resolve) => (slotFreed = resolve));
@@ -91,8 +97,14 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       }
       let work: Work | undefined;
       try {
+        if (!joined) {
+          await options.client.join({ listenerId: id, pool });
+          // Once joined (the first time only): what this listener ran before it stopped runs again.
+          if (!restoring) restoring = restoreInstances();
+          joined = true;
+        }
         work = await options.client.lease(
-          { listenerId: id, waitSeconds: options.leaseWaitSeconds ?? 20, sandbox: sandboxReport },
+          { listenerId: id, pool, waitSeconds: options.leaseWaitSeconds ?? 20, sandbox: sandboxReport },
           stopping.signal,
         );
         failures = 0;
@@ -101,8 +113,10 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
         failures += 1;
         const delay = backoffDelay(failures, { baseMs: 1_000, maxMs: 30_000 });
         const message = (error as Error).message;
-        if (error instanceof UnauthorizedError) log.error({ retryInMs: delay }, message);
-        else log.warn({ err: { message }, retryInMs: delay }, "could not reach the control plane; will retry");
+        if (error instanceof UnauthorizedError) {
+          log.error({ retryInMs: delay }, message);
+          joined = false; // a credential the control plane no longer knows is dropped: join again
+        } else log.warn({ err: { message }, retryInMs: delay }, "could not reach the control plane; will retry");
         await new Promise((resolve) => setTimeout(resolve, delay));
         continue;
       }
@@ -141,7 +155,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   async function restoreInstances() {
     for (let attempt = 1; !stopping.signal.aborted; attempt++) {
       try {
-        const serving = await options.client.running(id);
+        const serving = await options.client.running();
         const specs = [];
         for (const item of serving) {
           const identity = { installationId: item.deployment.installationId, repository: item.deployment.repository, environment: item.deployment.environment };
@@ -181,7 +195,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   }
 
   const looping = loop();
-  log.info({ maxConcurrentBuilds: options.maxConcurrentBuilds }, "listener started");
+  log.info({ maxConcurrentBuilds: options.maxConcurrentBuilds, pool }, "listener started");
 
   return {
     id,

@@ -1,10 +1,15 @@
 /**
  * The listener protocol: how a data-plane listener pulls work from the control plane and
- * reports on it, over HTTP with a bearer token. The control plane never calls a listener.
+ * reports on it, over HTTP. The control plane never calls a listener.
  *
+ * A listener joins once with the join token (`SLIPWAY_LISTENER_TOKEN`) and gets its own
+ * credential, which it keeps in its data dir; every other request carries that credential,
+ * and the control plane knows from it which listener is asking (ids in bodies are not trusted).
+ *
+ *   POST /api/v1/work/join                  (join token) → 200 JoinResponse | 409 the id is taken or revoked
  *   POST /api/v1/work/lease                 → 200 { work } | 204 (long poll, `waitSeconds`)
- *   POST /api/v1/work/<leaseId>/heartbeat   → 200 HeartbeatResponse | 409 lease lost
- *   POST /api/v1/work/<leaseId>/complete    → 200 | 409 lease lost
+ *   POST /api/v1/work/<leaseId>/heartbeat   → 200 HeartbeatResponse | 409 lease lost | 403 another listener's lease
+ *   POST /api/v1/work/<leaseId>/complete    → 200 | 409 lease lost | 403 another listener's lease
  */
 import type { BuildSettings, PhaseName, RunSettings } from "../store/model.js";
 
@@ -20,8 +25,22 @@ export interface SandboxReport {
   policy: SandboxPolicy;
 }
 
-export interface LeaseRequest {
+export interface JoinRequest {
+  /** The id kept in the listener's data dir (it survives restarts). */
   listenerId: string;
+  pool: string;
+}
+
+export interface JoinResponse {
+  /** The listener's own credential: shown once, kept by the listener (0600), stored by the control plane as a hash. */
+  credential: string;
+}
+
+export interface LeaseRequest {
+  /** Ignored when it differs from the credential's listener (kept for older control planes' logs). */
+  listenerId: string;
+  /** `SLIPWAY_LISTENER_POOL`; missing: `default`. */
+  pool?: string;
   /** How long the control plane may hold the request open while no work is queued. */
   waitSeconds?: number;
   /** What the listener runs builds in; unsandboxed listeners (under `auto`) get no fork previews. Missing: as `none`. */
@@ -62,8 +81,11 @@ export type WorkEvent =
       at: string;
       outcome: "succeeded" | "failed" | "cancelled";
       note?: string;
-      /** With a successful database phase: what was provisioned. */
-      database?: { name: string; url: string; created: boolean };
+      /**
+       * With a successful database phase: what was provisioned. `onListener`: it lives on the
+       * listener's own (embedded) server, so the deployment is bound to that listener.
+       */
+      database?: { name: string; url: string; created: boolean; onListener?: boolean };
     };
 
 export interface ProgressReport {
@@ -103,7 +125,8 @@ export interface CompleteRequest extends ProgressReport {
 
 /**
  *   POST /api/v1/work/running   → 200 { running: RunningRevision[] }
- * What a (re)starting listener should run: the active revision of each environment it deployed.
+ * What a (re)starting listener should run: the active revision of each environment it
+ * deployed and still holds (a deployment moved away is not in it).
  */
 export interface RunningRevision {
   deployment: { id: string; environment: string; installationId: number; repository: string };
@@ -118,6 +141,7 @@ export interface RunningRevision {
  * A running revision kept crashing and was left stopped.
  */
 export interface CrashReport {
+  /** Ignored: the credential says which listener reports. */
   listenerId: string;
   revisionId: string;
   message: string;

@@ -6,7 +6,7 @@ import type { SecretBox } from "../store/secret-box.js";
 import type { ChangeRecorder } from "../store/store-changes.js";
 import type { CompleteRequest, CrashReport, HeartbeatResponse, WorkEvent } from "../protocol/listener-protocol.js";
 import { planNewRevision, type RevisionRequest } from "./new-revision.js";
-import { busyDeployments, nextRunnableRevision, nextTeardown, revisionByLease, revisionsOf } from "./selectors.js";
+import { busyDeployments, nextRunnableRevision, nextTeardown, revisionByLease, revisionsOf, type Taker } from "./selectors.js";
 import { reviseDeployment, reviseRevision, type DeploymentEvent, type Effect, type RevisionEvent, type Transition } from "./transitions.js";
 
 /** How long a failed teardown waits before a listener may try again. */
@@ -51,8 +51,8 @@ export interface Lifecycle {
   cancel(revisionId: string, reason: string): Promise<void>;
   /** A closed pull request: its preview is torn down; its unfinished revisions are cancelled. False when there was none live. */
   closePreview(deploymentId: string, reason: string): Promise<boolean>;
-  /** Leases the next work this listener may take: a teardown first, else the oldest runnable revision. */
-  leaseNext(listenerId: string, options: { ttlMs: number; mayBuildForks: boolean; sandbox?: "bubblewrap" | "none" }): Promise<LeasedWork | undefined>;
+  /** Leases the next work this listener may take: a teardown first, else the oldest runnable revision (placement: selectors.ts). */
+  leaseNext(taker: Taker, options: { ttlMs: number; sandbox?: "bubblewrap" | "none" }): Promise<LeasedWork | undefined>;
   /** A listener's heartbeat: its events applied, its lease renewed. */
   heartbeat(leaseId: string, events: WorkEvent[], ttlMs: number): Promise<HeartbeatResponse | LeaseLost>;
   /** A listener ended its work. */
@@ -63,6 +63,12 @@ export interface Lifecycle {
   expireLeases(isLost: (lease: Lease) => boolean, reason: string): Promise<void>;
   /** A running revision kept crashing and was left stopped. */
   crashLoop(report: CrashReport): Promise<void>;
+  /** Binds a deployment to another listener (`to`), or to none; false when it is gone or already there. */
+  move(deploymentId: string, move: { to?: string; by: string }): Promise<boolean>;
+  /** A revoked listener: its leases are lost (the work goes back to the queue) and its deployments move off it. */
+  releaseListener(listenerId: string, by: string): Promise<void>;
+  /** Records on each revision waiting to be leased why it waits (`why` answers undefined: nothing in particular). */
+  noteWaiting(why: (revision: Revision, deployment: Deployment) => string | undefined): Promise<void>;
 }
 
 /**
@@ -173,6 +179,10 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       if (finished.ok && event.database) {
         const database = { name: event.database.name, encryptedUrl: options.secrets.seal(event.database.url), createdAt: event.at };
         applyDeploymentEvent(state, changes, revision.deploymentId, { type: "database-created", database }, at);
+        if (event.database.onListener) {
+          const listenerId = state.revisions[revision.id]!.lease!.listenerId;
+          applyDeploymentEvent(state, changes, revision.deploymentId, { type: "bind", listenerId, holds: "database" }, at);
+        }
       }
     }
   }
@@ -204,15 +214,16 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       });
     },
 
-    async leaseNext(listenerId, { ttlMs, mayBuildForks, sandbox }) {
+    async leaseNext(taker, { ttlMs, sandbox }) {
+      const { listenerId } = taker;
       for (;;) {
         // Looked for first without a write: most polls find nothing, and each update writes the state file.
         const busy = busyDeployments(store.state);
-        if (!nextTeardown(store.state, busy, Date.now()) && !nextRunnableRevision(store.state, busy, mayBuildForks)) return undefined;
+        if (!nextTeardown(store.state, busy, Date.now(), listenerId) && !nextRunnableRevision(store.state, busy, taker)) return undefined;
         const leased = await transact((state, changes, effects, at): LeasedWork | "deleted" | undefined => {
           const lease = (attempt: number): Lease => ({ id: randomUUID(), listenerId, attempt, expiresAt: new Date(Date.parse(at) + ttlMs).toISOString() });
           const busy = busyDeployments(state);
-          const closed = nextTeardown(state, busy, Date.parse(at));
+          const closed = nextTeardown(state, busy, Date.parse(at), listenerId);
           if (closed) {
             if (!closed.database) {
               // Nothing was provisioned: nothing for a listener to do.
@@ -223,7 +234,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
             const result = applyDeploymentEvent(state, changes, closed.id, { type: "teardown-lease", lease: lease(1) }, at);
             return result.ok ? { kind: "teardown", deployment: structuredClone(result.next) } : undefined;
           }
-          const revision = nextRunnableRevision(state, busy, mayBuildForks);
+          const revision = nextRunnableRevision(state, busy, taker);
           if (!revision) return undefined;
           const result = applyRevisionEvent(state, changes, revision.id, { type: "lease", lease: lease(revision.attempts + 1), sandbox }, at);
           if (!result.ok) return undefined;
@@ -274,7 +285,13 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
           : { type: "finish", leaseId, outcome, error: request.error, environmentUrl: request.environmentUrl, infrastructureFault: request.infrastructureFault };
       const result = await transact((state, changes, effects, at) => {
         applyWorkEvents(state, changes, revision, leaseId, request.events, at);
-        return collect(effects, applyRevisionEvent(state, changes, revision.id, event, at));
+        const finished = collect(effects, applyRevisionEvent(state, changes, revision.id, event, at));
+        if (finished.ok && finished.announce && outcome === "DEPLOYED") {
+          // A running revision lives on the listener that started it; one that runs nothing binds nowhere.
+          const placed: DeploymentEvent = revision.run ? { type: "bind", listenerId: revision.lease!.listenerId, holds: "instance" } : { type: "unbind-instance" };
+          applyDeploymentEvent(state, changes, revision.deploymentId, placed, at);
+        }
+        return finished;
       });
       if (!result.ok) return "lease-lost";
       if (result.announce) {
@@ -311,6 +328,32 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
         applyRevisionEvent(state, changes, report.revisionId, { type: "crash-loop", listenerId: report.listenerId, message: report.message }, at),
       );
       if (result.ok) log.warn({ revision: report.revisionId }, "a running revision kept crashing and was left stopped");
+    },
+
+    async move(deploymentId, move) {
+      const moved = await transact((state, changes, effects, at) => collect(effects, applyDeploymentEvent(state, changes, deploymentId, { type: "move", ...move }, at)));
+      if (moved.ok) log.info({ deployment: deploymentId, to: move.to ?? "any listener", by: move.by }, "deployment moved");
+      return moved.ok;
+    },
+
+    async releaseListener(listenerId, by) {
+      await lifecycle.expireLeases((lease) => lease.listenerId === listenerId, `The listener ${listenerId} was revoked`);
+      const bound = Object.values(store.state.deployments).filter((d) => d.placement?.listenerId === listenerId);
+      for (const deployment of bound) await lifecycle.move(deployment.id, { by });
+    },
+
+    async noteWaiting(why) {
+      const notes = new Map<string, string | undefined>();
+      for (const revision of Object.values(store.state.revisions)) {
+        if (revision.state !== "QUEUED" || revision.lease) continue;
+        const deployment = store.state.deployments[revision.deploymentId];
+        const note = deployment && why(revision, deployment);
+        if (note !== revision.waitingFor) notes.set(revision.id, note);
+      }
+      if (notes.size === 0) return;
+      await transact((state, changes, effects, at) => {
+        for (const [revisionId, note] of notes) applyRevisionEvent(state, changes, revisionId, { type: "wait", note }, at);
+      });
     },
   };
   return lifecycle;

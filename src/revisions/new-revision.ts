@@ -21,6 +21,8 @@ export interface RevisionRequest {
   trigger: Trigger;
   build: BuildSettings;
   run?: RunSettings;
+  /** `environments.<name>.pool`: only listeners of that pool take it. */
+  pool?: string;
   /**
    * When the commit already has a revision of this deployment: `never` (default) reuses it;
    * `if-finished` makes a new one unless that one is still queued or in progress (`/deploy`);
@@ -95,6 +97,7 @@ export function planNewRevision(state: Readonly<StateDocument>, request: Revisio
     state: "QUEUED",
     build: request.build,
     run: request.run,
+    ...(request.pool ? { pool: request.pool } : {}),
     phases: [],
     attempts: 0,
     github: {},

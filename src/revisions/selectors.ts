@@ -1,4 +1,4 @@
-import { ACTIVE_STATES, isFinal, type Deployment, type Revision, type StateDocument } from "../store/model.js";
+import { ACTIVE_STATES, DEFAULT_POOL, isFinal, type Deployment, type Revision, type StateDocument } from "../store/model.js";
 
 /** Revisions of one deployment in the live state (archived ones are final and not here). */
 export function revisionsOf(state: Readonly<StateDocument>, deploymentId: string): Revision[] {
@@ -28,22 +28,45 @@ export function busyDeployments(state: Readonly<StateDocument>): Set<string> {
   return busy;
 }
 
-/** The oldest queued revision a listener may take (a fork's only where builds are sandboxed). */
-export function nextRunnableRevision(state: Readonly<StateDocument>, busy: Set<string>, mayBuildForks: boolean): Revision | undefined {
+/** The listener asking for work, as far as placement cares. */
+export interface Taker {
+  listenerId: string;
+  pool: string;
+  /** False for a listener that builds unsandboxed without the operator having chosen it. */
+  mayBuildForks: boolean;
+}
+
+/** The pool a revision's work goes to. */
+export const poolOf = (revision: Pick<Revision, "pool">): string => revision.pool ?? DEFAULT_POOL;
+
+/** Whether a deployment's work may go to this listener: a bound one only to the listener holding it. */
+export const isPlacedOn = (deployment: Pick<Deployment, "placement">, listenerId: string): boolean =>
+  !deployment.placement || deployment.placement.listenerId === listenerId;
+
+/**
+ * The oldest queued revision this listener may take: of its pool, not bound to another
+ * listener, and a fork's only where builds are sandboxed.
+ */
+export function nextRunnableRevision(state: Readonly<StateDocument>, busy: Set<string>, taker: Taker): Revision | undefined {
   let oldest: Revision | undefined;
   for (const r of Object.values(state.revisions)) {
-    if (r.state !== "QUEUED" || r.lease || busy.has(r.deploymentId)) continue;
+    if (r.state !== "QUEUED" || r.lease || busy.has(r.deploymentId) || poolOf(r) !== taker.pool) continue;
     const deployment = state.deployments[r.deploymentId];
-    if (!deployment || deployment.state === "AWAITING_DELETE") continue;
-    if (!mayBuildForks && deployment.pullRequest?.fork) continue;
+    if (!deployment || deployment.state === "AWAITING_DELETE" || !isPlacedOn(deployment, taker.listenerId)) continue;
+    if (!taker.mayBuildForks && deployment.pullRequest?.fork) continue;
     if (!oldest || r.createdAt < oldest.createdAt) oldest = r;
   }
   return oldest;
 }
 
-/** A closed preview whose work has stopped, ready to have its database dropped. */
-export function nextTeardown(state: Readonly<StateDocument>, busy: Set<string>, now: number): Deployment | undefined {
+/** A closed preview whose work has stopped, ready to have its database dropped (by the listener holding it, if bound). */
+export function nextTeardown(state: Readonly<StateDocument>, busy: Set<string>, now: number, listenerId: string): Deployment | undefined {
   return Object.values(state.deployments).find(
-    (d) => d.state === "AWAITING_DELETE" && !d.teardownLease && !busy.has(d.id) && (!d.teardownRetryAt || Date.parse(d.teardownRetryAt) <= now),
+    (d) =>
+      d.state === "AWAITING_DELETE" &&
+      !d.teardownLease &&
+      !busy.has(d.id) &&
+      isPlacedOn(d, listenerId) &&
+      (!d.teardownRetryAt || Date.parse(d.teardownRetryAt) <= now),
   );
 }

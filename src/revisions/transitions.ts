@@ -25,6 +25,7 @@ import { isFinal, isTornDown } from "../store/model.js";
  * | leased, not final          | cancel         | same state, cancel requested (the listener stops at its next heartbeat) | |
  * | QUEUED, not leased         | supersede      | SUPERSEDED                                            |                  |
  * | DEPLOYED                   | crash-loop     | DEPLOYED with a runtime error (left stopped)          |                  |
+ * | QUEUED, not leased         | wait           | QUEUED, with why it waits (a listener gone, a pool empty) or without |   |
  *
  * Everything else is refused: a final revision never changes state again; an event naming a
  * lease the revision no longer has, or one past its expiry, is late (lease-lost aside: it is
@@ -51,6 +52,13 @@ import { isFinal, isTornDown } from "../store/model.js";
  * | AWAITING_DELETE, leased     | teardown-failed    | AWAITING_DELETE, retried after a pause               |
  * | AWAITING_DELETE             | teardown-done      | DELETED; AWAITING_DATABASE when a revision waits     |
  * | AWAITING_DELETE, leased     | teardown-lease-lost | AWAITING_DELETE, not leased (wake listeners)        |
+ * | not DELETED                 | bind               | bound to the listener that holds its database or running revision |
+ * | bound                       | unbind-instance    | no longer held for a running revision (unbound when nothing else binds it) |
+ * | not DELETED                 | move               | bound to another listener, or to none; a database on the old one is left behind (AWAITING_DATABASE) (wake listeners) |
+ *
+ * Placement: a deployment whose embedded database or running revision lives on one listener
+ * is leased only to that listener (selectors.ts); one on a shared server that runs nothing
+ * goes to any listener of its pool.
  */
 
 /** How a listener may end a revision it holds. */
@@ -67,7 +75,9 @@ export type RevisionEvent =
   | { type: "lease-lost"; leaseId: string; reason: string; maxAttempts: number }
   | { type: "cancel"; reason: string }
   | { type: "supersede"; byNumber: number; bySha: string }
-  | { type: "crash-loop"; listenerId: string; message: string };
+  | { type: "crash-loop"; listenerId: string; message: string }
+  /** `note` unset: it no longer waits for anything in particular. */
+  | { type: "wait"; note?: string };
 
 export type DeploymentEvent =
   | { type: "revision-queued" }
@@ -77,7 +87,11 @@ export type DeploymentEvent =
   | { type: "teardown-renew"; leaseId: string; expiresAt: string }
   | { type: "teardown-failed"; leaseId: string; error: string; retryAt: string }
   | { type: "teardown-done"; leaseId?: string; revisionsWaiting: boolean }
-  | { type: "teardown-lease-lost"; leaseId: string };
+  | { type: "teardown-lease-lost"; leaseId: string }
+  | { type: "bind"; listenerId: string; holds: "database" | "instance" }
+  | { type: "unbind-instance" }
+  /** `to` unset: any listener of the pool may take it. `by`: who moved it, for the check run. */
+  | { type: "move"; to?: string; by: string };
 
 /** What the caller carries out after the change is written. */
 export type Effect = { type: "wake-listeners" } | { type: "forget-source-token"; installationId: number; repositoryName: string };
@@ -111,8 +125,13 @@ export function reviseRevision(revision: Revision, event: RevisionEvent, context
         lease: event.lease,
         attempts: revision.attempts + 1,
         sandbox: event.sandbox ?? revision.sandbox,
+        waitingFor: undefined,
         updatedAt: at,
       });
+    case "wait":
+      if (revision.state !== "QUEUED" || revision.lease) return refuse("not waiting to be leased");
+      if (revision.waitingFor === event.note) return accept(revision, [], false);
+      return accept({ ...revision, waitingFor: event.note, updatedAt: at });
     case "cancel":
       if (isFinal(revision)) return refuse("final");
       if (!revision.lease) return accept(end(revision, "CANCELLED", at, { error: event.reason }));
@@ -235,6 +254,7 @@ export function reviseDeployment(deployment: Deployment, event: DeploymentEvent,
           // A preview reopened and deployed again while it was torn down starts afresh.
           state: event.revisionsWaiting ? "AWAITING_DATABASE" : "DELETED",
           database: undefined,
+          placement: undefined,
           teardownLease: undefined,
           teardownRetryAt: undefined,
           teardownError: undefined,
@@ -245,5 +265,36 @@ export function reviseDeployment(deployment: Deployment, event: DeploymentEvent,
     case "teardown-lease-lost":
       if (!leaseMatches(event.leaseId)) return refuse("not this lease");
       return accept({ ...deployment, teardownLease: undefined }, WAKE, false);
+    case "bind": {
+      if (state === "DELETED") return refuse("deleted");
+      const same = deployment.placement?.listenerId === event.listenerId;
+      if (same && deployment.placement!.holds.includes(event.holds)) return accept(deployment, [], false);
+      const holds = same ? [...deployment.placement!.holds, event.holds].sort() : [event.holds];
+      const since = same ? deployment.placement!.since : at;
+      return accept({ ...deployment, placement: { listenerId: event.listenerId, holds, since }, updatedAt: at });
+    }
+    case "unbind-instance": {
+      const placement = deployment.placement;
+      if (!placement?.holds.includes("instance")) return accept(deployment, [], false);
+      const holds = placement.holds.filter((h) => h !== "instance");
+      return accept({ ...deployment, placement: holds.length > 0 ? { ...placement, holds } : undefined, updatedAt: at });
+    }
+    case "move": {
+      if (state === "DELETED") return refuse("deleted");
+      const from = deployment.placement;
+      if (from?.listenerId === event.to) return refuse("already there");
+      // The database lived on the old listener's own server: the new one starts without it.
+      const databaseLeftBehind = Boolean(from?.holds.includes("database") && deployment.database);
+      return accept(
+        {
+          ...deployment,
+          placement: event.to ? { listenerId: event.to, holds: [], since: at } : undefined,
+          moved: { from: from?.listenerId ?? "(any listener)", to: event.to, by: event.by, at, databaseLeftBehind },
+          ...(databaseLeftBehind ? { database: undefined, state: state === "READY" ? "AWAITING_DATABASE" : state } : {}),
+          updatedAt: at,
+        },
+        WAKE,
+      );
+    }
   }
 }

@@ -75,8 +75,38 @@ export interface Deployment {
   /** After a failed teardown: not before this time, and why it failed. */
   teardownRetryAt?: string;
   teardownError?: string;
+  /** The listener that holds this deployment's state (its embedded database, its running revision): later work goes only there. */
+  placement?: Placement;
+  /** The last time an operator (or the lost-listener timeout) moved the deployment off a listener. */
+  moved?: { from: string; to?: string; by: string; at: string; databaseLeftBehind: boolean };
   createdAt: string;
   updatedAt: string;
+}
+
+/** Why a deployment is bound to one listener: what of it lives only there. Caches and kept builds never bind. */
+export interface Placement {
+  listenerId: string;
+  /** `database`: its embedded database; `instance`: its running revision. */
+  holds: Array<"database" | "instance">;
+  since: string;
+}
+
+/**
+ * A listener that joined with the join token (`SLIPWAY_LISTENER_TOKEN`) and got its own
+ * credential, of which only a hash is kept.
+ */
+export interface ListenerRecord {
+  id: string;
+  /** `SLIPWAY_LISTENER_POOL` as it last said. */
+  pool: string;
+  /** SHA-256 (hex) of its credential. */
+  credentialSha256: string;
+  joinedAt: string;
+  /** Updated at most once a minute (presence itself is kept in memory). */
+  lastSeenAt?: string;
+  /** A revoked listener's credential is refused; it cannot join again under the same id. */
+  revokedAt?: string;
+  revokedBy?: string;
 }
 
 export interface PullRequestLink {
@@ -91,6 +121,9 @@ export interface PullRequestLink {
   /** Head commits of a fork whose "a maintainer must /deploy" note was posted. */
   forkNoticeFor?: string;
 }
+
+/** The pool of listeners work goes to when its environment names none. */
+export const DEFAULT_POOL = "default";
 
 export type PhaseName = "database" | "build" | "deploy";
 
@@ -159,6 +192,10 @@ export interface Revision {
   state: RevisionState;
   build: BuildSettings;
   run?: RunSettings;
+  /** `environments.<name>.pool` (or `previews.pool`) when it was made; unset: the `default` pool. */
+  pool?: string;
+  /** While it waits for a listener that is gone or a pool with none: why, in words for the check run. */
+  waitingFor?: string;
   phases: Phase[];
   /** Where the running revision answers (from the listener's router). */
   environmentUrl?: string;
@@ -259,6 +296,8 @@ export interface StateDocument {
   counters: Record<string, number>;
   /** Per pull request (see `pullRequestKey`): its head commits as Slipway learned of them, and the commands it honoured. */
   pullRequests?: Record<string, PullRequestRecord>;
+  /** Listeners that joined, by id. */
+  listeners?: Record<string, ListenerRecord>;
   /** Number of the last change announced (see StoreChange): subscribers can tell a change they saw from a new one, across restarts. */
   changeSequence?: number;
 }
@@ -273,5 +312,5 @@ export interface PullRequestRecord {
 }
 
 export function emptyState(): StateDocument {
-  return { version: 1, deployments: {}, revisions: {}, deliveries: {}, counters: {}, pullRequests: {} };
+  return { version: 1, deployments: {}, revisions: {}, deliveries: {}, counters: {}, pullRequests: {}, listeners: {} };
 }

@@ -180,7 +180,10 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
   let changesSinceArchive = 0;
   /** Archives old revisions and forgets old deliveries every 50 changes: both scan everything. */
   function housekeepNowAndThen() {
-    if (++changesSinceArchive < 50 || archiving) return;
+    if (++changesSinceArchive >= 50 && !archiving) housekeep();
+  }
+
+  function housekeep() {
     changesSinceArchive = 0;
     archiving = (async () => {
       const archived = await archiveOldRevisions(db.data);
@@ -192,6 +195,8 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       .catch((error) => options.log.error({ err: error }, "archiving revisions failed"))
       .finally(() => {
         archiving = undefined;
+        // Changes that came while it ran (a burst, a slow disk) may be due a run of their own.
+        if (changesSinceArchive >= 50) housekeep();
       });
   }
 

@@ -139,8 +139,8 @@ describe("durability", { timeout: 120_000 }, () => {
     const hung = Number(await waitForFileText(path.join(marks, "hang")));
     await doomed.stop("SIGKILL");
     const survivor = await startListener(controlPlane, path.join(root, "listener-kill-b"));
-    // The killed listener's build is an orphan now; its next start would stop it (see the control plane test).
-    process.kill(-hung, "SIGKILL");
+    // The killed listener's build dies with it (its lifeline closed), without waiting for a restart.
+    await expect.poll(() => isAlive(hung), { timeout: 10_000 }).toBe(false);
     const run = await completedRun(repo, sha, 60_000);
     expect(run.conclusion).toBe("success");
     expect((await readFile(path.join(marks, "attempts"), "utf8")).trim().split("\n")).toHaveLength(2);

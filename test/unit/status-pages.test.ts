@@ -62,6 +62,18 @@ describe("GET /", () => {
     expect(page.text).toContain('http-equiv="refresh"');
   });
 
+  it("shows which listener a deployment is bound to, and why a queued revision waits", async () => {
+    const bound = deployment("production", { placement: { listenerId: "build-<2>", holds: ["database", "instance"], since: "2026-12-01T10:00:00.000Z" } });
+    const waiting = revision(bound, 4, { state: "QUEUED", finishedAt: undefined, waitingFor: "waiting for listener build-<2>, last seen 2026-12-02T09:00:00Z" });
+    const free = deployment("staging");
+    await save(bound, waiting, free, revision(free, 1));
+
+    const page = await get("/");
+    expect(page.text).toContain('data-listener="build-&lt;2&gt;">On listener <code>build-&lt;2&gt;</code> (its database lives there, it runs there)');
+    expect(page.text).toContain("⏳ waiting for listener build-&lt;2&gt;, last seen 2026-12-02T09:00:00Z");
+    expect(page.text.match(/data-listener=/g)).toHaveLength(1); // staging is free to go anywhere
+  });
+
   it("links under the path of SLIPWAY_PUBLIC_URL, for a proxy that serves Slipway under a prefix", async () => {
     bed.statusPages = await createStatusPages({ store, logs, publicUrl: "https://tools.example.com/slipway/" });
     const production = deployment("production");

@@ -104,11 +104,31 @@ function summarize(revision: Revision, deployment: Deployment): string {
     for (const phase of phases) lines.push(`| ${phase.name} | ${phaseResult(phase)} | ${duration(phase)} |`);
     lines.push("");
   }
+  if (revision.state === "QUEUED" && revision.waitingFor) lines.push(`⏳ ${revision.waitingFor}.`, "");
+  const moved = movedNotice(revision, deployment);
+  if (moved) lines.push(moved, "");
   if (revision.error) lines.push(`**What went wrong:** ${revision.error}`, "");
   if (revision.sandbox === "none") {
     lines.push("⚠️ Builds are not sandboxed on this Slipway: this one ran with the listener's own access to the machine.", "");
   }
   return clip(lines.join("\n").trim(), CHECK_RUN_TEXT_LIMIT);
+}
+
+/**
+ * For the revisions that waited when the deployment was moved off a listener, and the one
+ * that set its database up afresh: what the move means for its data.
+ */
+function movedNotice(revision: Revision, deployment: Deployment): string | undefined {
+  const moved = deployment.moved;
+  if (!moved) return undefined;
+  const databasePhase = revision.phases.find((p) => p.name === "database");
+  const concerned = databasePhase ? databasePhase.startedAt >= moved.at : !isFinal(revision);
+  if (!concerned) return undefined;
+  const where = moved.to ? `listener ${moved.to}` : "any listener of its pool";
+  const data = moved.databaseLeftBehind
+    ? ` Its embedded database stayed on ${moved.from}; this revision ${databasePhase ? "started" : "starts"} with an empty one.`
+    : "";
+  return `↪️ ${moved.by} moved this deployment from listener ${moved.from} to ${where} at ${moved.at}.${data}`;
 }
 
 /** Who or what made a revision, in words: "push by @octocat". */

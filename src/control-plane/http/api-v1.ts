@@ -145,7 +145,7 @@ export function createApiV1Router(options: ApiV1Options): ApiV1Router {
 }
 
 /** `/api/v1/revisions/:id` → a pattern with a named group per parameter, a trailing slash allowed. */
-function compilePath(path: string): RegExp {
+export function compilePath(path: string): RegExp {
   const source = path
     .split("/")
     .map((segment) => (segment.startsWith(":") ? `(?<${segment.slice(1)}>[^/]+)` : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))

@@ -41,12 +41,16 @@ export function sendText(response: ServerResponse, status: number, text: string,
   response.end(text);
 }
 
+/** The bearer token of a request's `Authorization` header, if it has one. */
+export function bearerToken(request: IncomingMessage): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? "")?.[1]!.trim();
+}
+
 /** Compares a request's bearer token with the expected one in constant time. */
 export function hasBearerToken(request: IncomingMessage, expected: string): boolean {
-  const header = request.headers.authorization ?? "";
-  const match = /^Bearer\s+(.+)$/i.exec(header);
-  if (!match) return false;
-  const given = Buffer.from(match[1]!.trim());
+  const token = bearerToken(request);
+  if (token === undefined) return false;
+  const given = Buffer.from(token);
   const wanted = Buffer.from(expected);
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }

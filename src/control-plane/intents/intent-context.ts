@@ -4,7 +4,7 @@ import type { StateStore } from "../../store/open-state-store.js";
 import type { Lifecycle } from "../../revisions/lifecycle.js";
 import type { RepoConfigCache } from "../repo-config.js";
 import type { ReplyLimiter } from "../github/reply-limiter.js";
-import type { ListenerSandboxes } from "../listener-sandboxes.js";
+import type { ListenerPresence } from "../listener-presence.js";
 
 /** What processing a stored delivery needs. */
 export interface IntentContext {
@@ -13,7 +13,7 @@ export interface IntentContext {
   /** Every state change of a revision or deployment goes through it; GitHub learns of them from the store's change events. */
   lifecycle: Lifecycle;
   /** What listeners build in: fork previews need a sandbox. */
-  sandboxes: ListenerSandboxes;
+  presence: ListenerPresence;
   /** Replies to refused commands: one per pull request and kind a minute. */
   replies: ReplyLimiter;
   configs: RepoConfigCache;

@@ -1,5 +1,5 @@
 import { isTornDown, type CheckRunIntent } from "../../store/model.js";
-import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
+import { revisionSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -25,7 +25,7 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
   if (isTornDown(deployment)) {
     return { status: "ignored", note: "the deployment was torn down" };
   }
-  if (deployment.pullRequest?.fork && context.sandboxes.unprotected().length > 0) {
+  if (deployment.pullRequest?.fork && context.presence.unprotected().length > 0) {
     context.log.warn({ actor: intent.actor, environment: deployment.environment }, "fork rebuild refused: builds are not sandboxed");
     return { status: "ignored", note: "fork refused: builds are not sandboxed" };
   }
@@ -37,8 +37,7 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
     sha: revision.sha,
     ref: revision.ref,
     trigger: { kind: intent.action === "redeploy" ? "redeploy" : "rerun", actor: intent.actor, deliveryId },
-    build: config.ok ? buildSettingsOf(config.config) : revision.build,
-    run: config.ok ? runSettingsOf(config.config) : revision.run,
+    ...(config.ok ? revisionSettingsOf(config.config, deployment.environment) : { build: revision.build, run: revision.run, pool: revision.pool }),
     again: "always",
   });
   return { status: "processed" };

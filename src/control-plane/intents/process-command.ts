@@ -5,8 +5,8 @@ import { claimComment, judgeDeployCommand, pullRequestKey, recordHead, type Depl
 import { deploymentIdOf } from "../../revisions/new-revision.js";
 import { revisionsOf } from "../../revisions/selectors.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
-import { FORK_REFUSED_UNSANDBOXED } from "../listener-sandboxes.js";
-import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
+import { FORK_REFUSED_UNSANDBOXED } from "../listener-presence.js";
+import { revisionSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
@@ -66,8 +66,8 @@ export async function processCommand(context: IntentContext, intent: CommandInte
   if (pr.state !== "open") return refuse("closed", `@${actor}, this pull request is closed, so it gets no preview.`, "pull request closed");
   const headRepository = pr.head.repo?.full_name ?? "(deleted fork)";
   const fork = headRepository !== repository.fullName;
-  if (fork && context.sandboxes.unprotected().length > 0) {
-    context.log.warn({ pullRequest: number, listeners: context.sandboxes.unprotected() }, "fork /deploy refused: builds are not sandboxed");
+  if (fork && context.presence.unprotected().length > 0) {
+    context.log.warn({ pullRequest: number, listeners: context.presence.unprotected() }, "fork /deploy refused: builds are not sandboxed");
     return refuse("unsandboxed", `@${actor}, ${FORK_REFUSED_UNSANDBOXED}`, "fork refused: builds are not sandboxed");
   }
   const judgement = await context.store.update((state) => {
@@ -97,8 +97,7 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     sha: judgement.sha,
     ref: `refs/heads/${pr.head.ref}`,
     trigger: { kind: "deploy_command", actor, deliveryId, commentId: intent.commentId },
-    build: buildSettingsOf(config.config),
-    run: runSettingsOf(config.config),
+    ...revisionSettingsOf(config.config, environment),
     again: "if-finished",
     pullRequest: { number, headRepository, fork },
   });

@@ -2,7 +2,7 @@ import { isTornDown, type PullRequestIntent } from "../../store/model.js";
 import { pullRequestKey, recordHead } from "../commands/pull-request-heads.js";
 import { deploymentIdOf } from "../../revisions/new-revision.js";
 import { replyOnPullRequest } from "../github/pull-request-replies.js";
-import { buildSettingsOf, runSettingsOf } from "../repo-config.js";
+import { revisionSettingsOf } from "../repo-config.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
 
@@ -67,8 +67,7 @@ export async function processPullRequest(context: IntentContext, intent: PullReq
     sha: intent.headSha,
     ref: `refs/heads/${intent.headRef}`,
     trigger: { kind: "pr_update", actor: intent.actor, deliveryId },
-    build: buildSettingsOf(config.config),
-    run: runSettingsOf(config.config),
+    ...revisionSettingsOf(config.config, `pr-${number}`),
   });
   return { status: "processed" };
 }

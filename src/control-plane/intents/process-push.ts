@@ -1,6 +1,6 @@
 import type { PushIntent } from "../../store/model.js";
 import { reportInvalidConfig } from "../github/report-invalid-config.js";
-import { buildSettingsOf, runSettingsOf, environmentsForBranch } from "../repo-config.js";
+import { environmentsForBranch, revisionSettingsOf } from "../repo-config.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
 
@@ -31,8 +31,7 @@ export async function processPush(context: IntentContext, intent: PushIntent, de
       sha: intent.sha,
       ref: intent.ref,
       trigger: { kind: "push", actor: intent.pusher, deliveryId },
-      build: buildSettingsOf(config.config),
-      run: runSettingsOf(config.config),
+      ...revisionSettingsOf(config.config, environment),
     });
   }
   return { status: "processed" };

@@ -84,8 +84,8 @@ export async function openDatabaseBackend(options: OpenDatabaseBackendOptions): 
   return {
     kind: "embedded",
     adminUrl: server.adminUrl,
-    async provision(identity) {
-      const provisioned = await backend.provision(identity);
+    async provision(identity, provisionOptions) {
+      const provisioned = await backend.provision(identity, provisionOptions);
       checked.add(keyOf(identity));
       return provisioned;
     },

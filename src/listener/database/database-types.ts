@@ -21,8 +21,10 @@ export interface DatabaseBackend {
    * interrupted attempt by Slipway created. Idempotent: concurrent calls for one
    * identity make exactly one database, and every call returns the same URL. Holds no
    * long-lived state, so it can run in a worker thread (a Bree job) and be closed after.
+   * `signal` cancels it promptly: it then throws, having dropped what it made (a cancelled
+   * setup leaves the deployment's database and role as it found them).
    */
-  provision(identity: DeploymentIdentity): Promise<ProvisionedDatabase>;
+  provision(identity: DeploymentIdentity, options?: { signal?: AbortSignal }): Promise<ProvisionedDatabase>;
   /**
    * A URL at which the provisioned database answers now. PostgreSQL: the provisioned URL
    * itself. Embedded: the deployment's database on the listener's server as it runs now

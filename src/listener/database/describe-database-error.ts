@@ -1,7 +1,7 @@
 import { secretsOf } from "./secrets-of.js";
 
 /** Why a database operation failed, for callers that react differently (retry, report). */
-export type DatabaseFailureReason = "unreachable" | "authentication" | "permission" | "conflict" | "busy" | "other";
+export type DatabaseFailureReason = "unreachable" | "authentication" | "permission" | "conflict" | "busy" | "cancelled" | "other";
 
 /**
  * A database backend failure. Its message is the operator's account (for the listener's
@@ -164,6 +164,7 @@ export type DatabaseErrorClass =
   | "server not ready"
   | "name already taken"
   | "busy"
+  | "cancelled"
   | "invalid configuration"
   | "unexpected error";
 
@@ -191,6 +192,7 @@ const CLASS_BY_REASON: Record<DatabaseFailureReason, DatabaseErrorClass> = {
   permission: "permission denied",
   conflict: "name already taken",
   busy: "busy",
+  cancelled: "cancelled",
   other: "unexpected error",
 };
 

@@ -3,13 +3,9 @@ import pg from "pg";
 import type { Logger } from "pino";
 import type { DatabaseBackend, ProvisionedDatabase } from "./database-types.js";
 import { deriveDatabasePassword } from "./derive-database-password.js";
+import { withAdminSession, type AdminSession, type Query } from "./admin-session.js";
 import { classifyDatabaseError, DatabaseSetupError, describeDatabaseError } from "./describe-database-error.js";
-import {
-  deploymentDatabaseName,
-  deploymentIdentityHash,
-  ownershipMark,
-  type DeploymentIdentity,
-} from "./deployment-database-name.js";
+import { deploymentDatabaseName, ownershipMark, type DeploymentIdentity } from "./deployment-database-name.js";
 import { scramSha256Verifier } from "./scram-verifier.js";
 
 export interface CreatePostgresDatabaseBackendOptions {
@@ -54,7 +50,8 @@ interface DatabaseRow {
  * transaction, and the database is created owned by that role (and closed to
  * connections until its grants are in place), so a crash at any point leaves something
  * the next setup adopts and finishes; a same-named role or database that Slipway did
- * not make for this deployment is reported, never adopted or dropped.
+ * not make for this deployment is reported, never adopted or dropped. A cancelled setup
+ * (its `signal`) stops at once and puts back what it found: what it had made is dropped.
  */
 export function createPostgresDatabaseBackend(options: CreatePostgresDatabaseBackendOptions): DatabaseBackend {
   const { adminUrl, log } = options;
@@ -62,95 +59,72 @@ export function createPostgresDatabaseBackend(options: CreatePostgresDatabaseBac
   const lockTimeoutMs = options.lockTimeoutMs ?? 60_000;
   if (options.checkPublicConnect ?? isMainThread) checkPublicConnectOnce(adminUrl, log, connectTimeoutMs);
 
-  async function withAdminSession<T>(identity: DeploymentIdentity, work: (client: pg.Client) => Promise<T>): Promise<T> {
-    let client: pg.Client;
-    try {
-      client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: connectTimeoutMs, application_name: "slipway" });
-    } catch (error) {
-      throw classifyDatabaseError(error, adminUrl);
-    }
-    // A dropped connection is reported by the query that needed it; do not crash on the event.
-    client.on("error", (error) => log.debug({ code: (error as { code?: string }).code }, "admin connection lost"));
-    try {
-      await client.connect();
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw classifyDatabaseError(error, adminUrl);
-    }
-    const lockKey = BigInt.asIntN(64, BigInt(`0x${deploymentIdentityHash(identity).slice(0, 16)}`)).toString();
-    try {
-      await client.query(`SET lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
-      await client.query("SELECT pg_advisory_lock($1::bigint)", [lockKey]);
-      try {
-        return await work(client);
-      } finally {
-        await client.query("SELECT pg_advisory_unlock($1::bigint)", [lockKey]).catch(() => undefined);
-      }
-    } catch (error) {
-      throw classifyDatabaseError(error, adminUrl);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
+  const session = <T>(identity: DeploymentIdentity, signal: AbortSignal | undefined, work: (session: AdminSession) => Promise<T>) =>
+    withAdminSession({ adminUrl, identity, connectTimeoutMs, lockTimeoutMs, log, signal }, work);
 
   return {
     kind: "postgres",
 
-    async provision(identity) {
+    async provision(identity, { signal } = {}) {
       const name = deploymentDatabaseName(identity, options.namePrefix);
       const mark = ownershipMark(identity);
       const password = await deriveDatabasePassword({ dataDir: options.dataDir, identity });
-      const created = await withAdminSession(identity, async (client) => {
+      const created = await session(identity, signal, async ({ query, afterCancel }) => {
         const q = quoteName(name);
-        const role = await findRole(client, name);
+        const role = await findRole(query, name);
         if (role && role.mark !== mark) {
           throw conflict(`a role named "${name}" already exists and was not created by Slipway for this deployment; rename or drop it`);
         }
-        let database = await findDatabase(client, name);
+        let database = await findDatabase(query, name);
         // Checked before anything changes, so a refused setup leaves nothing behind.
         if (database) assertOurs(database, name, mark);
+        // Cancelled from here on: back to what was found. What this setup made is dropped; what
+        // an interrupted attempt left stays for the next setup to adopt (the database may hold
+        // a build's data).
+        const made = { database: !database, role: !role };
+        afterCancel((query) => dropOwned(query, name, mark, made));
         // A fresh salt each time; the password itself is the deployment's derived one.
         const verifier = pg.escapeLiteral(scramSha256Verifier(password));
         if (!role) {
-          await client.query("BEGIN");
+          await query("BEGIN");
           try {
-            await client.query(
+            await query(
               `CREATE ROLE ${q} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${verifier}`,
             );
-            await client.query(`COMMENT ON ROLE ${q} IS ${pg.escapeLiteral(mark)}`);
-            await client.query("COMMIT");
+            await query(`COMMENT ON ROLE ${q} IS ${pg.escapeLiteral(mark)}`);
+            await query("COMMIT");
           } catch (error) {
-            await client.query("ROLLBACK").catch(() => undefined);
+            await query("ROLLBACK").catch(() => undefined);
             if (sqlState(error) !== "42710") throw error;
             // Made by someone else since we looked (not Slipway: we hold the lock).
-            if ((await findRole(client, name))?.mark !== mark) {
+            if ((await findRole(query, name))?.mark !== mark) {
               throw conflict(`a role named "${name}" was just created by someone else; rename or drop it`);
             }
           }
         } else {
-          await client.query(`ALTER ROLE ${q} LOGIN PASSWORD ${verifier}`);
+          await query(`ALTER ROLE ${q} LOGIN PASSWORD ${verifier}`);
         }
-        if (!(await adminIsSuperuser(client))) {
+        if (!(await adminIsSuperuser(query))) {
           // CREATE DATABASE ... OWNER needs the admin to be a member of the owner role.
-          await client.query(`GRANT ${q} TO CURRENT_USER`);
+          await query(`GRANT ${q} TO CURRENT_USER`);
         }
 
         let created = false;
         if (!database) {
           try {
             // Closed to connections until the grants below are in place.
-            await client.query(`CREATE DATABASE ${q} OWNER ${q} ALLOW_CONNECTIONS false`);
+            await query(`CREATE DATABASE ${q} OWNER ${q} ALLOW_CONNECTIONS false`);
             created = true;
           } catch (error) {
             if (sqlState(error) !== "42P04") throw error;
-            database = await findDatabase(client, name);
+            database = await findDatabase(query, name);
           }
         }
         if (database) assertOurs(database, name, mark);
-        await client.query(`COMMENT ON DATABASE ${q} IS ${pg.escapeLiteral(mark)}`);
-        await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
-        await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${q}`);
-        await client.query(`ALTER DATABASE ${q} ALLOW_CONNECTIONS true`);
+        await query(`COMMENT ON DATABASE ${q} IS ${pg.escapeLiteral(mark)}`);
+        await query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
+        await query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${q}`);
+        await query(`ALTER DATABASE ${q} ALLOW_CONNECTIONS true`);
         return created;
       });
       log.info({ database: name, created }, created ? "deployment database created" : "deployment database adopted");
@@ -163,27 +137,9 @@ export function createPostgresDatabaseBackend(options: CreatePostgresDatabaseBac
 
     async drop(identity) {
       const name = deploymentDatabaseName(identity, options.namePrefix);
-      const mark = ownershipMark(identity);
-      const dropped = await withAdminSession(identity, async (client) => {
-        const q = quoteName(name);
-        const role = await findRole(client, name);
-        const database = await findDatabase(client, name);
-        if (role && role.mark !== mark) {
-          throw conflict(`refusing to drop the role "${name}": it was not created by Slipway for this deployment`);
-        }
-        if (database) assertOurs(database, name, mark, "refusing to drop");
-        if (database) {
-          await client.query(`ALTER DATABASE ${q} ALLOW_CONNECTIONS false`);
-          await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
-          const version = Number((await client.query<{ server_version_num: string }>("SHOW server_version_num")).rows[0]?.server_version_num);
-          await client.query(`DROP DATABASE IF EXISTS ${q}${version >= 130000 ? " WITH (FORCE)" : ""}`);
-        }
-        if (role) {
-          await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", [name]);
-          await client.query(`DROP ROLE IF EXISTS ${q}`);
-        }
-        return { database: Boolean(database), role: Boolean(role) };
-      });
+      const dropped = await session(identity, undefined, ({ query }) =>
+        dropOwned(query, name, ownershipMark(identity), { database: true, role: true }),
+      );
       log.info({ database: name, dropped }, "deployment database dropped");
     },
 
@@ -319,24 +275,49 @@ function quoteName(name: string): string {
   return pg.escapeIdentifier(name);
 }
 
-async function findRole(client: pg.Client, name: string): Promise<RoleRow | undefined> {
-  const result = await client.query<RoleRow>(
+/**
+ * Drops the deployment's database and role (those of `which` that exist), after checking
+ * both are Slipway's for this deployment; a conflict changes nothing.
+ */
+async function dropOwned(query: Query, name: string, mark: string, which: { database: boolean; role: boolean }) {
+  const q = quoteName(name);
+  const role = which.role ? await findRole(query, name) : undefined;
+  const database = which.database ? await findDatabase(query, name) : undefined;
+  if (role && role.mark !== mark) {
+    throw conflict(`refusing to drop the role "${name}": it was not created by Slipway for this deployment`);
+  }
+  if (database) assertOurs(database, name, mark, "refusing to drop");
+  if (database) {
+    await query(`ALTER DATABASE ${q} ALLOW_CONNECTIONS false`);
+    await query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
+    const version = Number((await query<{ server_version_num: string }>("SHOW server_version_num")).rows[0]?.server_version_num);
+    await query(`DROP DATABASE IF EXISTS ${q}${version >= 130000 ? " WITH (FORCE)" : ""}`);
+  }
+  if (role) {
+    await query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", [name]);
+    await query(`DROP ROLE IF EXISTS ${q}`);
+  }
+  return { database: Boolean(database), role: Boolean(role) };
+}
+
+async function findRole(query: Query, name: string): Promise<RoleRow | undefined> {
+  const result = await query<RoleRow>(
     "SELECT shobj_description(oid, 'pg_authid') AS mark FROM pg_roles WHERE rolname = $1",
     [name],
   );
   return result.rows[0];
 }
 
-async function findDatabase(client: pg.Client, name: string): Promise<DatabaseRow | undefined> {
-  const result = await client.query<DatabaseRow>(
+async function findDatabase(query: Query, name: string): Promise<DatabaseRow | undefined> {
+  const result = await query<DatabaseRow>(
     "SELECT pg_get_userbyid(datdba) AS owner, shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE datname = $1",
     [name],
   );
   return result.rows[0];
 }
 
-async function adminIsSuperuser(client: pg.Client): Promise<boolean> {
-  const result = await client.query<{ rolsuper: boolean }>("SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+async function adminIsSuperuser(query: Query): Promise<boolean> {
+  const result = await query<{ rolsuper: boolean }>("SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
   return result.rows[0]?.rolsuper === true;
 }
 

@@ -29,9 +29,12 @@ export interface InstanceRegistry {
 const MARKER_FILE = /^(slipway-run-[A-Za-z0-9-]+)\.json$/;
 
 /**
- * A folder with one small file per instance, named after its run marker. Instances are
- * detached and outlive a listener killed with SIGKILL; the next instance supervisor reads
- * the folder and stops them before it starts the revisions again.
+ * A folder with one small file per instance, named after its run marker. An instance's
+ * processes die with the listener, even one killed with SIGKILL (see `spawnWithLifeline`
+ * and bubblewrap's `--die-with-parent`); what escaped that (a process that left the group
+ * and outlived the watchdog's sweep) the next instance supervisor finds here and stops,
+ * before it starts the revisions again. Only the marker finds processes: the recorded pid
+ * is never signalled, since another process may have it by now.
  */
 export function createInstanceRegistry(options: { dir: string; log: Logger }): InstanceRegistry {
   const { dir, log } = options;

@@ -1,9 +1,9 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
-import { once } from "node:events";
 import { createProxyServer } from "http-proxy-3";
 import type { Logger } from "pino";
 
+import { listen } from "../../listen-or-explain.js";
 import { renderRouterPage } from "./render-router-page.js";
 
 /** What the router does with requests for one host. */
@@ -167,11 +167,7 @@ export async function createRouter(options: CreateRouterOptions): Promise<Router
 
   // Loopback unless asked: the revisions it fronts are not for the whole network by default.
   const listenHost = options.listenHost ?? "127.0.0.1";
-  server.listen(options.port, listenHost);
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : options.port;
-  const host = typeof address === "object" && address !== null ? address.address : listenHost;
+  const { port, address: host } = await listen(server, options.port, listenHost, "SLIPWAY_ROUTER_PORT");
   const publicProtocol = options.publicUrl?.protocol ?? "http";
   const publicPort = options.publicUrl?.port ?? port;
   const defaultPort = publicProtocol === "https" ? 443 : 80;

@@ -58,7 +58,9 @@ const OUTPUT_DRAIN_MS = 250;
  * Starts one instance of a revision: `/bin/sh -c <command>` in `cwd`, as the leader of its
  * own process group (detached), with `PORT`, the run marker and an optional memory limit.
  * Output goes to `output` as text. It is the instance supervisor's job to health-check,
- * supervise and stop it.
+ * supervise and stop it. Call it on the listener's main thread: the instance's processes
+ * die with the thread that spawned them (bubblewrap's `--die-with-parent`, or the lifeline
+ * of `spawnWithLifeline` without a sandbox), so they never outlive the listener.
  *
  * @example
  * ```ts

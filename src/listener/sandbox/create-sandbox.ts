@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 
 import { SANDBOX_HOME, SANDBOX_WORKSPACE, type Sandbox, type SandboxConfig, type SandboxPlacement, type SandboxSpawnOptions, type SandboxUser } from "./sandbox.js";
+import { spawnWithLifeline } from "./spawn-with-lifeline.js";
 
 /** The sandbox `SLIPWAY_SANDBOX=off` (or `auto` without bubblewrap) stands for: none. */
 export const UNSANDBOXED: SandboxConfig = {
@@ -47,7 +48,8 @@ const GROUP_FD = 5;
 
 /**
  * Turns a resolved `SandboxConfig` into something that spawns. `none` runs
- * `/bin/sh -c` directly (the listener's user, its view of the machine); `bubblewrap`
+ * `/bin/sh -c` directly (the listener's user, its view of the machine), tied to the
+ * spawning thread by a lifeline (see `spawnWithLifeline`); `bubblewrap`
  * runs it in new PID, IPC, UTS and mount namespaces:
  *
  * - the system read-only (`/usr`, `/lib*`, a short list of `/etc` files for DNS and TLS),
@@ -61,7 +63,11 @@ const GROUP_FD = 5;
  * - the host's network (builds need package registries; `DATABASE_URL` is on loopback);
  * - `bwrap` is the group leader and PID namespace supervisor: when it or the command
  *   ends, the kernel kills everything left inside, `setsid` children included, and
- *   `--die-with-parent` does the same when the listener dies.
+ *   `--die-with-parent` does the same when the thread that spawned it ends
+ *   (`PR_SET_PDEATHSIG` follows the parent thread, not the process): for an instance,
+ *   spawned on the listener's main thread, when the listener dies; for a build, when its
+ *   Bree worker ends at the latest. Without a sandbox, `spawnWithLifeline` gives the same
+ *   guarantee to the whole process group.
  *
  * Options and environment reach bwrap through a pipe (`--args`), so neither secrets
  * nor the run marker show in any process's command line (only the command does), and
@@ -162,12 +168,8 @@ function unsandboxed(config: SandboxConfig): Sandbox {
       return undefined;
     },
     spawn(options: SandboxSpawnOptions): ChildProcess {
-      return spawn("/bin/sh", ["-c", options.script], {
-        cwd: options.workDir,
-        env: { ...options.env, HOME: options.homeDir },
-        detached: true, // own process group (and session), so the whole group can be signalled
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      // Tied to this thread as bwrap's --die-with-parent ties a sandbox: nothing outlives the listener.
+      return spawnWithLifeline({ script: options.script, cwd: options.workDir, env: { ...options.env, HOME: options.homeDir } });
     },
   };
 }

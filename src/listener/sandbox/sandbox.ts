@@ -66,7 +66,11 @@ export interface Sandbox {
   prepare(folders: Pick<SandboxSpawnOptions, "homeDir" | "tmpDir">, user: SandboxUser): Promise<void>;
   /** The owner files must have for `user` to own them, or undefined when the listener's own user is right. */
   ownerOf(user: SandboxUser): SandboxUser | undefined;
-  /** Starts `/bin/sh -c <script>` contained, as the leader of a new process group, stdout and stderr piped. */
+  /**
+   * Starts `/bin/sh -c <script>` contained, as the leader of a new process group, stdout and
+   * stderr piped. Its processes die with the thread that spawned them (the listener's main
+   * thread for instances, a Bree worker for builds), even when the listener is killed with SIGKILL.
+   */
   spawn(options: SandboxSpawnOptions): ChildProcess;
 }
 

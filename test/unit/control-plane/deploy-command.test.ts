@@ -97,7 +97,7 @@ describe("/deploy on a fork's pull request and the build sandbox", () => {
   }
 
   it("is refused with a reply saying why while a listener builds unsandboxed under SLIPWAY_SANDBOX=auto", async () => {
-    app.services.sandboxes.seen("embedded-1", { kind: "none", policy: "auto" });
+    app.services.presence.seen("embedded-1", { kind: "none", policy: "auto" });
     let reply: any;
     maintainerAsksForAForkPreview()
       .post(`${REPO}/issues/42/comments`, (b) => ((reply = b), true))
@@ -114,7 +114,7 @@ describe("/deploy on a fork's pull request and the build sandbox", () => {
     ["sandboxed", { kind: "bubblewrap", policy: "auto" }],
     ["unsandboxed by the operator's choice (SLIPWAY_SANDBOX=off)", { kind: "none", policy: "off" }],
   ] as const)("is built when the listeners are %s", async (_name, report) => {
-    app.services.sandboxes.seen("listener-1", report);
+    app.services.presence.seen("listener-1", report);
     maintainerAsksForAForkPreview().get(`${REPO}/contents/.github%2Fslipway.yml`).reply(200, "build: { commands: ['true'] }\n");
     app.services.reporter.close();
     await app.probot.receive({ id: "f2", name: "issue_comment", payload: commentPayload() });
@@ -126,8 +126,8 @@ describe("/deploy on a fork's pull request and the build sandbox", () => {
   });
 
   it("hands a fork's revision only to a listener that may build it, and records what it builds in", async () => {
-    app.services.sandboxes.seen("unsandboxed", { kind: "none", policy: "auto" });
-    app.services.sandboxes.seen("sandboxed", { kind: "bubblewrap", policy: "auto" });
+    app.services.presence.seen("unsandboxed", { kind: "none", policy: "auto" });
+    app.services.presence.seen("sandboxed", { kind: "bubblewrap", policy: "auto" });
     app.services.reporter.close();
     await app.services.store.update((state, changes) => {
       // A fork preview queued before the unsandboxed listener appeared.

@@ -213,7 +213,7 @@ describe("push webhook, with GitHub updates paced as in production", () => {
       .post(`${REPO}/deployments/501/statuses`, (body) => (writes.push(`deployment ${body.state}`), true))
       .reply(201, { id: 701 });
     const { lifecycle } = app.services;
-    const work = await lifecycle.leaseNext("listener", { ttlMs: 30_000, mayBuildForks: true });
+    const work = await lifecycle.leaseNext({ listenerId: "listener", pool: "default", mayBuildForks: true }, { ttlMs: 30_000 });
     expect(work).toMatchObject({ kind: "revision", revision: { id: revision.id } });
     await lifecycle.complete(work!.kind === "revision" ? work!.revision.lease!.id : "", { outcome: "DEPLOYED", events: [] });
     await app.services.reporter.idle();
@@ -237,7 +237,7 @@ describe("push webhook, when a listener takes the revision at once", () => {
     expect(revision.state).toBe("QUEUED");
     // A listener leases it and its first heartbeat starts the build, well within the settle window.
     const { lifecycle } = app.services;
-    const work = await lifecycle.leaseNext("listener", { ttlMs: 30_000, mayBuildForks: true });
+    const work = await lifecycle.leaseNext({ listenerId: "listener", pool: "default", mayBuildForks: true }, { ttlMs: 30_000 });
     const leaseId = work?.kind === "revision" ? work.revision.lease!.id : "";
     await lifecycle.heartbeat(leaseId, [{ type: "phase_started", phase: "build", at: new Date().toISOString() }], 30_000);
     await app.services.reporter.idle(); // past the settle window, and every write it led to

@@ -52,7 +52,7 @@ describe("work queue", () => {
     const second = await lease("l");
     expect(second?.deployment.environment).toBe("staging");
     expect(await lease("l")).toBeUndefined();
-    await queue.complete(first!.leaseId, { outcome: "DEPLOYED", events: [] });
+    await queue.complete("l", first!.leaseId, { outcome: "DEPLOYED", events: [] });
     const third = await lease("l");
     expect(third?.revision.sha).toBe(sha(2));
   });
@@ -84,7 +84,7 @@ describe("work queue", () => {
     const work = (await lease("l"))!;
     const url = "postgresql://role:s3cr3t-password@127.0.0.1:5432/db";
     const at = new Date().toISOString();
-    await queue.heartbeat(work.leaseId, {
+    await queue.heartbeat("l", work.leaseId, {
       events: [
         { type: "phase_started", phase: "database", at },
         { type: "phase_finished", phase: "database", at, outcome: "succeeded", note: "database created", database: { name: "db", url, created: true } },
@@ -95,10 +95,10 @@ describe("work queue", () => {
     expect(store.state.revisions[revision.id]?.state).toBe("BUILDING");
     expect(JSON.stringify(store.state)).not.toContain("s3cr3t-password");
     // A retried heartbeat with the same log chunk is not appended twice.
-    await queue.heartbeat(work.leaseId, { events: [], log: { offset: 0, text: "hello\n" } });
-    await queue.heartbeat(work.leaseId, { events: [], log: { offset: 6, text: "world\n" } });
+    await queue.heartbeat("l", work.leaseId, { events: [], log: { offset: 0, text: "hello\n" } });
+    await queue.heartbeat("l", work.leaseId, { events: [], log: { offset: 6, text: "world\n" } });
     expect(await logs.tail(revision.id)).toBe("hello\nworld\n");
-    await queue.complete(work.leaseId, { outcome: "DEPLOYED", events: [] });
+    await queue.complete("l", work.leaseId, { outcome: "DEPLOYED", events: [] });
     expect(store.state.deployments[revision.deploymentId]?.state).toBe("READY");
 
     await add({ sha: sha(2) });
@@ -110,10 +110,10 @@ describe("work queue", () => {
     const { queue, add, lease } = await setup();
     await add();
     const work = (await lease("l"))!;
-    expect(await queue.complete(work.leaseId, { outcome: "BUILD_FAILED", events: [], error: "boom" })).toBe("ok");
-    expect(await queue.complete(work.leaseId, { outcome: "BUILD_FAILED", events: [], error: "boom" })).toBe("ok");
-    expect(await queue.heartbeat(work.leaseId, { events: [] })).toBe("lease-lost");
-    expect(await queue.complete("00000000-0000-0000-0000-000000000000", { outcome: "DEPLOYED", events: [] })).toBe("lease-lost");
+    expect(await queue.complete("l", work.leaseId, { outcome: "BUILD_FAILED", events: [], error: "boom" })).toBe("ok");
+    expect(await queue.complete("l", work.leaseId, { outcome: "BUILD_FAILED", events: [], error: "boom" })).toBe("ok");
+    expect(await queue.heartbeat("l", work.leaseId, { events: [] })).toBe("lease-lost");
+    expect(await queue.complete("l", "00000000-0000-0000-0000-000000000000", { outcome: "DEPLOYED", events: [] })).toBe("lease-lost");
   });
 
   it("gives expired work back to the queue, then interrupts it when attempts are spent", async () => {
@@ -122,7 +122,7 @@ describe("work queue", () => {
     const first = (await lease("l"))!;
     await queue.expireLeases(new Date(Date.now() + 60_000));
     expect(store.state.revisions[revision.id]?.state).toBe("QUEUED");
-    expect(await queue.heartbeat(first.leaseId, { events: [] })).toBe("lease-lost");
+    expect(await queue.heartbeat("l", first.leaseId, { events: [] })).toBe("lease-lost");
     await lease("l");
     await queue.expireLeases(new Date(Date.now() + 60_000));
     const after = store.state.revisions[revision.id]!;
@@ -150,7 +150,7 @@ describe("work queue", () => {
     await lifecycle.cancel(other.id, "Cancelled by @octocat");
     expect(store.state.revisions[other.id]?.state).toBe("CANCELLED");
     await lifecycle.cancel(running.id, "Cancelled by @octocat");
-    expect(await queue.heartbeat(work.leaseId, { events: [] })).toMatchObject({ cancel: true });
+    expect(await queue.heartbeat("l", work.leaseId, { events: [] })).toMatchObject({ cancel: true });
   });
 
   it("hands a restarted listener its running revisions, and a crash loop turns the deployment status to error", async () => {
@@ -158,7 +158,7 @@ describe("work queue", () => {
     const { revision } = await add({ run: { command: "node server.js", timeoutSeconds: 60 } });
     const work = (await lease("listener-a"))!;
     const at = new Date().toISOString();
-    await queue.complete(work.leaseId, {
+    await queue.complete("listener-a", work.leaseId, {
       outcome: "DEPLOYED",
       environmentUrl: "http://production.hello-world.localhost:8080",
       events: [

@@ -197,6 +197,7 @@ function recordingClient() {
     if (report.log) log += report.log.text;
   };
   const client: ControlPlaneClient = {
+    join: async () => {},
     lease: async () => undefined,
     running: async () => [],
     crashed: async () => undefined,

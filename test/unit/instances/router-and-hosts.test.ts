@@ -161,6 +161,7 @@ describe("where the router listens (SLIPWAY_ROUTER_HOST)", () => {
   it("the listener passes SLIPWAY_ROUTER_HOST to its router", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "slipway-router-host-"));
     const client: ControlPlaneClient = {
+      join: async () => {},
       lease: (_request, signal) => new Promise((resolve) => signal?.addEventListener("abort", () => resolve(undefined))),
       heartbeat: () => Promise.reject(new Error("no work was leased")),
       complete: async () => {},

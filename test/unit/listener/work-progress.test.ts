@@ -28,6 +28,7 @@ function recordingClient(options: { holdHeartbeats?: boolean; failFirstHeartbeat
   const releases: Array<() => void> = [];
   const heartbeats = new EventEmitter();
   const client: ControlPlaneClient = {
+    join: async () => {},
     lease: async () => undefined,
     running: async () => [],
     crashed: async () => undefined,

@@ -39,7 +39,7 @@ describe("the store's change events", () => {
     first.reporter.close();
     first.store.subscribe((change) => seen.push(change));
     const { revision } = await first.lifecycle.queue(revisionRequest({ sha: sha(1) }));
-    const work = await first.lifecycle.leaseNext("listener-1", { ttlMs: 30_000, mayBuildForks: true });
+    const work = await first.lifecycle.leaseNext({ listenerId: "listener-1", pool: "default", mayBuildForks: true }, { ttlMs: 30_000 });
     expect(work?.kind).toBe("revision");
     const leaseId = work!.kind === "revision" ? work!.revision.lease!.id : "";
     const at = new Date().toISOString();
@@ -101,7 +101,7 @@ describe("the GitHub reporter, subscribed to the store", () => {
     const first = await controlPlaneOn(dataDir);
     await first.lifecycle.queue(revisionRequest());
     await first.reporter.idle();
-    const work = await first.lifecycle.leaseNext("listener-1", { ttlMs: 30_000, mayBuildForks: true });
+    const work = await first.lifecycle.leaseNext({ listenerId: "listener-1", pool: "default", mayBuildForks: true }, { ttlMs: 30_000 });
     const leaseId = work!.kind === "revision" ? work!.revision.lease!.id : "";
     await first.lifecycle.heartbeat(leaseId, [{ type: "phase_started", phase: "build", at: new Date().toISOString() }], 30_000);
     await first.reporter.idle();

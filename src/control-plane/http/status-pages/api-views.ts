@@ -12,6 +12,8 @@ export interface DeploymentView {
   environment: string;
   state: DeploymentState;
   database: { name: string; createdAt: string } | null;
+  /** The listener its later work goes to, and what of it lives there; null: any listener of the pool. */
+  placement: { listener: string; holds: Array<"database" | "instance">; since: string } | null;
   createdAt: string;
   updatedAt: string;
   /** The status page listing it. */
@@ -28,6 +30,8 @@ export interface RevisionView {
   ref: string;
   trigger: { kind: Trigger["kind"]; actor: string };
   state: RevisionState;
+  /** While it is queued: why it waits (a listener gone, a pool without listeners), if for something in particular. */
+  waitingFor: string | null;
   phases: Array<{ name: PhaseName; startedAt: string; finishedAt: string | null; outcome: string | null; note: string | null }>;
   error: string | null;
   infrastructureFault: boolean;
@@ -50,6 +54,7 @@ export function deploymentView(deployment: Deployment, publicUrl: string): Deplo
     environment: deployment.environment,
     state: deployment.state,
     database: database ? { name: database.name, createdAt: database.createdAt } : null,
+    placement: deployment.placement ? { listener: deployment.placement.listenerId, holds: [...deployment.placement.holds], since: deployment.placement.since } : null,
     createdAt: deployment.createdAt,
     updatedAt: deployment.updatedAt,
     url: `${publicUrl}/#deployment-${deployment.id}`,
@@ -68,6 +73,7 @@ export function revisionView(revision: Revision, deployment: Deployment | undefi
     ref: revision.ref,
     trigger: { kind: revision.trigger.kind, actor: revision.trigger.actor },
     state: revision.state,
+    waitingFor: revision.state === "QUEUED" ? (revision.waitingFor ?? null) : null,
     phases: revision.phases.map((phase) => ({
       name: phase.name,
       startedAt: phase.startedAt,

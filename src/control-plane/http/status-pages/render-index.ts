@@ -58,6 +58,8 @@ export function renderIndex({ deployments, revisions, basePath, now, notice }: I
     return html`<section class="card" id="deployment-${deployment.id}">
 <div class="row"><h3 class="grow">${deployment.environment}</h3>
 <span class="badge ${words.tone}" data-deployment-state="${deployment.state}">${words.label}</span></div>
+${deployment.placement ? html`<p class="muted" data-listener="${deployment.placement.listenerId}">On listener <code>${deployment.placement.listenerId}</code> (${placementWords(deployment.placement.holds)})</p>` : ""}
+${latest?.waitingFor ? html`<p class="muted" data-waiting>⏳ ${latest.waitingFor}</p>` : ""}
 ${latest ? html`<div class="row"><span class="muted">Latest</span> ${revisionFacts(latest)}</div>` : html`<p class="muted">No revisions yet.</p>`}
 ${
   revisions.length > 1
@@ -85,6 +87,12 @@ ${sortEnvironments(deployments).map(deploymentCard)}`,
 )}`;
 
   return { title: "Deployments", body, refreshSeconds: inFlight ? 10 : undefined };
+}
+
+/** What binds a deployment to its listener, in words. */
+function placementWords(holds: ReadonlyArray<"database" | "instance">): string {
+  const words = { database: "its database lives there", instance: "it runs there" };
+  return holds.length === 0 ? "moved there by an operator" : holds.map((h) => words[h]).join(", ");
 }
 
 /** Long-lived environments first, then previews; deleted ones last. */
