@@ -9,6 +9,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { buildEnvironment } from "../src/listener/build/build-environment.js";
+import { checkBuildRoot } from "../src/listener/build/build-root.js";
 import { createBuildLog } from "../src/listener/build/build-log.js";
 import { describeBuildFailure } from "../src/listener/build/describe-build-failure.js";
 import { fetchSource } from "../src/listener/build/fetch-source.js";
@@ -52,6 +53,11 @@ async function build(): Promise<BuildJobResult> {
       log.write(`[slipway] ${message}\n`);
       return { outcome: "failed", error: message, infrastructureFault: true };
     }
+    const root = await checkBuildRoot(source, data.root);
+    if (!root.ok) {
+      log.write(`[slipway] ${root.error}\n`);
+      return { outcome: "failed", error: root.error };
+    }
     if (data.commands.length === 0) {
       log.write("[slipway] no build commands configured (build.commands in .github/slipway.yml)\n");
       return { outcome: "succeeded" };
@@ -69,12 +75,14 @@ async function build(): Promise<BuildJobResult> {
       environment: data.environment,
       revisionId: data.revisionId,
       runMarker,
+      settings: data.settings,
     });
     // While the file exists, a restarted listener knows these processes may be orphans.
     const release = await recordBuild(data.buildMarkersDir, runMarker);
     const result = await runCommands({
       commands: data.commands,
       cwd: source,
+      subDir: root.subDir,
       env,
       timeoutMs: data.timeoutSeconds * 1000,
       onOutput: (text) => log.write(text),

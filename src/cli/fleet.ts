@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ADMIN_TOKEN_FILE } from "../control-plane/admin/admin-token.js";
+import { readSettings } from "../settings.js";
 import type { CommandOutput } from "./status.js";
 
 export interface FleetOptions {
@@ -32,7 +33,24 @@ export async function readAdminToken(env: NodeJS.ProcessEnv, dataDir: string): P
   return kept || undefined;
 }
 
-async function call(options: FleetOptions, method: "GET" | "POST", pathname: string, body?: unknown): Promise<{ ok: true; data: unknown } | { ok: false; message: string }> {
+/**
+ * What an admin command needs: the control plane's URL (`--url`, else `SLIPWAY_PUBLIC_URL`) and
+ * the admin token, or what is missing, in words for the operator.
+ */
+export async function adminCommandOptions(env: NodeJS.ProcessEnv, values: { url?: string; json?: boolean }, doFetch?: typeof fetch): Promise<FleetOptions | { problem: string }> {
+  let settings: ReturnType<typeof readSettings>;
+  try {
+    settings = readSettings(env);
+  } catch (error) {
+    return { problem: (error as Error).message };
+  }
+  const adminToken = await readAdminToken(env, settings.dataDir);
+  if (!adminToken) return { problem: `no admin token: set SLIPWAY_ADMIN_TOKEN, or run this where the control plane's data dir (${settings.dataDir}) holds admin.token` };
+  return { url: values.url ?? settings.publicUrl, adminToken, json: values.json, fetch: doFetch };
+}
+
+/** One call of the admin API with the admin token: its JSON answer, or a message saying what went wrong. */
+export async function callAdminApi(options: FleetOptions, method: "GET" | "POST" | "PUT" | "DELETE", pathname: string, body?: unknown): Promise<{ ok: true; data: unknown } | { ok: false; message: string }> {
   const doFetch = options.fetch ?? fetch;
   const endpoint = `${options.url.replace(/\/+$/, "")}${pathname}`;
   try {
@@ -53,7 +71,7 @@ async function call(options: FleetOptions, method: "GET" | "POST", pathname: str
 const failed = (message: string): CommandOutput => ({ exitCode: 1, stdout: [], stderr: [message] });
 
 export async function listListeners(options: FleetOptions): Promise<CommandOutput> {
-  const answer = await call(options, "GET", "/api/v1/listeners");
+  const answer = await callAdminApi(options, "GET", "/api/v1/listeners");
   if (!answer.ok) return failed(`slipway listeners: ${answer.message}`);
   const { listeners } = answer.data as { listeners: ListenerItem[] };
   if (options.json) return { exitCode: 0, stdout: [JSON.stringify(listeners, null, 2)], stderr: [] };
@@ -72,13 +90,13 @@ export async function listListeners(options: FleetOptions): Promise<CommandOutpu
 }
 
 export async function revokeListener(options: FleetOptions, listenerId: string): Promise<CommandOutput> {
-  const answer = await call(options, "POST", `/api/v1/listeners/${encodeURIComponent(listenerId)}/revoke`);
+  const answer = await callAdminApi(options, "POST", `/api/v1/listeners/${encodeURIComponent(listenerId)}/revoke`);
   if (!answer.ok) return failed(`slipway listener revoke: ${answer.message}`);
   return { exitCode: 0, stdout: [`Revoked ${listenerId}: its credential is refused, its work went back to the queue and its deployments moved off it.`], stderr: [] };
 }
 
 export async function moveDeployment(options: FleetOptions, deploymentId: string, to: string | undefined): Promise<CommandOutput> {
-  const answer = await call(options, "POST", `/api/v1/deployments/${encodeURIComponent(deploymentId)}/move`, to === undefined ? {} : { to });
+  const answer = await callAdminApi(options, "POST", `/api/v1/deployments/${encodeURIComponent(deploymentId)}/move`, to === undefined ? {} : { to });
   if (!answer.ok) return failed(`slipway deployment move: ${answer.message}`);
   const where = to ? `listener ${to}` : "any listener of its pool";
   return { exitCode: 0, stdout: [`Moved ${deploymentId} to ${where}. An embedded database stays on the old listener; the next revision starts with an empty one.`], stderr: [] };

@@ -8,7 +8,8 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs, parseEnv, type ParseArgsConfig } from "node:util";
 import { doctorExitCode, formatChecks, runDoctor } from "./doctor.js";
-import { listListeners, moveDeployment, readAdminToken, revokeListener } from "./fleet.js";
+import { adminCommandOptions, listListeners, moveDeployment, revokeListener } from "./fleet.js";
+import { parseSecretCommand, readStandardInput, runSecretCommand, SECRET_USAGE } from "./secret.js";
 import { status } from "./status.js";
 import { readSettings } from "../settings.js";
 
@@ -26,6 +27,13 @@ export const USAGE = [
   "                         and its deployments move off it (admin token)",
   "  deployment move <id>   bind a deployment to another listener (--to <listener>) or to any",
   "         [--to <id>]     of its pool; an embedded database is left behind (admin token)",
+  "  secret set <owner/repo> <environment> <NAME>",
+  "                         set one of Slipway's secrets, its value read from standard input",
+  "                         (previews use the environment preview) (admin token)",
+  "  secret list <owner/repo> <environment> [--json]",
+  "                         the environment's secret names and when they were set, no values",
+  "  secret delete <owner/repo> <environment> <NAME>",
+  "                         remove a secret (admin token)",
   "  help                   this text",
   "",
   "Settings come from the environment and from .env in the current folder, as for npm start.",
@@ -38,6 +46,7 @@ const OPTIONS: Record<string, ParseArgsConfig["options"]> = {
   listeners: { url: { type: "string" }, json: { type: "boolean" } },
   listener: { url: { type: "string" } },
   deployment: { url: { type: "string" }, to: { type: "string" } },
+  secret: { url: { type: "string" }, json: { type: "boolean" } },
 };
 
 /** The fleet commands: the action word each takes and how many ids follow it. */
@@ -56,6 +65,8 @@ export interface CliIo {
   stderr(line: string): void;
   fetch?: typeof fetch;
   now?: () => Date;
+  /** Standard input read to its end (`slipway secret set`); default the process's. */
+  stdin?: () => Promise<string>;
 }
 
 /**
@@ -76,7 +87,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   let positionals: string[];
   try {
     const options: ParseArgsConfig["options"] = OPTIONS[command] ?? {};
-    const parsed = parseArgs({ args: [...rest], options, allowPositionals: command in FLEET_ARITY, strict: true });
+    const parsed = parseArgs({ args: [...rest], options, allowPositionals: command in FLEET_ARITY || command === "secret", strict: true });
     values = parsed.values as typeof values;
     positionals = parsed.positionals;
   } catch (error) {
@@ -86,19 +97,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const [action, ...ids] = positionals;
     const expected = FLEET_ARITY[command]!;
     if (action !== expected.action || ids.length !== expected.ids) return usageError(io, `slipway ${command}: expected ${expected.usage}`);
-    let settings: ReturnType<typeof readSettings>;
-    try {
-      settings = readSettings(env);
-    } catch (error) {
-      io.stderr(`slipway ${command}: ${(error as Error).message}`);
+    const fleet = await adminCommandOptions(env, values, io.fetch);
+    if ("problem" in fleet) {
+      io.stderr(`slipway ${command}: ${fleet.problem}`);
       return 1;
     }
-    const adminToken = await readAdminToken(env, settings.dataDir);
-    if (!adminToken) {
-      io.stderr(`slipway ${command}: no admin token: set SLIPWAY_ADMIN_TOKEN, or run this where the control plane's data dir (${settings.dataDir}) holds admin.token`);
-      return 1;
-    }
-    const fleet = { url: values.url ?? settings.publicUrl, adminToken, json: values.json, fetch: io.fetch };
     const output =
       command === "listeners" ? await listListeners(fleet) : command === "listener" ? await revokeListener(fleet, ids[0]!) : await moveDeployment(fleet, ids[0]!, values.to);
     output.stdout.forEach((line) => io.stdout(line));
@@ -106,6 +109,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return output.exitCode;
   }
 
+  if (command === "secret") {
+    const secretCommand = parseSecretCommand(positionals);
+    if (typeof secretCommand === "string") return usageError(io, `slipway secret: ${secretCommand}; expected ${SECRET_USAGE}`);
+    const fleet = await adminCommandOptions(env, values, io.fetch);
+    if ("problem" in fleet) {
+      io.stderr(`slipway secret: ${fleet.problem}`);
+      return 1;
+    }
+    const output = await runSecretCommand(fleet, secretCommand, io.stdin ?? (() => readStandardInput(process.stdin, io.stderr)));
+    output.stdout.forEach((line) => io.stdout(line));
+    output.stderr.forEach((line) => io.stderr(line));
+    return output.exitCode;
+  }
   if (command === "doctor") {
     const results = await runDoctor({ env, envFile });
     formatChecks(results).forEach((line) => io.stdout(line));

@@ -5,10 +5,12 @@ import { openStateStore, type StateStore } from "../store/open-state-store.js";
 import { openSecretBox } from "../store/secret-box.js";
 import { createGitHubReporter, type GitHubReporter } from "./github/github-reporter.js";
 import { createSourceTokens } from "./github/source-tokens.js";
+import { readEnvironmentVariables } from "./github/environment-variables.js";
 import { createInbox, type Inbox } from "./inbox.js";
 import { createListenerPresence, type ListenerPresence } from "./listener-presence.js";
 import { createListenerRegistry, type ListenerRegistry } from "./listener-registry.js";
 import { createRevisionLogs, type RevisionLogs } from "./revision-logs.js";
+import { createSecretStore, type SecretStore } from "./secrets/secret-store.js";
 import { onCheckRun } from "./webhooks/on-check-run.js";
 import { onIssueComment } from "./webhooks/on-issue-comment.js";
 import { onPullRequest } from "./webhooks/on-pull-request.js";
@@ -49,6 +51,8 @@ export interface ControlPlaneServices {
   presence: ListenerPresence;
   /** Listeners that joined, and their credentials. */
   registry: ListenerRegistry;
+  /** Slipway's own secrets per repository and environment, sealed in the state document. */
+  secretStore: SecretStore;
   /** The Probot app: routes events to their handlers. */
   appFn: ApplicationFunction;
 }
@@ -99,6 +103,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
   // Present: holding a long poll, or heard from within two lease periods (they heartbeat three times in one).
   const presence = createListenerPresence({ presentMs: Math.max(6_000, 2 * leaseTtlSeconds * 1000) });
   const registry = createListenerRegistry({ store });
+  const secretStore = createSecretStore({ store, box: secrets });
   const lifecycle = createLifecycle({
     store,
     secrets,
@@ -116,6 +121,12 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     leaseTtlSeconds,
     log: log.child({ component: "queue" }),
     mintSourceToken: sourceTokens.get,
+    // Read at each lease, so a change takes effect on the next revision.
+    async revisionSettings(deployment) {
+      const { owner, name } = deployment.repository;
+      const { variables, notes } = await readEnvironmentVariables(await getOctokit(deployment.installationId), { owner, repo: name, environment: deployment.environment });
+      return { variables, secrets: secretStore.valuesFor(deployment.repository.fullName, deployment.environment), notes };
+    },
   });
   const inbox = createInbox({
     store,
@@ -132,6 +143,6 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     app.on(["pull_request.opened", "pull_request.reopened", "pull_request.synchronize", "pull_request.closed"], (context) => onPullRequest(context, inbox));
     app.on(["check_run.rerequested", "check_run.requested_action"], (context) => onCheckRun(context, inbox, options.appId));
   };
-  return { store, logs, reporter, lifecycle, queue, inbox, presence, registry, appFn };
+  return { store, logs, reporter, lifecycle, queue, inbox, presence, registry, secretStore, appFn };
 }
 

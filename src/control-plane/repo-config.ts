@@ -2,6 +2,7 @@ import { parseDocument, isMap, isSeq, type Node } from "yaml";
 import { z } from "zod";
 import type { ProbotOctokit } from "probot";
 import type { BuildSettings, RunSettings } from "../store/model.js";
+import { pathGlobProblem } from "./path-filter.js";
 
 export const CONFIG_PATH = ".github/slipway.yml";
 
@@ -16,6 +17,31 @@ const poolName = z
 
 const envKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name is letters, digits and '_'");
 
+/** `paths`: globs over the files a push changed; a push none of them matches makes no revision. */
+const pathFilter = z
+  .array(
+    z
+      .string()
+      .max(300, "a glob is at most 300 characters")
+      .superRefine((glob, ctx) => {
+        const problem = pathGlobProblem(glob);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
+  )
+  .min(1, "paths needs at least one glob; leave it out to deploy on every push")
+  .max(100, "at most 100 globs")
+  .optional();
+
+/** `build.root`: a folder of the source, normalised (`./services//api/` → `services/api`); `.` is the top. */
+const buildRoot = z
+  .string()
+  .min(1, "build.root must not be empty; leave it out to build at the top of the source")
+  .max(200, "build.root is at most 200 characters")
+  .refine((root) => !root.includes("\\") && !root.includes("\0"), "build.root uses '/' between folders and has no backslashes or NUL characters")
+  .refine((root) => !root.startsWith("/"), "build.root is a folder of the repository, relative to its top (no leading '/')")
+  .refine((root) => !root.split("/").includes(".."), "build.root must stay inside the repository (no '..')")
+  .transform((root) => root.split("/").filter((segment) => segment !== "" && segment !== ".").join("/"));
+
 /** `.github/slipway.yml`, as docs/architecture.md describes it. */
 export const repoConfigSchema = z
   .object({
@@ -26,11 +52,13 @@ export const repoConfigSchema = z
           .object({
             branch: z.string().min(1, "branch must not be empty"),
             pool: poolName.optional().describe("only listeners of this pool (SLIPWAY_LISTENER_POOL) take its work; default: the default pool"),
+            paths: pathFilter.describe("a push changing no file these globs match makes no revision of this environment; default: the top-level paths"),
           })
           .strict(),
       )
       .optional()
       .describe("environment name → the branch it tracks; default: production tracks the default branch"),
+    paths: pathFilter.describe("the path filter of environments without their own; default: every push deploys"),
     previews: z
       .object({ enabled: z.boolean().default(true), auto_update: z.boolean().default(true), pool: poolName.optional() })
       .strict()
@@ -39,6 +67,7 @@ export const repoConfigSchema = z
     build: z
       .object({
         commands: z.array(z.string().min(1, "a command must not be empty")).default([]),
+        root: buildRoot.optional().describe("the folder of the source the build and run commands run in; default: its top"),
         timeout: z.number().int().positive().max(86_400).default(600).describe("seconds, for all commands together"),
         env: z
           .record(envKey, z.union([z.string(), z.number(), z.boolean()]).transform(String))
@@ -115,8 +144,20 @@ export function revisionSettingsOf(config: RepoConfig, environment: string): { b
   return { build: buildSettingsOf(config), run: runSettingsOf(config), pool };
 }
 
+/**
+ * The path filter a push to `environment` passes through, and the key it comes from: the
+ * environment's own `paths`, else the top-level `paths`; undefined when every push deploys.
+ */
+export function pathFilterOf(config: RepoConfig, environment: string): { key: string; globs: string[] } | undefined {
+  const own = config.environments?.[environment]?.paths;
+  if (own) return { key: `environments.${environment}.paths`, globs: own };
+  return config.paths && { key: "paths", globs: config.paths };
+}
+
 function buildSettingsOf(config: RepoConfig): BuildSettings {
-  return { commands: config.build.commands, timeoutSeconds: config.build.timeout, env: config.build.env };
+  const { commands, timeout, env, root } = config.build;
+  // `build.root: .` is the top of the source, the same as no root.
+  return { commands, timeoutSeconds: timeout, env, ...(root ? { root } : {}) };
 }
 
 function runSettingsOf(config: RepoConfig): RunSettings | undefined {

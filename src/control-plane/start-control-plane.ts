@@ -13,6 +13,8 @@ import { createListenerApi } from "./http/listener-api.js";
 import { createAdminApi } from "./admin/admin-api.js";
 import { resolveAdminToken } from "./admin/admin-token.js";
 import { createPlacementWatch } from "./placement-watch.js";
+import { createSecretsApi } from "./secrets/secrets-api.js";
+import { createSecretsPages } from "./secrets/secrets-pages.js";
 import type { ListenerPresence } from "./listener-presence.js";
 import { createStatusPages } from "./http/status-pages/create-status-pages.js";
 import type { Inbox } from "./inbox.js";
@@ -46,7 +48,7 @@ export type { ControlPlaneOptions };
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { settings, probot, log } = options;
   let ready = false;
-  const { store, logs, reporter, lifecycle, queue, inbox, presence, registry, appFn } = await createControlPlaneServices(options);
+  const { store, logs, reporter, lifecycle, queue, inbox, presence, registry, secretStore, appFn } = await createControlPlaneServices(options);
   // The app's handlers are Probot's; the HTTP side of webhooks is ours: capped, verified,
   // then handed to probot.webhooks (see receive-webhook.ts).
   await probot.load(appFn, {
@@ -57,8 +59,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const receiveWebhook = createWebhookReceiver({ webhooks: probot.webhooks, log: log.child({ component: "webhooks" }) });
   const listenerApi = createListenerApi({ queue, presence, registry, joinToken: settings.listenerToken, log: log.child({ component: "listener-api" }) });
+  const adminToken = await resolveAdminToken({ configured: settings.adminToken, dataDir: settings.dataDir, log });
   const adminApi = createAdminApi({
-    adminToken: await resolveAdminToken({ configured: settings.adminToken, dataDir: settings.dataDir, log }),
+    adminToken,
     store,
     lifecycle,
     registry,
@@ -80,6 +83,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     publicUrl: settings.publicUrl,
     log: log.child({ component: "status-pages" }),
     signIn: readSignInSettings(process.env),
+    linkSecrets: true,
     // What GitHub says now, not what the last webhook said: a repository made private stops being shown at once.
     async isPublicRepository(deployment) {
       try {
@@ -95,25 +99,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     async cancel(revisionId, actorLogin) {
       await lifecycle.cancel(revisionId, `Cancelled by @${actorLogin}`);
     },
-    // Recorded like the check run's Redeploy, so the inbox checks the permission again with the App's token.
-    async redeploy(revisionId, actorLogin) {
-      const revision = await store.findRevision(revisionId);
-      const deployment = revision && store.state.deployments[revision.deploymentId];
-      if (!deployment) throw new HttpError(404, "there is no revision with this id");
-      await inbox.record({
-        id: randomUUID(),
-        event: "status_page",
-        intent: {
-          kind: "check_run",
-          action: "redeploy",
-          installationId: deployment.installationId,
-          repository: deployment.repository,
-          revisionId,
-          actor: actorLogin,
-        },
-      });
-    },
+    redeploy: (revisionId, actorLogin) => recordAction("redeploy", revisionId, actorLogin),
+    restart: (revisionId, actorLogin) => recordAction("restart", revisionId, actorLogin),
   });
+
+  /** Recorded like the check run's buttons, so the inbox checks the permission again with the App's token. */
+  async function recordAction(action: "redeploy" | "restart", revisionId: string, actorLogin: string) {
+    const revision = await store.findRevision(revisionId);
+    const deployment = revision && store.state.deployments[revision.deploymentId];
+    if (!deployment) throw new HttpError(404, "there is no revision with this id");
+    await inbox.record({
+      id: randomUUID(),
+      event: "status_page",
+      intent: { kind: "check_run", action, installationId: deployment.installationId, repository: deployment.repository, revisionId, actor: actorLogin },
+    });
+  }
+
+  const secretsLog = log.child({ component: "secrets" });
+  const secretsApi = createSecretsApi({ secrets: secretStore, store, adminToken, access: statusPages.context.access, publicUrl: settings.publicUrl, log: secretsLog });
+  const secretsPages = createSecretsPages({ ...statusPages.context, secrets: secretStore, log: secretsLog });
 
   async function route(request: IncomingMessage, response: ServerResponse) {
     const pathname = new URL(request.url ?? "/", "http://localhost").pathname;
@@ -126,6 +130,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
     if (await listenerApi(request, response, pathname)) return;
     if (await adminApi(request, response, pathname)) return;
+    if (await secretsApi(request, response, pathname)) return;
+    if (await secretsPages(request, response, pathname)) return;
     if (await statusPages(request, response, pathname)) return;
     sendText(response, 404, "Not found\n");
   }

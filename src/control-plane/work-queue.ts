@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Lifecycle, LeaseLost } from "../revisions/lifecycle.js";
-import { revisionByLease } from "../revisions/selectors.js";
+import { activeRevisionOf, revisionByLease } from "../revisions/selectors.js";
 import { DEFAULT_POOL, type Deployment, type Revision } from "../store/model.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { SecretBox } from "../store/secret-box.js";
@@ -8,6 +8,7 @@ import type {
   CompleteRequest,
   CrashReport,
   HeartbeatResponse,
+  RevisionSettings,
   ProgressReport,
   RevisionWork,
   RunningRevision,
@@ -33,6 +34,12 @@ export interface WorkQueueOptions {
   apiBaseUrl: string;
   log: Logger;
   leaseTtlSeconds?: number;
+  /**
+   * The GitHub environment's variables and Slipway's secrets for a revision's build and run,
+   * read at lease time (a change takes effect on the next revision); `notes` (a permission
+   * missing) go into its check run. Throwing gives the lease back, as a failed token mint does.
+   */
+  revisionSettings?(deployment: Deployment): Promise<RevisionSettings & { notes: string[] }>;
   /** What each listener builds in and its pool: a fork's revision goes only to one that may build it, an environment's only to its pool. */
   presence?: ListenerPresence;
 }
@@ -48,7 +55,7 @@ export interface WorkQueue {
   heartbeat(listenerId: string, leaseId: string, report: ProgressReport): Promise<HeartbeatResponse | LeaseLost | NotYours>;
   complete(listenerId: string, leaseId: string, request: CompleteRequest): Promise<"ok" | LeaseLost | NotYours>;
   /** The active revision of each environment this listener deployed and still holds (for a restarted listener). */
-  running(listenerId: string): RunningRevision[];
+  running(listenerId: string): Promise<RunningRevision[]>;
   /** A running revision kept crashing and was left stopped. */
   crashed(report: CrashReport): Promise<void>;
   /** New work may be leasable: answer waiting listeners. */
@@ -77,41 +84,47 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
     repository: deployment.repository.fullName,
   });
 
+  /**
+   * The next work for this listener, if any. When its work order cannot be made (GitHub did
+   * not answer for the token or the settings), the lease is lost and this answers nothing:
+   * the revision waits for the next wake or poll rather than burning its attempts at once.
+   */
   async function tryLease(listenerId: string): Promise<Work | undefined> {
-    for (;;) {
-      const taker = { listenerId, pool: options.presence?.poolOf(listenerId) ?? DEFAULT_POOL, mayBuildForks: options.presence?.mayBuildForks(listenerId) ?? true };
-      const leased = await lifecycle.leaseNext(taker, { ttlMs, sandbox: options.presence?.reportOf(listenerId).kind });
-      if (!leased) return undefined;
-      if (leased.kind === "teardown") {
-        log.info({ environment: leased.deployment.environment, listener: listenerId }, "teardown leased");
-        const teardown: TeardownWork = {
-          kind: "teardown",
-          leaseId: leased.deployment.teardownLease!.id,
-          leaseTtlSeconds,
-          deployment: describeDeployment(leased.deployment),
-        };
-        return teardown;
-      }
-      const work = await revisionWork(leased.revision, leased.deployment);
-      if (work) {
-        log.info({ revision: leased.revision.id, listener: listenerId, attempt: work.attempt }, "revision leased");
-        return work;
-      }
+    const taker = { listenerId, pool: options.presence?.poolOf(listenerId) ?? DEFAULT_POOL, mayBuildForks: options.presence?.mayBuildForks(listenerId) ?? true };
+    const leased = await lifecycle.leaseNext(taker, { ttlMs, sandbox: options.presence?.reportOf(listenerId).kind });
+    if (!leased) return undefined;
+    if (leased.kind === "teardown") {
+      log.info({ environment: leased.deployment.environment, listener: listenerId }, "teardown leased");
+      const teardown: TeardownWork = {
+        kind: "teardown",
+        leaseId: leased.deployment.teardownLease!.id,
+        leaseTtlSeconds,
+        deployment: describeDeployment(leased.deployment),
+      };
+      return teardown;
     }
+    const work = await revisionWork(leased.revision, leased.deployment);
+    if (work) log.info({ revision: leased.revision.id, listener: listenerId, attempt: work.attempt }, "revision leased");
+    return work;
   }
 
-  /** The lease's work order; undefined (and the lease lost) when no source token could be had. */
+  /** The lease's work order; undefined (and the lease lost) when no source token or settings could be had. */
   async function revisionWork(revision: Revision, deployment: Deployment): Promise<RevisionWork | undefined> {
     const lease = revision.lease!;
     let source: SourceToken;
+    let settings: (RevisionSettings & { notes: string[] }) | undefined;
     try {
-      source = await options.mintSourceToken(deployment.installationId, deployment.repository.name);
+      [source, settings] = await Promise.all([
+        options.mintSourceToken(deployment.installationId, deployment.repository.name),
+        options.revisionSettings?.(deployment),
+      ]);
     } catch (error) {
-      const message = `could not get a token to read ${deployment.repository.fullName}: ${(error as Error).message}`;
+      const message = `could not get what ${deployment.repository.fullName} needs from GitHub: ${(error as Error).message}`;
       log.warn({ revision: revision.id, attempt: lease.attempt }, message);
       await lifecycle.loseLease(revision.id, lease.id, message);
       return undefined;
     }
+    if (settings && settings.notes.join("\n") !== (revision.notes ?? []).join("\n")) await lifecycle.note(revision.id, lease.id, settings.notes);
     const { owner, name } = deployment.repository;
     return {
       kind: "revision",
@@ -125,6 +138,8 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
         : { action: "provision" },
       build: revision.build,
       run: revision.run,
+      settings: settings && { variables: settings.variables, secrets: settings.secrets },
+      ...(revision.buildOf ? { reuseBuildOf: revision.buildOf } : {}),
       source: {
         tarballUrl: `${options.apiBaseUrl}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/tarball/${revision.sha}`,
         token: source.token,
@@ -180,25 +195,30 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
       return lifecycle.complete(leaseId, request);
     },
 
-    running(listenerId) {
+    async running(listenerId) {
       const result: RunningRevision[] = [];
       for (const deployment of Object.values(store.state.deployments)) {
         if (deployment.state !== "READY") continue;
-        const active = Object.values(store.state.revisions)
-          .filter((r) => r.deploymentId === deployment.id && r.state === "DEPLOYED")
-          .sort((a, b) => b.number - a.number)[0];
+        const active = activeRevisionOf(store.state, deployment.id);
         if (!active?.run || active.lease?.listenerId !== listenerId || active.runtimeError) continue;
         // Moved to another listener (or revoked off this one): no longer this listener's to run.
         if (deployment.placement ? deployment.placement.listenerId !== listenerId : deployment.moved) continue;
         result.push({
           deployment: describeDeployment(deployment),
-          revision: { id: active.id, sha: active.sha, ref: active.ref },
+          revision: { id: active.id, sha: active.sha, ref: active.ref, ...(active.buildOf ? { buildOf: active.buildOf } : {}) },
           build: active.build,
           run: active.run,
           databaseUrl: deployment.database && options.secrets.open(deployment.database.encryptedUrl),
         });
       }
-      return result;
+      if (!options.revisionSettings) return result;
+      // Started again with today's variables and secrets, as a new revision would be.
+      return Promise.all(
+        result.map(async (item) => {
+          const { variables, secrets } = await options.revisionSettings!(store.state.deployments[item.deployment.id]!);
+          return { ...item, settings: { variables, secrets } };
+        }),
+      );
     },
 
     crashed: (report) => lifecycle.crashLoop(report),

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { RevisionWork, WorkOutcome } from "../protocol/listener-protocol.js";
@@ -9,10 +9,8 @@ import { describeDatabaseError, publicDatabaseError } from "./database/describe-
 import type { BuildJobData, BuildJobMessage, BuildJobResult, ProvisionJobData, ProvisionJobResult } from "./job-messages.js";
 import type { JobRunner } from "./job-runner.js";
 import { startWorkProgress } from "./work-progress.js";
-import { buildEnvironment } from "./build/build-environment.js";
-import { createBuildLog } from "./build/build-log.js";
+import { deployRevision } from "./deploy-revision.js";
 import type { InstanceSupervisor } from "./instances/create-instance-supervisor.js";
-import { revisionHost } from "./instances/revision-host.js";
 import { deploymentHomeDir, type SandboxConfig } from "./sandbox/sandbox.js";
 
 /**
@@ -47,8 +45,10 @@ export interface RevisionWorkContext {
 /**
  * One leased revision, phase by phase, on the listener's main thread: database setup on a
  * deployment's first revision (a job of its own), the build (a job of its own), then, with
- * a `run` section, the deploy (an instance, started by the instance supervisor). Progress
- * and log go to the control plane as heartbeats; the outcome as the lease's completion.
+ * a `run` section, the deploy (an instance, started by the instance supervisor; see
+ * deployRevision). A restart with new settings (`reuseBuildOf`) builds nothing: the running
+ * revision's kept build is deployed again. Progress and log go to the control plane as
+ * heartbeats; the outcome as the lease's completion.
  */
 export async function handleRevisionWork(work: RevisionWork, context: RevisionWorkContext): Promise<WorkOutcome | "lease-lost"> {
   const log = context.log.child({ revision: work.revision.id, attempt: work.attempt });
@@ -161,114 +161,115 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
     return finish("DATABASE_FAILED", publicDatabaseError(error, { adminUrl: provisionedUrl }), true);
   }
 
-  progress.event({ type: "phase_started", phase: "build", at: now() });
-  const workDir = path.join(context.workRoot, work.deployment.id, work.revision.id);
-  await mkdir(workDir, { recursive: true });
-  const data: BuildJobData = {
-    revisionId: work.revision.id,
-    deploymentId: work.deployment.id,
-    repository: work.deployment.repository,
-    environment: work.deployment.environment,
-    sha: work.revision.sha,
-    ref: work.revision.ref,
-    tarballUrl: work.source.tarballUrl,
-    token: work.source.token,
-    databaseUrl,
-    commands: work.build.commands,
-    timeoutSeconds: work.build.timeoutSeconds,
-    env: work.build.env,
-    workDir,
-    homeDir: deploymentHomeDir(context.dataDir, work.deployment.id),
-    sandbox: context.sandbox,
-    logFile: path.join(workDir, "build.log"),
-    buildMarkersDir: context.buildMarkersDir,
-    secrets: [work.source.token, ...secretsOf(databaseUrl), ...secretsOf(provisionedUrl)],
-  };
+  const secrets = [work.source.token, ...secretsOf(databaseUrl), ...secretsOf(provisionedUrl), ...Object.values(work.settings?.secrets ?? {})];
+  // Without a `run` section there is nothing to restart: such a revision is built as usual.
+  const reuseBuildOf = work.run ? work.reuseBuildOf : undefined;
+  let workDir: string;
   let logEnd = 0;
-  const job = await context.jobs.start<BuildJobResult>({
-    job: "build-revision",
-    jobId,
-    workerData: data,
-    onMessage(message) {
-      const m = message as BuildJobMessage;
-      if (m.type !== "log") return;
-      progress.log(m.text, m.offset);
-      logEnd = m.offset + Buffer.byteLength(m.text);
-    },
-  });
-  current = job;
-  if (cancelled || leaseLost || released) job.cancel();
-  const result = await job.result.catch((error: Error): BuildJobResult => ({
-    outcome: "failed",
-    error: `The build job failed: ${error.message}`,
-    infrastructureFault: true,
-  }));
-  current = undefined;
-  const outcome = result.outcome === "succeeded" ? "succeeded" : result.outcome === "cancelled" ? "cancelled" : "failed";
-  progress.event({ type: "phase_finished", phase: "build", at: now(), outcome });
-  if (result.outcome === "cancelled") {
-    await removeBuild(workDir);
-    return finish("CANCELLED", result.error ?? "Cancelled");
-  }
-  if (result.outcome !== "succeeded") {
-    await removeBuild(workDir);
-    return finish("BUILD_FAILED", result.error, result.infrastructureFault);
+  if (reuseBuildOf) {
+    // A restart with new settings: the running revision's kept build starts again with
+    // today's variables and secrets; nothing is fetched or built.
+    workDir = path.join(context.workRoot, work.deployment.id, reuseBuildOf);
+    const line = `[slipway] restart with new settings: reusing the build of revision ${reuseBuildOf}\n`;
+    progress.log(line, 0);
+    logEnd = Buffer.byteLength(line);
+    if (!(await isFolder(path.join(workDir, "source")))) {
+      progress.event({ type: "phase_started", phase: "deploy", at: now() });
+      progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: "failed" });
+      // Slipway's kept state, not the user's code: deployment status `error`, not `failure`.
+      return finish("DEPLOY_FAILED", "the build of the running revision is no longer kept on this listener; use Redeploy to build it again", true);
+    }
+    progress.event({ type: "phase_started", phase: "build", at: now() });
+    progress.event({ type: "phase_finished", phase: "build", at: now(), outcome: "succeeded", note: `reused the build of revision ${reuseBuildOf.slice(0, 8)}` });
+  } else {
+    progress.event({ type: "phase_started", phase: "build", at: now() });
+    workDir = path.join(context.workRoot, work.deployment.id, work.revision.id);
+    await mkdir(workDir, { recursive: true });
+    const data: BuildJobData = {
+      revisionId: work.revision.id,
+      deploymentId: work.deployment.id,
+      repository: work.deployment.repository,
+      environment: work.deployment.environment,
+      sha: work.revision.sha,
+      ref: work.revision.ref,
+      tarballUrl: work.source.tarballUrl,
+      token: work.source.token,
+      databaseUrl,
+      commands: work.build.commands,
+      timeoutSeconds: work.build.timeoutSeconds,
+      env: work.build.env,
+      settings: work.settings,
+      root: work.build.root,
+      workDir,
+      homeDir: deploymentHomeDir(context.dataDir, work.deployment.id),
+      sandbox: context.sandbox,
+      logFile: path.join(workDir, "build.log"),
+      buildMarkersDir: context.buildMarkersDir,
+      secrets,
+    };
+    const job = await context.jobs.start<BuildJobResult>({
+      job: "build-revision",
+      jobId,
+      workerData: data,
+      onMessage(message) {
+        const m = message as BuildJobMessage;
+        if (m.type !== "log") return;
+        progress.log(m.text, m.offset);
+        logEnd = m.offset + Buffer.byteLength(m.text);
+      },
+    });
+    current = job;
+    if (cancelled || leaseLost || released) job.cancel();
+    const result = await job.result.catch((error: Error): BuildJobResult => ({
+      outcome: "failed",
+      error: `The build job failed: ${error.message}`,
+      infrastructureFault: true,
+    }));
+    current = undefined;
+    const outcome = result.outcome === "succeeded" ? "succeeded" : result.outcome === "cancelled" ? "cancelled" : "failed";
+    progress.event({ type: "phase_finished", phase: "build", at: now(), outcome });
+    if (result.outcome === "cancelled") {
+      await removeBuild(workDir);
+      return finish("CANCELLED", result.error ?? "Cancelled");
+    }
+    if (result.outcome !== "succeeded") {
+      await removeBuild(workDir);
+      return finish("BUILD_FAILED", result.error, result.infrastructureFault);
+    }
   }
   if (!work.run) {
     await keepOnlyBuild(workDir);
     return finish("DEPLOYED");
   }
 
-  // Deploy: start the new revision, health-check it, switch traffic, stop the previous one.
-  progress.event({ type: "phase_started", phase: "deploy", at: now() });
   const abortDeploy = new AbortController();
   current = { cancel: () => abortDeploy.abort() };
   if (cancelled || released || leaseLost) abortDeploy.abort();
-  let shipOutput = true;
-  const instanceLog = await createBuildLog({
-    file: path.join(workDir, "run.log"), // the instance's output, kept beside build.log
-    secrets: data.secrets,
-    // Until the lease ends, the revision's own output goes on in its log on the status page;
-    // after that it stays in run.log beside the build.
-    onChunk: (text, offset) => {
-      if (shipOutput) progress.log(text, logEnd + offset);
-    },
-  });
-  const deployed = await context.instances.deploy({
-    deploymentId: work.deployment.id,
-    host: revisionHost({ environment: work.deployment.environment, repository: work.deployment.repository, domain: context.routerDomain }),
-    revisionId: work.revision.id,
-    cwd: path.join(workDir, "source"),
-    command: work.run.command,
-    env: buildEnvironment({
-      configEnv: work.build.env,
-      databaseUrl,
-      sha: work.revision.sha,
-      ref: work.revision.ref,
-      environment: work.deployment.environment,
-      revisionId: work.revision.id,
-      runMarker: `slipway-run-${work.revision.id}`, // replaced per instance by the supervisor
-    }),
-    healthcheck: work.run.healthcheck,
-    timeoutMs: work.run.timeoutSeconds * 1000,
-    memoryLimitMb: work.run.memoryMb,
-    secrets: data.secrets,
-    onOutput: (text) => instanceLog.write(text),
+  // A restarted build's folder holds the output of the instance it replaces: each gets a file of its own.
+  const runLog = reuseBuildOf ? `run-${work.revision.id}.log` : "run.log";
+  const deployed = await deployRevision({
+    work,
+    run: work.run,
+    instances: context.instances,
+    routerDomain: context.routerDomain,
+    workDir,
+    runLogFile: path.join(workDir, runLog),
+    databaseUrl,
+    secrets,
+    progress,
+    logOffset: logEnd,
     signal: abortDeploy.signal,
   });
   current = undefined;
   if (!deployed.ok) {
-    const tail = instanceLog.tail(4_000); // masked, unlike the supervisor's own tail
-    await instanceLog.close();
-    progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: abortDeploy.signal.aborted ? "cancelled" : "failed" });
-    await removeBuild(workDir);
-    if (abortDeploy.signal.aborted) return finish("CANCELLED", "Cancelled while starting");
-    return finish("DEPLOY_FAILED", `The new revision did not become healthy: ${deployed.error}${tail ? ` — last output: ${tail.slice(-300)}` : ""}`);
+    // A reused build is the running revision's: it goes on serving from it.
+    if (!reuseBuildOf) await removeBuild(workDir);
+    return finish(deployed.outcome, deployed.error);
   }
-  progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: "succeeded", note: `serving at ${deployed.url}` });
   await keepOnlyBuild(workDir); // the previous revision is stopped by now
+  if (reuseBuildOf) await keepOnlyRunLog(workDir, runLog);
   await progress.complete({ outcome: "DEPLOYED", environmentUrl: deployed.url });
-  shipOutput = false;
+  deployed.stopShipping();
   context.stopping?.removeEventListener("abort", release);
   log.info({ url: deployed.url }, "revision deployed and serving");
   return "DEPLOYED";
@@ -286,4 +287,15 @@ async function keepOnlyBuild(workDir: string) {
   for (const name of await readdir(deploymentDir).catch(() => [] as string[])) {
     if (name !== keep) await rm(path.join(deploymentDir, name), { recursive: true, force: true });
   }
+}
+
+/** Removes the output files of instances of this build that no longer run (a restart replaced them). */
+async function keepOnlyRunLog(workDir: string, keep: string) {
+  for (const name of await readdir(workDir).catch(() => [] as string[])) {
+    if (name !== keep && /^run(-.+)?\.log$/.test(name)) await rm(path.join(workDir, name), { force: true });
+  }
+}
+
+async function isFolder(folder: string) {
+  return (await stat(folder).catch(() => undefined))?.isDirectory() === true;
 }

@@ -14,6 +14,10 @@ export interface BuildJobData {
   commands: string[];
   timeoutSeconds: number;
   env: Record<string, string>;
+  /** GitHub environment variables and Slipway secrets (their values are also in `secrets`). */
+  settings?: { variables: Record<string, string>; secrets: Record<string, string> };
+  /** `build.root`: the folder of the source the commands run in. */
+  root?: string;
   workDir: string;
   /** The deployment's `HOME`, kept between its builds. */
   homeDir: string;

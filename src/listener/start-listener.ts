@@ -164,7 +164,9 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
             deploymentId: item.deployment.id,
             host: revisionHost({ environment: item.deployment.environment, repository: item.deployment.repository, domain: options.routerDomain }),
             revisionId: item.revision.id,
-            cwd: path.join(options.dataDir, "work", item.deployment.id, item.revision.id, "source"),
+            // A restart with new settings runs the build of the revision it restarted.
+            cwd: path.join(options.dataDir, "work", item.deployment.id, item.revision.buildOf ?? item.revision.id, "source"),
+            subDir: item.build.root,
             command: item.run.command,
             env: buildEnvironment({
               configEnv: item.build.env,
@@ -174,12 +176,13 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
               environment: item.deployment.environment,
               revisionId: item.revision.id,
               runMarker: `slipway-run-${item.revision.id}`,
+              settings: item.settings,
             }),
             healthcheck: item.run.healthcheck,
             timeoutMs: item.run.timeoutSeconds * 1000,
             memoryLimitMb: item.run.memoryMb,
             // The crash-loop report carries the output tail: the password must not be in it.
-            secrets: [...secretsOf(databaseUrl), ...(item.databaseUrl ? secretsOf(item.databaseUrl) : [])],
+            secrets: [...secretsOf(databaseUrl), ...(item.databaseUrl ? secretsOf(item.databaseUrl) : []), ...Object.values(item.settings?.secrets ?? {})],
           });
         }
         if (specs.length === 0) return;

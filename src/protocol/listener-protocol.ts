@@ -47,6 +47,17 @@ export interface LeaseRequest {
   sandbox?: SandboxReport;
 }
 
+/**
+ * Values for a revision's build and run beyond `build.env`: the variables of its GitHub
+ * environment and Slipway's secrets of its environment. Precedence: secrets, then variables,
+ * then `build.env`; Slipway's own (`DATABASE_URL`, `PORT`, `PATH`, `HOME`, `SLIPWAY_*`) win
+ * over all. Secret values are masked wherever output goes.
+ */
+export interface RevisionSettings {
+  variables: Record<string, string>;
+  secrets: Record<string, string>;
+}
+
 export interface RevisionWork {
   kind: "revision";
   leaseId: string;
@@ -59,6 +70,13 @@ export interface RevisionWork {
   build: BuildSettings;
   /** Set when the revision is started after its build (the deploy phase). */
   run?: RunSettings;
+  settings?: RevisionSettings;
+  /**
+   * A restart with new settings: nothing is fetched or built; the kept build of this
+   * revision (the one running now, on this listener: placement sends it here) is started
+   * with today's variables and secrets, and traffic switches to it as for any deploy.
+   */
+  reuseBuildOf?: string;
   /** A short-lived token scoped to this one repository, read-only. */
   source: { tarballUrl: string; token: string; expiresAt: string };
 }
@@ -130,10 +148,13 @@ export interface CompleteRequest extends ProgressReport {
  */
 export interface RunningRevision {
   deployment: { id: string; environment: string; installationId: number; repository: string };
-  revision: { id: string; sha: string; ref: string };
+  /** `buildOf`: the revision whose build folder it runs (a restart with new settings), when not its own. */
+  revision: { id: string; sha: string; ref: string; buildOf?: string };
   build: BuildSettings;
   run: RunSettings;
   databaseUrl?: string;
+  /** As they are now (a restart takes today's values, as a new revision would). */
+  settings?: RevisionSettings;
 }
 
 /**

@@ -55,6 +55,8 @@ export interface Lifecycle {
   leaseNext(taker: Taker, options: { ttlMs: number; sandbox?: "bubblewrap" | "none" }): Promise<LeasedWork | undefined>;
   /** A listener's heartbeat: its events applied, its lease renewed. */
   heartbeat(leaseId: string, events: WorkEvent[], ttlMs: number): Promise<HeartbeatResponse | LeaseLost>;
+  /** Notes on the settings a leased revision was given (see Revision.notes). */
+  note(revisionId: string, leaseId: string, notes: string[]): Promise<void>;
   /** A listener ended its work. */
   complete(leaseId: string, request: CompleteRequest): Promise<"ok" | LeaseLost>;
   /** A lease that could not be used or whose listener stopped answering: back to the queue, or INTERRUPTED. */
@@ -299,6 +301,10 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
         else log.info({ revision: revision.id, outcome: request.outcome }, "revision finished");
       }
       return "ok";
+    },
+
+    async note(revisionId, leaseId, notes) {
+      await transact((state, changes, effects, at) => applyRevisionEvent(state, changes, revisionId, { type: "note", leaseId, notes }, at));
     },
 
     async loseLease(revisionId, leaseId, reason) {

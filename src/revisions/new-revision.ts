@@ -23,6 +23,8 @@ export interface RevisionRequest {
   run?: RunSettings;
   /** `environments.<name>.pool`: only listeners of that pool take it. */
   pool?: string;
+  /** A restart with new settings: the revision whose kept build it starts instead of building. */
+  buildOf?: string;
   /**
    * When the commit already has a revision of this deployment: `never` (default) reuses it;
    * `if-finished` makes a new one unless that one is still queued or in progress (`/deploy`);
@@ -98,6 +100,7 @@ export function planNewRevision(state: Readonly<StateDocument>, request: Revisio
     build: request.build,
     run: request.run,
     ...(request.pool ? { pool: request.pool } : {}),
+    ...(request.buildOf ? { buildOf: request.buildOf } : {}),
     phases: [],
     attempts: 0,
     github: {},

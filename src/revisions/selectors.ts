@@ -14,6 +14,21 @@ export function newestRevisionOf(state: Readonly<StateDocument>, deploymentId: s
   return newest;
 }
 
+/** The deployment's live revision: its newest DEPLOYED one (what runs, or what was deployed last). */
+export function activeRevisionOf(state: Readonly<StateDocument>, deploymentId: string): Revision | undefined {
+  let active: Revision | undefined;
+  for (const r of Object.values(state.revisions)) {
+    if (r.deploymentId === deploymentId && r.state === "DEPLOYED" && (!active || r.number > active.number)) active = r;
+  }
+  return active;
+}
+
+/** Whether "restart with new settings" applies: the live revision of a deployment that runs it, and it runs. */
+export function mayRestart(state: Readonly<StateDocument>, revision: Revision): boolean {
+  const deployment = state.deployments[revision.deploymentId];
+  return Boolean(deployment && deployment.state === "READY" && revision.run && !revision.runtimeError && activeRevisionOf(state, deployment.id)?.id === revision.id);
+}
+
 /** The revision a listener holds under this lease, if any. */
 export function revisionByLease(state: Readonly<StateDocument>, leaseId: string): Revision | undefined {
   return Object.values(state.revisions).find((r) => r.lease?.id === leaseId);

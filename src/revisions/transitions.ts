@@ -16,6 +16,7 @@ import { isFinal, isTornDown } from "../store/model.js";
  * | (new)                      | queue          | QUEUED; older queued ones of the deployment SUPERSEDED | wake listeners   |
  * | QUEUED, not leased         | lease          | QUEUED, leased (refused while the deployment is torn down) |             |
  * | leased, not final          | renew          | lease extended (not announced)                        |                  |
+ * | leased, not final          | note           | the notes on its settings replaced (a permission missing) |              |
  * | QUEUED or active, leased   | phase-started  | CREATING_DATABASE, BUILDING or DEPLOYING (forward only) |                |
  * | active, leased             | phase-finished | same state, the phase closed (a database it made goes on the deployment) |  |
  * | leased, not final          | finish         | DEPLOYED, DATABASE_FAILED, BUILD_FAILED, DEPLOY_FAILED or CANCELLED | wake listeners; an infrastructure fault also forgets the source token |
@@ -67,6 +68,7 @@ export type FinishOutcome = "DEPLOYED" | "DATABASE_FAILED" | "BUILD_FAILED" | "D
 export type RevisionEvent =
   | { type: "lease"; lease: Lease; sandbox?: "bubblewrap" | "none" }
   | { type: "renew"; leaseId: string; expiresAt: string }
+  | { type: "note"; leaseId: string; notes: string[] }
   /** `phaseAt`: when the listener saw the phase start or end (phases are timed by the listener's clock). */
   | { type: "phase-started"; leaseId: string; phase: PhaseName; phaseAt: string }
   | { type: "phase-finished"; leaseId: string; phase: PhaseName; phaseAt: string; outcome: NonNullable<Phase["outcome"]>; note?: string }
@@ -163,6 +165,8 @@ function reviseLeased(
   switch (event.type) {
     case "renew":
       return accept({ ...revision, lease: { ...revision.lease, expiresAt: event.expiresAt } }, [], false);
+    case "note":
+      return accept({ ...revision, notes: event.notes.length > 0 ? event.notes : undefined, updatedAt: at });
     case "phase-started":
       if (revision.phases.some((p) => p.name === event.phase && !p.finishedAt)) return refuse("the phase already runs");
       if (PHASE_ORDER.indexOf(PHASE_STATES[event.phase]) < PHASE_ORDER.indexOf(revision.state)) return refuse("phases go forward");

@@ -137,7 +137,8 @@ export interface Phase {
 }
 
 export interface Trigger {
-  kind: "push" | "deploy_command" | "rerun" | "redeploy" | "pr_update";
+  /** `restart`: the running build started again with today's variables and secrets, not rebuilt. */
+  kind: "push" | "deploy_command" | "rerun" | "redeploy" | "pr_update" | "restart";
   /** GitHub login of who caused it. */
   actor: string;
   deliveryId?: string;
@@ -156,6 +157,8 @@ export interface BuildSettings {
   commands: string[];
   timeoutSeconds: number;
   env: Record<string, string>;
+  /** `build.root`: the folder of the source the build and run commands start in (relative, checked). */
+  root?: string;
 }
 
 /** `run` in `.github/slipway.yml`: start the revision and switch traffic to it. */
@@ -194,8 +197,12 @@ export interface Revision {
   run?: RunSettings;
   /** `environments.<name>.pool` (or `previews.pool`) when it was made; unset: the `default` pool. */
   pool?: string;
+  /** A restart with new settings: the revision whose build it runs (that one's own `buildOf`, if it had one). */
+  buildOf?: string;
   /** While it waits for a listener that is gone or a pool with none: why, in words for the check run. */
   waitingFor?: string;
+  /** What its settings lacked when it was leased (a permission GitHub did not grant), in words for the check run. */
+  notes?: string[];
   phases: Phase[];
   /** Where the running revision answers (from the listener's router). */
   environmentUrl?: string;
@@ -239,6 +246,14 @@ export interface PushIntent {
   pusher: string;
   /** Whether the push changed `.github/slipway.yml` (undefined: unknown, as if it did). */
   touchesConfig?: boolean;
+  /** The branch's commit before the push (all zeros for a new branch): what the compare API is asked against. */
+  before?: string;
+  /** A forced push: path filters do not apply (its commits do not show what it undid). */
+  forced?: boolean;
+  /** The files the push changed, from the payload's commits (bounded); undefined: the list may be incomplete. */
+  changedFiles?: string[];
+  /** The skip marker (`[skip deploy]`…) in the head commit's message, if any; never the message itself. */
+  skipMarker?: string;
 }
 
 /** A `/deploy` comment on a pull request. */
@@ -278,7 +293,8 @@ export interface PullRequestIntent {
 /** A check run's "Re-run", or one of its buttons. */
 export interface CheckRunIntent {
   kind: "check_run";
-  action: "rerequested" | "redeploy" | "cancel";
+  /** `restart`: the status page's "Restart with new settings" (the running build, today's variables and secrets). */
+  action: "rerequested" | "redeploy" | "cancel" | "restart";
   installationId: number;
   repository: RepositoryRef;
   revisionId: string;
@@ -300,6 +316,23 @@ export interface StateDocument {
   listeners?: Record<string, ListenerRecord>;
   /** Number of the last change announced (see StoreChange): subscribers can tell a change they saw from a new one, across restarts. */
   changeSequence?: number;
+  /** Slipway's own secrets, by `<owner/repo lower-cased>/<environment>/<NAME>` (see secret-store.ts); values sealed, never in clear. */
+  secrets?: Record<string, StoredSecret>;
+}
+
+/** One of Slipway's own secrets for one environment of one repository (`preview` for all previews). */
+export interface StoredSecret {
+  /** "owner/name", lower-cased: GitHub's names are case-insensitive. */
+  repository: string;
+  /** GitHub's id of the repository, when Slipway knew it. */
+  repositoryId?: number;
+  environment: string;
+  name: string;
+  /** The value sealed with the data dir's key (AES-256-GCM, see secret-box.ts). */
+  sealedValue: string;
+  updatedAt: string;
+  /** `@<login>` of who set it, or `admin token`. */
+  updatedBy: string;
 }
 
 /** What a `/deploy` is judged against: which commit was the head when, and which comments were already acted on. */

@@ -18,6 +18,7 @@ import { generateAppKey } from "../support/app-credentials.js";
 import { testDatabaseUrl } from "../support/postgres.js";
 import { waitForRevisionState } from "../support/revision-events.js";
 import { waitForFileText } from "../support/watch-files.js";
+import { waitForChanges } from "../../tools/wait-until.js";
 
 const SECRET = "e2e-durability-secret";
 const TOKEN = "listener-token-for-durability-tests";
@@ -275,8 +276,10 @@ describe("the state files under kill -9", () => {
     `;
     for (let round = 0; round < 15; round++) {
       const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: path.resolve("."), stdio: "ignore", env: { ...process.env, ROUND: String(round) } });
-      // Time itself is the test: kill -9 at a random moment of the writer's run, wherever a write is.
-      await new Promise((resolve) => setTimeout(resolve, 600 + Math.random() * 400));
+      // Once it writes (starting node and tsx takes from 0.5 s on a quiet machine to seconds on a busy one)...
+      await waitForChanges(root, async () => (await readFile(acked, "utf8").catch(() => "")).includes(`r${round}-0\n`), { what: `round ${round}'s first write`, timeoutMs: 30_000 });
+      // ...time itself is the test: kill -9 at a random moment of the writer's run, wherever a write is.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 400));
       child.kill("SIGKILL");
       await new Promise((resolve) => child.once("exit", resolve));
       // Opening reads state.json and deliveries.json and replays the journal; it throws on anything torn.

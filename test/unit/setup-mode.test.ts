@@ -213,6 +213,7 @@ describe("startSetupMode", () => {
       contents: "read",
       pull_requests: "read",
       issues: "write",
+      environments: "read",
       metadata: "read",
     });
     expect([...manifest.default_events].sort()).toEqual(["check_run", "issue_comment", "pull_request", "push"]);

@@ -1,4 +1,4 @@
-import { gitBlobSha, type RecordedCheckRun, type RecordedComment, type RecordedDeployment, type RecordedDeploymentStatus, type RecordedHookDelivery, type RecordedReaction, type RepositoryRole, type StandInAccount, type StandInInstallation, type StandInPullRequest, type StandInRepository, type StandInState } from "./stand-in-state.js";
+import { gitBlobSha, type RecordedCheckRun, type RecordedComment, type RecordedDeployment, type RecordedDeploymentStatus, type RecordedHookDelivery, type RecordedReaction, type RepositoryRole, type StandInAccount, type StandInInstallation, type StandInPullRequest, type StandInRepository, type StandInState, type StandInVariable } from "./stand-in-state.js";
 
 /** Where the stand-in answers: `web` plays github.com (or a GHE host), `api` its REST API. */
 export interface StandInUrls {
@@ -445,6 +445,12 @@ export function reactionJson(urls: StandInUrls, reaction: RecordedReaction): Jso
     content: reaction.content,
     created_at: reaction.createdAt,
   };
+}
+
+/** `actions-variable` (GitHub gives its times to the second). */
+export function actionsVariableJson(variable: StandInVariable): Json {
+  const seconds = (iso: string): string => iso.replace(/\.\d{3}Z$/, "Z");
+  return { name: variable.name, value: variable.value, created_at: seconds(variable.createdAt), updated_at: seconds(variable.updatedAt) };
 }
 
 /** `hook-delivery-item`, or `hook-delivery` (with request and response) with `full: true`. */

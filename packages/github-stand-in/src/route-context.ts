@@ -74,11 +74,12 @@ export function validationFailed(resource: string, field: string, message: strin
 }
 
 /**
- * Slices a list by `per_page` (default 30, at most 100) and `page`, and builds GitHub's
- * `link` header so `octokit.paginate` follows it.
+ * Slices a list by `per_page` (default 30, at most 100, unless the operation says otherwise:
+ * environment variables are 10 and 30) and `page`, and builds GitHub's `link` header so
+ * `octokit.paginate` follows it.
  */
-export function paginate<T>(context: RouteContext, path: string, items: T[]): { page: T[]; headers: Record<string, string> } {
-  const perPage = Math.min(Math.max(Number(context.query.get("per_page") ?? 30) || 30, 1), 100);
+export function paginate<T>(context: RouteContext, path: string, items: T[], limits: { perPage: number; maxPerPage: number } = { perPage: 30, maxPerPage: 100 }): { page: T[]; headers: Record<string, string> } {
+  const perPage = Math.min(Math.max(Number(context.query.get("per_page") ?? limits.perPage) || limits.perPage, 1), limits.maxPerPage);
   const page = Math.max(Number(context.query.get("page") ?? 1) || 1, 1);
   const last = Math.max(Math.ceil(items.length / perPage), 1);
   const headers: Record<string, string> = {};

@@ -22,6 +22,22 @@ export interface StandInCommit {
   createdAt: string;
 }
 
+/** A variable of a GitHub environment (GitHub stores its name in upper case). */
+export interface StandInVariable {
+  name: string;
+  value: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A GitHub environment of a repository, with its variables. */
+export interface StandInEnvironment {
+  name: string;
+  /** Upper-case name → variable. */
+  variables: Map<string, StandInVariable>;
+  createdAt: string;
+}
+
 /** A repository of the stand-in. */
 export interface StandInRepository {
   id: number;
@@ -37,6 +53,8 @@ export interface StandInRepository {
   commits: Map<string, StandInCommit>;
   /** Login (lower case) → role. */
   roles: Map<string, RepositoryRole>;
+  /** GitHub environments by name in lower case (GitHub's names are case-insensitive). */
+  environments: Map<string, StandInEnvironment>;
 }
 
 /** An installation of the app on an account. */

@@ -16,7 +16,9 @@ import type { RouteContext, RouteResponse, RouteTable } from "./route-context.js
 import { githubError, notFound } from "./route-context.js";
 import { appRoutes } from "./routes/app-routes.js";
 import { checkRunRoutes } from "./routes/check-run-routes.js";
+import { commitRoutes } from "./routes/commit-routes.js";
 import { deploymentRoutes } from "./routes/deployment-routes.js";
+import { environmentRoutes } from "./routes/environment-routes.js";
 import { issueCommentRoutes } from "./routes/issue-comment-routes.js";
 import { pullRequestRoutes } from "./routes/pull-request-routes.js";
 import { repositoryRoutes } from "./routes/repository-routes.js";
@@ -32,8 +34,10 @@ import {
   type RecordedReaction,
   type RepositoryRole,
   type StandInAccount,
+  type StandInCommit,
   type StandInPullRequest,
   type StandInRepository,
+  type StandInVariable,
 } from "./stand-in-state.js";
 
 export type { RecordedRequest, RecordedViolation } from "./describe-stand-in-state.js";
@@ -67,6 +71,7 @@ export const DEFAULT_INSTALLATION_PERMISSIONS: Readonly<Record<string, Permissio
   deployments: "write",
   pull_requests: "write",
   issues: "write",
+  environments: "read",
 };
 
 /** A repository as `addRepository` created it (its identity, without the live branches and commits); pass it to the payload builders. */
@@ -118,7 +123,13 @@ export interface GitHubStandIn {
    * A `push` payload for a commit of the stand-in's, listing the files it changed against its
    * parent as GitHub does (Slipway re-reads its config when `.github/slipway.yml` is among them).
    */
-  pushPayload(options: Omit<Parameters<typeof pushPayload>[0], "repository" | "installationId" | "files"> & { repository: StandInRepositoryHandle }): ReturnType<typeof pushPayload>;
+  pushPayload(
+    options: Omit<Parameters<typeof pushPayload>[0], "repository" | "installationId" | "files" | "commits"> & {
+      repository: StandInRepositoryHandle;
+      /** Keep only this many of the newest pushed commits in `commits`, as a truncated payload would. */
+      maxCommits?: number;
+    },
+  ): ReturnType<typeof pushPayload>;
   /** Registers a pull request (base: the default branch). */
   addPullRequest(options: { owner: string; name: string; number: number; headSha: string; headRef: string; headRepoFullName?: string; state?: "open" | "closed"; title?: string; body?: string; user?: string; baseRef?: string; draft?: boolean }): StandInPullRequest;
   /** Changes a registered pull request (new head, closed, merged…). */
@@ -127,6 +138,13 @@ export interface GitHubStandIn {
   addIssue(options: { owner: string; name: string; number: number; title?: string; user?: string }): void;
   /** Records a comment made by a user (e.g. the `/deploy` comment a webhook refers to). */
   addIssueComment(options: { owner: string; name: string; number: number; body: string; user: { login: string; type?: StandInAccount["type"] } }): RecordedComment;
+  /**
+   * Creates the repository's GitHub environment `environment` when it does not exist, and makes
+   * `variables` its variables (names upper-cased, as GitHub stores them), replacing any before.
+   * `GET .../environments/{environment_name}/variables` lists them; an installation needs
+   * `environments: read` (see `addInstallation`).
+   */
+  setEnvironmentVariables(options: { owner: string; name: string; environment: string; variables: Record<string, string> }): void;
   /** Sets a user's role on a repository, as `GET .../collaborators/{username}/permission` reports it. */
   setPermission(owner: string, name: string, login: string, role: RepositoryRole): void;
   /** Check runs of a repository, oldest first, each with its `history`. */
@@ -155,7 +173,7 @@ export interface GitHubStandIn {
 /** The events after which the stand-in's state may have changed: what `waitFor` re-checks on. */
 const STATE_EVENTS = ["request", "violation", "check-run", "deployment", "deployment-status", "comment", "reaction", "hook-delivery", "change"] as const;
 
-const ROUTES: RouteTable = { ...appRoutes, ...repositoryRoutes, ...deploymentRoutes, ...checkRunRoutes, ...pullRequestRoutes, ...issueCommentRoutes };
+const ROUTES: RouteTable = { ...appRoutes, ...repositoryRoutes, ...commitRoutes, ...deploymentRoutes, ...checkRunRoutes, ...pullRequestRoutes, ...issueCommentRoutes, ...environmentRoutes };
 const API_PREFIX = "/api/v3";
 const RATE_LIMIT = 5000;
 
@@ -440,6 +458,7 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
         branches: new Map<string, string>(),
         commits: new Map(),
         roles: new Map<string, RepositoryRole>(),
+        environments: new Map(),
       };
       state.repositories.set(repository.fullName.toLowerCase(), repository);
       const commit = state.addCommit(repository, { files: repo.files ?? {}, message: "Initial commit" });
@@ -449,18 +468,23 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
     addCommit(commit) {
       return changed(state.addCommit(repositoryOrThrow(commit.owner, commit.name), { files: commit.files, sha: commit.sha, branch: commit.branch, message: commit.message }).sha);
     },
-    pushPayload(options) {
+    pushPayload({ maxCommits, ...options }) {
       const repository = repositoryOrThrow(options.repository.owner, options.repository.name);
-      const commit = repository.commits.get(options.after.toLowerCase());
-      const parent = commit?.parents[0] ? repository.commits.get(commit.parents[0]) : undefined;
-      const before = parent?.files ?? {};
-      const after = commit?.files ?? {};
-      const files = {
-        added: Object.keys(after).filter((file) => !(file in before)),
-        modified: Object.keys(after).filter((file) => file in before && before[file] !== after[file]),
-        removed: Object.keys(before).filter((file) => !(file in after)),
-      };
-      return pushPayload({ ...options, repository: options.repository, installationId: options.repository.installationId, files });
+      const listed = pushedCommits(repository, options.after, options.before);
+      const commits = listed.slice(Math.max(listed.length - (maxCommits ?? listed.length), 0)).map((commit) => {
+        const parent = commit.parents[0] ? repository.commits.get(commit.parents[0]) : undefined;
+        const before = parent?.files ?? {};
+        const after = commit.files;
+        return {
+          id: commit.sha,
+          message: commit.message,
+          added: Object.keys(after).filter((file) => !(file in before)),
+          modified: Object.keys(after).filter((file) => file in before && before[file] !== after[file]),
+          removed: Object.keys(before).filter((file) => !(file in after)),
+        };
+      });
+      const before = options.before ?? (options.created ? undefined : listed[0]?.parents[0]);
+      return pushPayload({ ...options, before, repository: options.repository, installationId: options.repository.installationId, commits: commits.length > 0 ? commits : undefined });
     },
     addPullRequest(pr) {
       const repository = repositoryOrThrow(pr.owner, pr.name);
@@ -511,6 +535,24 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
       const record: RecordedComment = { id: state.nextId("comment"), owner: repository.owner, repo: repository.name, issueNumber: comment.number, body: comment.body, user: state.account(comment.user.login, comment.user.type ?? "User"), createdAt: now, updatedAt: now, previousBodies: [] };
       state.comments.push(record);
       return changed(record);
+    },
+    setEnvironmentVariables({ owner, name, environment, variables }) {
+      const repository = repositoryOrThrow(owner, name);
+      const now = new Date().toISOString();
+      const existing = repository.environments.get(environment.toLowerCase());
+      const seeded = existing ?? { name: environment, variables: new Map(), createdAt: now };
+      const next = new Map<string, StandInVariable>();
+      for (const [given, value] of Object.entries(variables)) {
+        const upper = given.toUpperCase();
+        // GitHub's rules for variable names; a test seeding one GitHub would refuse is a mistake.
+        if (!/^[A-Z_][A-Z0-9_]*$/.test(upper) || upper.startsWith("GITHUB_")) throw new Error(`GitHub stand-in: GitHub refuses the variable name ${JSON.stringify(given)}`);
+        if (next.has(upper)) throw new Error(`GitHub stand-in: the variable ${upper} is given twice (names are case-insensitive)`);
+        const before = seeded.variables.get(upper);
+        next.set(upper, { name: upper, value, createdAt: before?.createdAt ?? now, updatedAt: before && before.value === value ? before.updatedAt : now });
+      }
+      seeded.variables = next;
+      repository.environments.set(environment.toLowerCase(), seeded);
+      changed(undefined);
     },
     setPermission(owner, name, login, role) {
       repositoryOrThrow(owner, name).roles.set(login.toLowerCase(), role);
@@ -578,6 +620,21 @@ export async function startGitHubStandIn(options: StartGitHubStandInOptions = {}
   };
   standIn.stats.startMs = Math.round(performance.now() - started);
   return standIn;
+}
+
+/**
+ * The commits a push of `after` brings, oldest first: back along first parents to `before`
+ * (exclusive) when it is given, else `after` alone; none when `after` is not a commit here.
+ */
+function pushedCommits(repository: StandInRepository, after: string, before?: string): StandInCommit[] {
+  const commits: StandInCommit[] = [];
+  let current = repository.commits.get(after.toLowerCase());
+  while (current && current.sha !== before?.toLowerCase()) {
+    commits.unshift(current);
+    if (before === undefined) break;
+    current = current.parents[0] ? repository.commits.get(current.parents[0]) : undefined;
+  }
+  return commits;
 }
 
 function queryRecord(params: URLSearchParams): Record<string, string | string[]> {

@@ -120,6 +120,8 @@ export function pushPayload(options: {
   message?: string;
   /** The files the pushed commit changed (GitHub lists them per commit); default: none. */
   files?: { added?: string[]; modified?: string[]; removed?: string[] };
+  /** Several pushed commits, oldest first, each with its files (the last is the head commit; `message` overrides its message). */
+  commits?: Array<{ id: string; message?: string; added?: string[]; modified?: string[]; removed?: string[] }>;
 }): Context<"push">["payload"] {
   const example = template("push", (e) => e.installation !== undefined && String(e.ref).startsWith("refs/heads/"));
   const ref = options.ref.startsWith("refs/") ? options.ref : `refs/heads/${options.ref}`;
@@ -130,19 +132,22 @@ export function pushPayload(options: {
   const repository = repositoryLike(example.repository as Json, options.repository);
   const htmlUrl = String(repository.html_url);
   const login = String(sender.login);
-  const commit = {
-    id: options.after,
-    tree_id: createHash("sha1").update(`tree:${options.after}`).digest("hex"),
+  const commitJson = (listed: { id: string; message?: string; added?: string[]; modified?: string[]; removed?: string[] }) => ({
+    id: listed.id,
+    tree_id: createHash("sha1").update(`tree:${listed.id}`).digest("hex"),
     distinct: true,
-    message: options.message ?? `Commit ${options.after.slice(0, 7)}`,
+    message: listed.message ?? `Commit ${listed.id.slice(0, 7)}`,
     timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
-    url: `${htmlUrl}/commit/${options.after}`,
+    url: `${htmlUrl}/commit/${listed.id}`,
     author: { name: login, email: `${login}@users.noreply.github.com`, username: login },
     committer: { name: login, email: `${login}@users.noreply.github.com`, username: login },
-    added: options.files?.added ?? [],
-    removed: options.files?.removed ?? [],
-    modified: options.files?.modified ?? [],
-  };
+    added: listed.added ?? [],
+    removed: listed.removed ?? [],
+    modified: listed.modified ?? [],
+  });
+  const listed = options.commits ?? [{ id: options.after, ...options.files }];
+  const commits = listed.map((c, index) => commitJson(index === listed.length - 1 && options.message !== undefined ? { ...c, message: options.message } : c));
+  const commit = commits.at(-1) ?? commitJson({ id: options.after, message: options.message });
   const payload = {
     ref,
     before,
@@ -156,7 +161,7 @@ export function pushPayload(options: {
     forced: options.forced ?? false,
     base_ref: null,
     compare: deleted || created ? `${htmlUrl}/compare/${ref.replace(/^refs\/(heads|tags)\//, "")}` : `${htmlUrl}/compare/${before.slice(0, 12)}...${options.after.slice(0, 12)}`,
-    commits: deleted ? [] : [commit],
+    commits: deleted ? [] : commits,
     head_commit: deleted ? null : commit,
   };
   return payload as unknown as Context<"push">["payload"];

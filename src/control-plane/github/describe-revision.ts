@@ -105,6 +105,7 @@ function summarize(revision: Revision, deployment: Deployment): string {
     lines.push("");
   }
   if (revision.state === "QUEUED" && revision.waitingFor) lines.push(`⏳ ${revision.waitingFor}.`, "");
+  for (const note of revision.notes ?? []) lines.push(`ℹ️ ${note}`, "");
   const moved = movedNotice(revision, deployment);
   if (moved) lines.push(moved, "");
   if (revision.error) lines.push(`**What went wrong:** ${revision.error}`, "");
@@ -140,6 +141,7 @@ export function triggerText(revision: Revision): string {
     rerun: "re-run",
     redeploy: "redeploy",
     pr_update: "new commits",
+    restart: "restart with new settings",
   };
   return `${words[kind]} by @${actor}`;
 }

@@ -77,7 +77,7 @@ export function createListenerApi(options: { queue: WorkQueue; presence: Listene
     }
 
     if (pathname === `${PROTOCOL_PREFIX}/running`) {
-      sendJson(response, 200, { running: queue.running(listenerId) });
+      sendJson(response, 200, { running: await queue.running(listenerId) });
       return true;
     }
     if (pathname === `${PROTOCOL_PREFIX}/crashed`) {

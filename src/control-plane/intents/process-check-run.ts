@@ -1,3 +1,4 @@
+import { mayRestart } from "../../revisions/selectors.js";
 import { isTornDown, type CheckRunIntent } from "../../store/model.js";
 import { revisionSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
@@ -6,7 +7,9 @@ import { queueRevision } from "./queue-revision.js";
 
 /**
  * GitHub's "Re-run" and the check run's `Redeploy` make a new revision of the same commit;
- * `Cancel` stops it. The sender needs write permission, as for `/deploy`.
+ * `Cancel` stops it; the status page's "Restart with new settings" makes one that starts the
+ * running build again with today's variables and secrets. The sender needs write
+ * permission, as for `/deploy`.
  */
 export async function processCheckRun(context: IntentContext, intent: CheckRunIntent, deliveryId: string): Promise<IntentOutcome> {
   const revision = await context.store.findRevision(intent.revisionId);
@@ -28,6 +31,24 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
   if (deployment.pullRequest?.fork && context.presence.unprotected().length > 0) {
     context.log.warn({ actor: intent.actor, environment: deployment.environment }, "fork rebuild refused: builds are not sandboxed");
     return { status: "ignored", note: "fork refused: builds are not sandboxed" };
+  }
+  if (intent.action === "restart") {
+    if (!mayRestart(context.store.state, revision)) return { status: "ignored", note: "restart: not the running revision any more" };
+    // Its own build, settings read again at lease: the same commit, build and run; no config read, no build.
+    await queueRevision(context, {
+      installationId: deployment.installationId,
+      repository,
+      environment: deployment.environment,
+      sha: revision.sha,
+      ref: revision.ref,
+      trigger: { kind: "restart", actor: intent.actor, deliveryId },
+      build: revision.build,
+      run: revision.run,
+      pool: revision.pool,
+      buildOf: revision.buildOf ?? revision.id,
+      again: "always",
+    });
+    return { status: "processed", note: "restart with new settings" };
   }
   const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });
   await queueRevision(context, {

@@ -3,8 +3,20 @@ import type { Inbox } from "../inbox.js";
 import { CONFIG_PATH } from "../repo-config.js";
 import { repositoryRefOf } from "./repository-ref-of.js";
 
-/** GitHub lists at most this many commits in a push payload. */
-const MAX_LISTED_COMMITS = 2048;
+/**
+ * From this many listed commits on, the payload's file lists are not trusted as complete.
+ * GitHub's description of the `push` webhook says it lists up to 2,048 commits (its older
+ * 20-commit limit applies to timeline events); 20 holds under either reading, and a longer
+ * push costs one compare call where a wrong skip would cost a deploy.
+ */
+const MAX_TRUSTED_COMMITS = 20;
+/** GitHub reports at most 3,000 changed files per commit. */
+const MAX_FILES_PER_COMMIT = 3_000;
+/** Paths kept in the intent; a push changing more is looked up again if a path filter needs it. */
+const MAX_KEPT_FILES = 1_000;
+
+/** Commit message markers that keep a push from deploying. */
+export const SKIP_MARKERS = ["[skip deploy]", "[deploy skip]", "[skip slipway]"] as const;
 
 /**
  * `push`: decide and enqueue. Branch deletions, tags and other refs are recorded as
@@ -22,6 +34,8 @@ export async function onPush(context: Context<"push">, inbox: Inbox): Promise<vo
   if (!payload.ref.startsWith("refs/heads/")) return void (await ignore("not a branch"));
   if (!/^[0-9a-f]{40}$/.test(payload.after)) return void (await ignore("no commit"));
 
+  const changedFiles = changedFilesOf(payload.commits);
+  const skipMarker = skipMarkerOf(payload.head_commit?.message);
   const outcome = await inbox.record({
     id,
     event: "push",
@@ -33,20 +47,40 @@ export async function onPush(context: Context<"push">, inbox: Inbox): Promise<vo
       branch: payload.ref.slice("refs/heads/".length),
       sha: payload.after,
       pusher: payload.sender?.login ?? payload.pusher.name,
-      touchesConfig: payload.forced || touchesConfig(payload.commits),
+      // A forced push may undo a change to the config without listing it.
+      touchesConfig: payload.forced || changedFiles === undefined || changedFiles.includes(CONFIG_PATH),
+      before: payload.before,
+      forced: payload.forced,
+      ...(changedFiles ? { changedFiles } : {}),
+      ...(skipMarker ? { skipMarker } : {}),
     },
   });
   if (outcome === "duplicate") context.log.info("delivery already received, ignoring the redelivery");
 }
 
 /**
- * Whether a push changed the repository config, from the file lists of its commits. An
- * empty list or one that may be cut short (GitHub lists at most 2,048 commits) counts as
- * a change; so does a forced push (its commits do not show what it undid).
+ * The files a push changed, from the file lists of its commits (added, modified, removed);
+ * undefined when the lists may be incomplete: no commits listed (a branch moved to commits
+ * already pushed), as many as GitHub may cut the list at, a commit at GitHub's per-commit
+ * file limit, or more files than an intent keeps.
+ *
+ * @example
+ * changedFilesOf([{ added: ["a.ts"], modified: ["b.ts"], removed: [] }]); // ["a.ts", "b.ts"]
  */
-export function touchesConfig(commits: Array<{ added?: string[]; modified?: string[]; removed?: string[] }>): boolean {
-  if (commits.length === 0 || commits.length >= MAX_LISTED_COMMITS) return true;
-  return commits.some((commit) =>
-    [commit.added, commit.modified, commit.removed].some((files) => files === undefined || files.includes(CONFIG_PATH)),
-  );
+export function changedFilesOf(commits: Array<{ added?: string[]; modified?: string[]; removed?: string[] }>): string[] | undefined {
+  if (commits.length === 0 || commits.length >= MAX_TRUSTED_COMMITS) return undefined;
+  const files = new Set<string>();
+  for (const { added, modified, removed } of commits) {
+    if (added === undefined || modified === undefined || removed === undefined) return undefined;
+    if (added.length + modified.length + removed.length >= MAX_FILES_PER_COMMIT) return undefined;
+    for (const file of [...added, ...modified, ...removed]) files.add(file);
+    if (files.size > MAX_KEPT_FILES) return undefined;
+  }
+  return [...files];
+}
+
+/** The first skip marker in a commit message (in any ASCII case), as Slipway spells it. */
+export function skipMarkerOf(message: string | undefined): string | undefined {
+  const lower = message?.toLowerCase() ?? "";
+  return SKIP_MARKERS.find((marker) => lower.includes(marker));
 }

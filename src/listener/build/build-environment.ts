@@ -16,14 +16,22 @@ export interface BuildEnvironmentOptions {
   runMarker: string;
   /** `HOME` for the build; default: the listener's own. */
   home?: string;
+  /** The GitHub environment's variables and Slipway's secrets (see RevisionSettings): over `build.env`, under Slipway's own. */
+  settings?: { variables: Readonly<Record<string, string>>; secrets: Readonly<Record<string, string>> };
+}
+
+/** Names Slipway sets itself: nothing from a repository, GitHub or a secret replaces them. */
+export function isReservedVariable(name: string): boolean {
+  return name === "DATABASE_URL" || name === "PORT" || name === "PATH" || name === "HOME" || name.startsWith("SLIPWAY_");
 }
 
 const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * The whole environment a build sees: `PATH`, `HOME`, the config's `build.env`,
- * `DATABASE_URL` and the `SLIPWAY_*` values of the revision. Nothing else is taken from
+ * The whole environment a build sees: `PATH`, `HOME`, the config's `build.env`, then the
+ * GitHub environment's variables, then Slipway's secrets (each over the one before), then
+ * `DATABASE_URL` and the `SLIPWAY_*` values of the revision (over all). Nothing else is taken from
  * `process.env`, so the app's private key, webhook secret, admin database URL and tokens
  * never reach a build. Event data (the ref) travels as a value, never as shell text.
  *
@@ -52,6 +60,12 @@ export function buildEnvironment(options: BuildEnvironmentOptions): Record<strin
       throw new Error(`build.env: ${name} is set by Slipway and cannot be overridden`);
     }
     env.set(name, checkedValue(`build.env.${name}`, value));
+  }
+  // Checked where they are set (control plane); a reserved name that got here anyway is dropped.
+  for (const [source, values] of [["variable", options.settings?.variables], ["secret", options.settings?.secrets]] as const) {
+    for (const [name, value] of Object.entries(values ?? {})) {
+      if (VARIABLE_NAME.test(name) && !isReservedVariable(name)) env.set(name, checkedValue(`the ${source} ${name}`, value));
+    }
   }
 
   const slipway: Array<[string, string]> = [

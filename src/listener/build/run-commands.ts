@@ -15,6 +15,8 @@ export interface RunCommandsOptions {
   commands: readonly string[];
   /** The source folder: the commands' working directory (`/workspace` in a sandbox). */
   cwd: string;
+  /** `build.root`: the folder of the source the commands start in. */
+  subDir?: string;
   /** Where the commands run; default: no sandbox, `HOME` from `env`. */
   sandbox?: SandboxPlacement;
   /** The complete environment (see `buildEnvironment`); must hold `SLIPWAY_RUN_MARKER`. */
@@ -146,7 +148,7 @@ export async function runCommands(options: RunCommandsOptions): Promise<RunComma
         break;
       }
       // Own process group: the whole group (in a sandbox: the whole sandbox) can be signalled.
-      const child = placement.sandbox.spawn({ script: command, workDir: cwd, homeDir: placement.homeDir, tmpDir: placement.tmpDir, env, user: placement.user });
+      const child = placement.sandbox.spawn({ script: command, workDir: cwd, subDir: options.subDir, homeDir: placement.homeDir, tmpDir: placement.tmpDir, env, user: placement.user });
       step = child;
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
         child.once("error", (error) => reject(new Error(`could not start /bin/sh for "${command}": ${error.message}`, { cause: error })));

@@ -104,6 +104,7 @@ export function createInstanceLifecycle(options: InstanceLifecycleOptions): Inst
         sandbox: placement,
         command: spec.command,
         cwd: spec.cwd,
+        subDir: spec.subDir,
         env: spec.env,
         port,
         marker,

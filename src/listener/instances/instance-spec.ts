@@ -6,6 +6,8 @@ export interface InstanceSpec {
   revisionId: string;
   /** The successful build: `<dataDir>/work/<deploymentId>/<revisionId>/source`. */
   cwd: string;
+  /** `build.root`: the folder of the source the command starts in. */
+  subDir?: string;
   /** `run.command`, run with `/bin/sh -c`. */
   command: string;
   /** The allow-listed environment from `buildEnvironment` (with `DATABASE_URL`); `PORT` is added. */

@@ -11,6 +11,8 @@ export interface StartInstanceOptions {
   command: string;
   /** The revision's build folder (`/workspace` in a sandbox). */
   cwd: string;
+  /** `build.root`: the folder of the source the command starts in. */
+  subDir?: string;
   /** Where it runs; default: no sandbox, `HOME` from `env`. */
   sandbox?: SandboxPlacement;
   /** The allow-listed environment (`buildEnvironment`); `PORT` and the run marker are set here. */
@@ -83,7 +85,7 @@ export function startInstance(options: StartInstanceOptions): Instance {
 
   const placement = options.sandbox ?? unsandboxedPlacement(env);
   // Own process group (in a sandbox: the whole sandbox), so stopping reaches every process of the instance.
-  const child = placement.sandbox.spawn({ script, workDir: cwd, homeDir: placement.homeDir, tmpDir: placement.tmpDir, env, user: placement.user });
+  const child = placement.sandbox.spawn({ script, workDir: cwd, subDir: options.subDir, homeDir: placement.homeDir, tmpDir: placement.tmpDir, env, user: placement.user });
 
   const streamsClosed = Promise.all([child.stdout!, child.stderr!].map((stream) => pipe(stream, output)));
   let hasExited = false;

@@ -110,7 +110,7 @@ export function createSandbox(config: SandboxConfig): Sandbox {
         "--perms", "0644", "--ro-bind-data", String(PASSWD_FD), "/etc/passwd",
         "--perms", "0644", "--ro-bind-data", String(GROUP_FD), "/etc/group",
         ...config.hiddenPaths.flatMap((hidden) => ["--tmpfs", hidden]),
-        "--chdir", SANDBOX_WORKSPACE,
+        "--chdir", options.subDir ? path.posix.join(SANDBOX_WORKSPACE, options.subDir) : SANDBOX_WORKSPACE,
         "--clearenv",
         ...Object.entries(sandboxEnvironment(options.env, config)).flatMap(([name, value]) => ["--setenv", name, value]),
         ...(config.switchUser
@@ -169,7 +169,8 @@ function unsandboxed(config: SandboxConfig): Sandbox {
     },
     spawn(options: SandboxSpawnOptions): ChildProcess {
       // Tied to this thread as bwrap's --die-with-parent ties a sandbox: nothing outlives the listener.
-      return spawnWithLifeline({ script: options.script, cwd: options.workDir, env: { ...options.env, HOME: options.homeDir } });
+      const cwd = options.subDir ? path.join(options.workDir, options.subDir) : options.workDir;
+      return spawnWithLifeline({ script: options.script, cwd, env: { ...options.env, HOME: options.homeDir } });
     },
   };
 }

@@ -37,6 +37,8 @@ export interface SandboxSpawnOptions {
   script: string;
   /** The source folder: read-write and the working directory (`/workspace` inside). */
   workDir: string;
+  /** A folder inside `workDir` to start in instead (`build.root`, checked to be one: see buildRootOf). */
+  subDir?: string;
   /** Kept per deployment, read-write (`HOME`, `/home/slipway` inside), so caches survive between revisions. */
   homeDir: string;
   /** Read-write scratch space (`/tmp` inside). */

@@ -92,6 +92,9 @@ function pages(overrides: Partial<StatusPagesOptions> = {}) {
     async redeploy(revisionId, login) {
       actions.push({ action: "redeploy", revisionId, login });
     },
+    async restart(revisionId, login) {
+      actions.push({ action: "restart", revisionId, login });
+    },
     ...overrides,
   });
 }
@@ -532,6 +535,30 @@ describe("Cancel and Redeploy", () => {
     const again = await request(`/revisions/${vault.revision.id}/redeploy`, { cookie: alice, form: { csrf: csrfOf(page.text)! } });
     expect(again.status).toBe(303);
     expect(actions).toEqual([{ action: "redeploy", revisionId: vault.revision.id, login: "alice" }]);
+  });
+
+  it("offer the running revision a restart with new settings, and refuse it for one that no longer runs", async () => {
+    const alice = await signIn("alice");
+    await store.update((state) => {
+      Object.assign(state.revisions[vault.revision.id]!, { state: "DEPLOYED", run: { command: "node server.js", timeoutSeconds: 30 } });
+    });
+    const page = await request(`/revisions/${vault.revision.id}`, { cookie: alice });
+    expect(page.text).toContain('id="restart-button"');
+    const csrf = csrfOf(page.text)!;
+    const accepted = await request(`/revisions/${vault.revision.id}/restart`, { cookie: alice, form: { csrf } });
+    expect(accepted.status).toBe(303);
+    expect(actions).toEqual([{ action: "restart", revisionId: vault.revision.id, login: "alice" }]);
+
+    // A newer revision went live: the older one is no longer what runs.
+    const newer = randomUUID();
+    await store.update((state) => {
+      state.revisions[newer] = { ...state.revisions[vault.revision.id]!, id: newer, number: 2 };
+    });
+    expect((await request(`/revisions/${vault.revision.id}`, { cookie: alice })).text).not.toContain('id="restart-button"');
+    const refused = await request(`/revisions/${vault.revision.id}/restart`, { cookie: alice, form: { csrf } });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toContain("Only the running revision");
+    expect(actions).toHaveLength(1);
   });
 
   it("are not offered to readers of a public repository without write permission", async () => {

@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { buildEnvironment, type BuildEnvironmentOptions } from "../../../src/listener/build/build-environment.js";
+import { checkBuildRoot } from "../../../src/listener/build/build-root.js";
 import { runCommands } from "../../../src/listener/build/run-commands.js";
 import { killLeftovers, newMarker } from "./processes.js";
 
@@ -131,5 +132,57 @@ describe("buildEnvironment", () => {
       expect(output).toBe(`$ printf "[%s]" "$SLIPWAY_REF"\n[${ref}]\n$ printf "[%s]" "$TITLE"\n[${ref}]`);
     }
     for (const suffix of ["-dollar", "-backtick", "-quote"]) expect(existsSync(canary + suffix)).toBe(false);
+  });
+
+  it("secrets over GitHub environment variables over build.env; Slipway's own variables over all", async () => {
+    const env = buildEnvironment(
+      options({
+        configEnv: { LEVEL: "config", ONLY_CONFIG: "c" },
+        settings: {
+          variables: { LEVEL: "variable", ONLY_VARIABLE: "v", DATABASE_URL: "postgres://evil", PORT: "1", PATH: "/evil", HOME: "/evil", SLIPWAY_SHA: "evil" },
+          secrets: { LEVEL: "secret", API_KEY: "s3cret-value", SLIPWAY_REF: "evil" },
+        },
+      }),
+    );
+    expect(env).toMatchObject({ LEVEL: "secret", ONLY_CONFIG: "c", ONLY_VARIABLE: "v", API_KEY: "s3cret-value" });
+    expect(env.DATABASE_URL).toBe("postgres://app:app-password@localhost:5432/app_production");
+    expect(env.SLIPWAY_SHA).toBe("0123456789abcdef0123456789abcdef01234567");
+    expect(env.SLIPWAY_REF).toBe("main");
+    expect(env.HOME).toBe(dir);
+    expect(env.PATH).not.toBe("/evil");
+    expect(env.PORT).toBeUndefined(); // set per instance, never by a variable
+  });
+});
+
+describe("checkBuildRoot", () => {
+  it("answers a folder of the source, and refuses a missing one, a file, and a link out of the source", async () => {
+    const source = path.join(dir, "source");
+    mkdirSync(path.join(source, "services", "api"), { recursive: true });
+    writeFileSync(path.join(source, "README"), "");
+    symlinkSync("/", path.join(source, "escape"));
+    symlinkSync("services/api", path.join(source, "api-link"));
+    expect(await checkBuildRoot(source, undefined)).toEqual({ ok: true });
+    expect(await checkBuildRoot(source, "services/api")).toEqual({ ok: true, subDir: path.join("services", "api") });
+    expect(await checkBuildRoot(source, "api-link")).toEqual({ ok: true, subDir: path.join("services", "api") });
+    expect(await checkBuildRoot(source, "services/web")).toEqual({ ok: false, error: "build.root: services/web is not a folder of this commit" });
+    expect(await checkBuildRoot(source, "README")).toMatchObject({ ok: false });
+    expect(await checkBuildRoot(source, "escape")).toEqual({ ok: false, error: "build.root: escape leads out of the source (a symbolic link); use a real folder" });
+  });
+
+  it("the commands start in the root, with the rest of the source still there", async () => {
+    const source = path.join(dir, "source");
+    mkdirSync(path.join(source, "services", "api"), { recursive: true });
+    writeFileSync(path.join(source, "package.json"), "{}");
+    let output = "";
+    const result = await runCommands({
+      commands: ["pwd", "ls ../../package.json"],
+      cwd: source,
+      subDir: "services/api",
+      env: buildEnvironment(options()),
+      timeoutMs: 10_000,
+      onOutput: (text) => (output += text),
+    });
+    expect(result.outcome).toBe("succeeded");
+    expect(output).toContain(`${path.join(source, "services", "api")}\n`);
   });
 });

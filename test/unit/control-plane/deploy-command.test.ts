@@ -1,7 +1,8 @@
+import nock from "nock";
 import { describe, expect, it } from "vitest";
 import { recordNewRevision } from "../../../src/revisions/lifecycle.js";
 import { issueCommentPayload } from "github-stand-in/webhook-payloads";
-import { mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
+import { API, mockInstallationToken, useNockControlPlane } from "../../support/nock-control-plane.js";
 
 const REPO = "/repos/octo-org/hello-world";
 const repository = { id: 1296269, owner: "octo-org", name: "hello-world", fullName: "octo-org/hello-world", defaultBranch: "main", private: false };
@@ -77,6 +78,25 @@ describe("/deploy trust rules", () => {
       pullRequest: { number: 42, fork: false },
     });
   });
+
+  it("a /deploy ignores path filters: a person asked", async () => {
+    const head = "f".repeat(40);
+    token()
+      .get(`${REPO}/issues/comments/9001`)
+      .reply(200, { id: 9001, body: "/deploy" })
+      .get(`${REPO}/collaborators/mallory/permission`)
+      .reply(200, { permission: "write", role_name: "write", user: { login: "mallory" } })
+      .post(`${REPO}/issues/comments/9001/reactions`, { content: "eyes" })
+      .reply(201, { id: 1, content: "eyes" })
+      .get(`${REPO}/pulls/42`)
+      .reply(200, { number: 42, state: "open", head: { sha: head, ref: "feature", repo: { full_name: "octo-org/hello-world" } } })
+      .get(`${REPO}/contents/.github%2Fslipway.yml`)
+      .reply(200, "paths: ['nothing-ever-changes-here/**']\nbuild: { commands: ['true'] }\n");
+    app.services.reporter.close();
+    await app.probot.receive({ id: "c4", name: "issue_comment", payload: commentPayload() });
+    await app.services.inbox.idle();
+    expect(Object.values(app.services.store.state.revisions)).toMatchObject([{ sha: head, trigger: { kind: "deploy_command" } }]);
+  });
 });
 
 describe("/deploy on a fork's pull request and the build sandbox", () => {
@@ -144,6 +164,8 @@ describe("/deploy on a fork's pull request and the build sandbox", () => {
       });
     });
     mockInstallationToken(); // the source token handed over with the lease
+    mockInstallationToken(); // the installation's own client, which reads the GitHub environment's variables
+    nock(API).get("/repos/octo-org/hello-world/environments/preview/variables").query({ per_page: 30 }).reply(404, { message: "Not Found" });
 
     expect(await app.services.queue.lease("unsandboxed", 0)).toBeUndefined();
     const work = await app.services.queue.lease("sandboxed", 0);

@@ -181,9 +181,9 @@ describe("placement", () => {
     expect(await queue.complete("listener-b", work.leaseId, { outcome: "CANCELLED", events: [] })).toBe("not-yours");
     expect(await queue.heartbeat("listener-a", work.leaseId, { events: [] })).toMatchObject({ cancel: false });
     await deploy("listener-a", work, { runs: true });
-    expect(queue.running("listener-b")).toEqual([]);
-    expect(queue.running("listener-a")).toHaveLength(1);
-    expect(queue.running("listener-a")[0]!.databaseUrl).toBe(DATABASE_URL);
+    expect(await queue.running("listener-b")).toEqual([]);
+    expect(await queue.running("listener-a")).toHaveLength(1);
+    expect((await queue.running("listener-a"))[0]!.databaseUrl).toBe(DATABASE_URL);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { createRevisionLogs } from "../../../src/control-plane/revision-logs.js";
-import { createWorkQueue } from "../../../src/control-plane/work-queue.js";
+import { createWorkQueue, type WorkQueueOptions } from "../../../src/control-plane/work-queue.js";
+import { describeCheckRun } from "../../../src/control-plane/github/describe-revision.js";
 import type { RevisionWork } from "../../../src/protocol/listener-protocol.js";
 import { describeDeploymentStatus } from "../../../src/control-plane/github/describe-revision.js";
 import { createLifecycle } from "../../../src/revisions/lifecycle.js";
@@ -9,7 +10,7 @@ import { openSecretBox } from "../../../src/store/secret-box.js";
 import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
 import { tempDir } from "../../support/temp-dir.js";
 
-async function setup(options: { maxAttempts?: number } = {}) {
+async function setup(options: { maxAttempts?: number; revisionSettings?: WorkQueueOptions["revisionSettings"] } = {}) {
   const dataDir = await tempDir();
   const store = await openStateStore({ dataDir, log: silentLog });
   const logs = createRevisionLogs({ dataDir });
@@ -25,6 +26,7 @@ async function setup(options: { maxAttempts?: number } = {}) {
     apiBaseUrl: "https://api.github.com",
     log: silentLog,
     leaseTtlSeconds: 30,
+    revisionSettings: options.revisionSettings,
   });
   const lease = async (listenerId: string) => (await queue.lease(listenerId, 0)) as RevisionWork | undefined;
   const add = (overrides: Parameters<typeof revisionRequest>[0] = {}) => lifecycle.queue(revisionRequest(overrides));
@@ -166,8 +168,8 @@ describe("work queue", () => {
         { type: "phase_finished", phase: "database", at, outcome: "succeeded", database: { name: "db", url: "postgresql://u:p@h/db", created: true } },
       ],
     });
-    expect(queue.running("listener-b")).toEqual([]);
-    expect(queue.running("listener-a")).toMatchObject([
+    expect(await queue.running("listener-b")).toEqual([]);
+    expect(await queue.running("listener-a")).toMatchObject([
       { revision: { id: revision.id }, run: { command: "node server.js" }, databaseUrl: "postgresql://u:p@h/db" },
     ]);
     const deployment = store.state.deployments[revision.deploymentId]!;
@@ -179,6 +181,34 @@ describe("work queue", () => {
     expect(store.state.revisions[revision.id]?.runtimeError).toBeUndefined();
     await queue.crashed({ listenerId: "listener-a", revisionId: revision.id, message: "It kept crashing" });
     expect(describeDeploymentStatus(store.state.revisions[revision.id]!, deployment).state).toBe("error");
-    expect(queue.running("listener-a")).toEqual([]);
+    expect(await queue.running("listener-a")).toEqual([]);
+  });
+
+  it("hands the GitHub environment's variables and Slipway's secrets with the lease, and notes what was missing on the check run", async () => {
+    const revisionSettings = vi.fn(async () => ({ variables: { API_URL: "https://api.example" }, secrets: { API_KEY: "k-123456" }, notes: ["the permission is missing"] }));
+    const { store, add, lease } = await setup({ revisionSettings });
+    const { revision } = await add();
+    const work = (await lease("l"))!;
+    expect(work.settings).toEqual({ variables: { API_URL: "https://api.example" }, secrets: { API_KEY: "k-123456" } });
+    expect(revisionSettings).toHaveBeenCalledWith(expect.objectContaining({ environment: "production" }));
+    const stored = store.state.revisions[revision.id]!;
+    expect(stored.notes).toEqual(["the permission is missing"]);
+    expect(JSON.stringify(stored)).not.toContain("k-123456"); // secrets travel in the work order, never into the store's revision
+    expect(describeCheckRun(stored, store.state.deployments[stored.deploymentId]!).summary).toContain("ℹ️ the permission is missing");
+  });
+
+  it("gives the lease back when the settings cannot be read (GitHub down), and the next lease tries again", async () => {
+    let fail = true;
+    const { store, add, lease } = await setup({
+      revisionSettings: async () => {
+        if (fail) throw new Error("GitHub answered 502");
+        return { variables: {}, secrets: {}, notes: [] };
+      },
+    });
+    const { revision } = await add();
+    expect(await lease("l")).toBeUndefined();
+    expect(store.state.revisions[revision.id]).toMatchObject({ state: "QUEUED", lease: undefined, attempts: 1 });
+    fail = false;
+    expect((await lease("l"))?.revision.id).toBe(revision.id);
   });
 });

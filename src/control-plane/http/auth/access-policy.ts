@@ -15,6 +15,8 @@ export interface AccessPolicy {
    * skips the cache: buttons are drawn from the cached answer, actions ask again.
    */
   canWrite(viewer: Session | undefined, deployment: Deployment, options?: { fresh?: boolean }): Promise<boolean>;
+  /** Whether the viewer has maintain or admin permission on the repository (Slipway's secrets); `fresh` as for `canWrite`. */
+  canManage(viewer: Session | undefined, deployment: Deployment, options?: { fresh?: boolean }): Promise<boolean>;
 }
 
 export interface AccessPolicyOptions {
@@ -55,7 +57,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
 
   /** GitHub's answer for this person, asked with their own token; a session GitHub no longer honours grants nothing. */
   async function userAccess(session: Session, deployment: Deployment, fresh: boolean): Promise<RepositoryAccess> {
-    if (!signIn) return { read: false, write: false };
+    if (!signIn) return { read: false, write: false, manage: false };
     const { owner, name, id } = deployment.repository;
     const ask = async (): Promise<RepositoryAccess> => {
       let token = await signIn.sessions.accessToken(session);
@@ -77,7 +79,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
     } catch (error) {
       if (!(error instanceof SessionOverError)) throw error;
       log?.info({ login: session.login }, "the session's GitHub token is no longer valid; it is treated as signed out");
-      return { read: false, write: false };
+      return { read: false, write: false, manage: false };
     }
   }
 
@@ -93,6 +95,9 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
     },
     async canWrite(viewer, deployment, writeOptions = {}) {
       return viewer ? (await userAccess(viewer, deployment, writeOptions.fresh === true)).write : false;
+    },
+    async canManage(viewer, deployment, manageOptions = {}) {
+      return viewer ? (await userAccess(viewer, deployment, manageOptions.fresh === true)).manage : false;
     },
   };
 }

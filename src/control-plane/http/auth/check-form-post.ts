@@ -14,8 +14,22 @@ const FORM_LIMIT_BYTES = 4 * 1024;
  * @example
  * const form = await checkFormPost(request, session, publicUrl);
  */
-export async function checkFormPost(request: IncomingMessage, session: Session | undefined, publicUrl: string): Promise<URLSearchParams> {
+export async function checkFormPost(request: IncomingMessage, session: Session | undefined, publicUrl: string, limitBytes = FORM_LIMIT_BYTES): Promise<URLSearchParams> {
   if (!session) throw new HttpError(403, "Sign in first: this needs a signed-in session.");
+  checkSameOrigin(request, publicUrl);
+  const type = String(request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") throw new HttpError(415, "Expected a form (application/x-www-form-urlencoded).");
+  const form = await readFormBody(request, limitBytes);
+  const given = Buffer.from(form.get("csrf") ?? "");
+  const wanted = Buffer.from(session.csrfToken);
+  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+    throw new HttpError(403, "Refused: the form's CSRF token is missing or is not this session's. Reload the page and try again.");
+  }
+  return form;
+}
+
+/** Refuses (403) a request the browser says came from another site or origin (see checkFormPost). */
+export function checkSameOrigin(request: IncomingMessage, publicUrl: string): void {
   const site = request.headers["sec-fetch-site"];
   if (typeof site === "string" && site !== "same-origin" && site !== "none") {
     throw new HttpError(403, "Refused: the form was sent from another site.");
@@ -24,15 +38,6 @@ export async function checkFormPost(request: IncomingMessage, session: Session |
   if (typeof origin === "string" && origin !== "null" && !sameOrigin(origin, request, publicUrl)) {
     throw new HttpError(403, "Refused: the form was sent from another origin.");
   }
-  const type = String(request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/x-www-form-urlencoded") throw new HttpError(415, "Expected a form (application/x-www-form-urlencoded).");
-  const form = await readFormBody(request);
-  const given = Buffer.from(form.get("csrf") ?? "");
-  const wanted = Buffer.from(session.csrfToken);
-  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
-    throw new HttpError(403, "Refused: the form's CSRF token is missing or is not this session's. Reload the page and try again.");
-  }
-  return form;
 }
 
 function sameOrigin(origin: string, request: IncomingMessage, publicUrl: string): boolean {
@@ -44,7 +49,7 @@ function sameOrigin(origin: string, request: IncomingMessage, publicUrl: string)
   }
 }
 
-/** A posted form of at most 4 KiB (413 beyond: no page of Slipway's sends more). */
-export async function readFormBody(request: IncomingMessage): Promise<URLSearchParams> {
-  return new URLSearchParams((await readBody(request, FORM_LIMIT_BYTES, "The form is too large.")).toString("utf8"));
+/** A posted form of at most 4 KiB unless said otherwise (413 beyond: only the secrets form sends more). */
+export async function readFormBody(request: IncomingMessage, limitBytes = FORM_LIMIT_BYTES): Promise<URLSearchParams> {
+  return new URLSearchParams((await readBody(request, limitBytes, "The form is too large.")).toString("utf8"));
 }

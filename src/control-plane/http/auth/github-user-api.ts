@@ -14,6 +14,8 @@ export interface RepositoryAccess {
   read: boolean;
   /** write, maintain or admin: the same rule as `/deploy` and the check run's buttons. */
   write: boolean;
+  /** maintain or admin: who may set Slipway's secrets for the repository. */
+  manage: boolean;
 }
 
 /** GitHub answered 401 to a user token: it expired or the user revoked the App's authorization. */
@@ -149,9 +151,9 @@ export function createGitHubUserApi(options: { settings: SignInSettings; fetch?:
       const response = await api(path, accessToken, `about ${owner}/${repo}`);
       // 404: not readable by this user, or the App is not installed there. 403 without a rate
       // limit: blocked (an SSO-enforced organisation, a suspended App): not readable either.
-      if (response.status === 404) return { read: false, write: false };
+      if (response.status === 404) return { read: false, write: false, manage: false };
       const rateLimited = response.headers.get("x-ratelimit-remaining") === "0" || response.headers.has("retry-after");
-      if (response.status === 403 && !rateLimited) return { read: false, write: false };
+      if (response.status === 403 && !rateLimited) return { read: false, write: false, manage: false };
       if (!response.ok) throw new GitHubUnavailableError(`GitHub answered GET ${path} with HTTP ${response.status}`);
       const body = (await response.json()) as { permissions?: { admin?: boolean; maintain?: boolean; push?: boolean; pull?: boolean } };
       const permissions = body.permissions ?? {};
@@ -159,6 +161,7 @@ export function createGitHubUserApi(options: { settings: SignInSettings; fetch?:
         // A repository GitHub shows this user is readable; `pull` says so explicitly when present.
         read: permissions.pull !== false,
         write: permissions.admin === true || permissions.maintain === true || permissions.push === true,
+        manage: permissions.admin === true || permissions.maintain === true,
       };
     },
 

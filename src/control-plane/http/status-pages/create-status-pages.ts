@@ -29,8 +29,12 @@ export interface StatusPagesOptions {
   isPublicRepository?(deployment: Deployment): Promise<boolean>;
   /** The check run's `Redeploy`, for people with write permission. Unset: no button. */
   redeploy?(revisionId: string, actorLogin: string): Promise<void>;
+  /** "Restart with new settings" of the running revision (its build, today's variables and secrets), for people with write permission. Unset: no button. */
+  restart?(revisionId: string, actorLogin: string): Promise<void>;
   /** The check run's `Cancel`, for people with write permission. Unset: no button. */
   cancel?(revisionId: string, actorLogin: string): Promise<void>;
+  /** Each deployment links signed-in people to its secrets page (served by secrets-pages.ts, with `context`). */
+  linkSecrets?: boolean;
   /** How long GitHub's answers about who may read what are reused (default one minute). */
   accessCacheMs?: number;
   /** How long a session lasts (default twelve hours). */
@@ -41,8 +45,8 @@ export interface StatusPagesOptions {
   fetch?: typeof fetch;
 }
 
-/** Answers `true` when it handled the request. */
-export type StatusPages = (request: IncomingMessage, response: ServerResponse, pathname: string) => Promise<boolean>;
+/** Answers `true` when it handled the request; `context` (sessions, access rule) serves other pages for the same people. */
+export type StatusPages = ((request: IncomingMessage, response: ServerResponse, pathname: string) => Promise<boolean>) & { readonly context: PageContext };
 
 /**
  * The status pages and the read-only JSON view of deployments and revisions:
@@ -89,11 +93,11 @@ export async function createStatusPages(options: StatusPagesOptions): Promise<St
   const pages = createPageRoutes({
     ...context,
     heartbeatMs: options.heartbeatMs ?? 15_000,
-    offers: { cancel: Boolean(options.cancel), redeploy: Boolean(options.redeploy) },
+    offers: { cancel: Boolean(options.cancel), redeploy: Boolean(options.redeploy), restart: Boolean(options.restart), secrets: options.linkSecrets === true },
   });
-  const revisionAction = createRevisionActions({ ...context, cancel: options.cancel, redeploy: options.redeploy });
+  const revisionAction = createRevisionActions({ ...context, cancel: options.cancel, redeploy: options.redeploy, restart: options.restart });
 
-  return async function statusPages(request, response, pathname) {
+  return Object.assign(async function statusPages(request: IncomingMessage, response: ServerResponse, pathname: string) {
     if (await signInRoutes(request, response, pathname)) return true;
     if (await apiV1(request, response, pathname)) return true;
     const method = request.method ?? "GET";
@@ -106,5 +110,5 @@ export async function createStatusPages(options: StatusPagesOptions): Promise<St
     else if (pathname === "/") await pages.index(response, viewer);
     else await pages.revision(request, response, pathname, viewer);
     return true;
-  };
+  }, { context });
 }

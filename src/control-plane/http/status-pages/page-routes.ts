@@ -1,3 +1,4 @@
+import { mayRestart } from "../../../revisions/selectors.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isFinal, isTornDown } from "../../../store/model.js";
 import { REVISION_ID, type Viewer } from "../auth/viewer-access.js";
@@ -18,7 +19,7 @@ export interface PageRoutesOptions extends PageContext {
   /** How often an event stream sends a comment to keep proxies from closing it. */
   heartbeatMs: number;
   /** Which of the check run's buttons this server offers (to people with write permission). */
-  offers: { cancel: boolean; redeploy: boolean };
+  offers: { cancel: boolean; redeploy: boolean; restart?: boolean; secrets?: boolean };
 }
 
 export interface PageRoutes {
@@ -72,6 +73,7 @@ export function createPageRoutes(options: PageRoutesOptions): PageRoutes {
         basePath,
         now: new Date(now()),
         notice: notices.length > 0 ? html`${notices}` : undefined,
+        secretsLinks: offers.secrets === true && viewer.session !== undefined,
       });
       sendPage(response, 200, { ...page, header: header(viewer) });
     },
@@ -107,8 +109,9 @@ export function createPageRoutes(options: PageRoutesOptions): PageRoutes {
       const final = isFinal(revision);
       const mayCancel = offers.cancel && !final;
       const mayRedeploy = offers.redeploy && final && !isTornDown(deployment);
+      const restartable = Boolean(offers.restart) && mayRestart(store.state, revision);
       // Drawing the buttons uses the cached answer; pressing one asks GitHub again.
-      const mayWrite = viewer.session && (mayCancel || mayRedeploy) ? await access.policy.canWrite(viewer.session, deployment).catch(() => false) : false;
+      const mayWrite = viewer.session && (mayCancel || mayRedeploy || restartable) ? await access.policy.canWrite(viewer.session, deployment).catch(() => false) : false;
       const requested = new URL(request.url ?? "/", "http://status.invalid").searchParams.get("requested");
       sendPage(
         response,
@@ -119,8 +122,8 @@ export function createPageRoutes(options: PageRoutesOptions): PageRoutes {
           log: logSlice,
           basePath,
           now: new Date(now()),
-          actions: mayWrite && viewer.session ? { csrfToken: viewer.session.csrfToken, cancel: mayCancel, redeploy: mayRedeploy } : undefined,
-          requested: requested === "cancel" || requested === "redeploy" ? requested : undefined,
+          actions: mayWrite && viewer.session ? { csrfToken: viewer.session.csrfToken, cancel: mayCancel, redeploy: mayRedeploy, restart: restartable } : undefined,
+          requested: requested === "cancel" || requested === "redeploy" || requested === "restart" ? requested : undefined,
           header: header(viewer),
         }),
       );

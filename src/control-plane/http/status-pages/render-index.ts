@@ -3,6 +3,8 @@ import { isFinal, isPreviewEnvironment, type Deployment, type Revision } from ".
 import { formatAge, formatTime, shortSha, triggerText } from "./describe-for-people.js";
 import { html, type SafeHtml } from "./html.js";
 import type { Page } from "./send-page.js";
+import { secretsPagePath } from "../../secrets/render-secrets-page.js";
+import { secretEnvironmentOf } from "../../secrets/secret-store.js";
 
 /** How many revisions each deployment lists on the index, the latest included. */
 export const RECENT_REVISIONS = 10;
@@ -15,13 +17,15 @@ export interface IndexInput {
   now: Date;
   /** Under the heading: why some deployments are not listed, and how to see them. */
   notice?: SafeHtml;
+  /** Link each deployment to its environment's secrets (for signed-in people; the page asks GitHub whether they may). */
+  secretsLinks?: boolean;
 }
 
 /**
  * `GET /`: deployments grouped by repository, each with its latest revision and the most
  * recent ones. Reads only the live document: it always holds a deployment's newest revisions.
  */
-export function renderIndex({ deployments, revisions, basePath, now, notice }: IndexInput): Page {
+export function renderIndex({ deployments, revisions, basePath, now, notice, secretsLinks }: IndexInput): Page {
   const revisionsByDeployment = new Map<string, Revision[]>();
   for (const revision of revisions) {
     const list = revisionsByDeployment.get(revision.deploymentId) ?? [];
@@ -57,7 +61,8 @@ export function renderIndex({ deployments, revisions, basePath, now, notice }: I
     const words = DEPLOYMENT_STATE_LABELS[deployment.state];
     return html`<section class="card" id="deployment-${deployment.id}">
 <div class="row"><h3 class="grow">${deployment.environment}</h3>
-<span class="badge ${words.tone}" data-deployment-state="${deployment.state}">${words.label}</span></div>
+<span class="badge ${words.tone}" data-deployment-state="${deployment.state}">${words.label}</span>
+${secretsLinks ? html`<a href="${secretsPagePath(basePath, deployment.repository.fullName, secretEnvironmentOf(deployment.environment))}" data-secrets-link>Secrets</a>` : ""}</div>
 ${deployment.placement ? html`<p class="muted" data-listener="${deployment.placement.listenerId}">On listener <code>${deployment.placement.listenerId}</code> (${placementWords(deployment.placement.holds)})</p>` : ""}
 ${latest?.waitingFor ? html`<p class="muted" data-waiting>⏳ ${latest.waitingFor}</p>` : ""}
 ${latest ? html`<div class="row"><span class="muted">Latest</span> ${revisionFacts(latest)}</div>` : html`<p class="muted">No revisions yet.</p>`}

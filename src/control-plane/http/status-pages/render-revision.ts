@@ -17,9 +17,9 @@ export interface RevisionPageInput {
   basePath: string;
   now: Date;
   /** The buttons to draw (the viewer has write permission), with the session's CSRF token. */
-  actions?: { csrfToken: string; cancel: boolean; redeploy: boolean };
+  actions?: { csrfToken: string; cancel: boolean; redeploy: boolean; restart?: boolean };
   /** The action the viewer just asked for, to confirm it. */
-  requested?: "cancel" | "redeploy";
+  requested?: "cancel" | "redeploy" | "restart";
   header?: SafeHtml;
 }
 
@@ -65,7 +65,7 @@ ${
 }
 ${revision.attempts > 1 ? html`<dt>Attempts</dt><dd>${revision.attempts}</dd>` : ""}
 </dl>
-${actions && (actions.cancel || actions.redeploy) ? actionButtons(revisionPath, actions) : ""}
+${actions && (actions.cancel || actions.redeploy || actions.restart) ? actionButtons(revisionPath, actions) : ""}
 </div>
 ${requested ? html`<p class="notice" role="status">${requestedNotice(requested, basePath, deployment)}</p>` : ""}
 ${
@@ -133,16 +133,19 @@ function fromFirstFullLine(slice: LogSlice): { text: string; start: number } {
   return { text: slice.text.slice(newline + 1), start: slice.start + Buffer.byteLength(skipped) };
 }
 
-function actionButtons(revisionPath: string, actions: { csrfToken: string; cancel: boolean; redeploy: boolean }) {
-  const button = (action: "cancel" | "redeploy", label: string, tone: string) =>
-    html`<form method="post" action="${revisionPath}/${action}"><input type="hidden" name="csrf" value="${actions.csrfToken}"><button type="submit" class="${tone}" id="${action}-button">${label}</button></form>`;
-  return html`<div class="actions">${actions.cancel ? button("cancel", "Cancel", "danger") : ""}${actions.redeploy ? button("redeploy", "Redeploy", "") : ""}</div>`;
+function actionButtons(revisionPath: string, actions: { csrfToken: string; cancel: boolean; redeploy: boolean; restart?: boolean }) {
+  const button = (action: "cancel" | "redeploy" | "restart", label: string, tone: string, title = "") =>
+    html`<form method="post" action="${revisionPath}/${action}"><input type="hidden" name="csrf" value="${actions.csrfToken}"><button type="submit" class="${tone}" id="${action}-button" title="${title}">${label}</button></form>`;
+  return html`<div class="actions">${actions.cancel ? button("cancel", "Cancel", "danger") : ""}${actions.redeploy ? button("redeploy", "Redeploy", "", "Build and deploy this commit again, with today's settings") : ""}${
+    actions.restart ? button("restart", "Restart with new settings", "", "Start this build again with today's variables and secrets, without building") : ""
+  }</div>`;
 }
 
-function requestedNotice(requested: "cancel" | "redeploy", basePath: string, deployment: Deployment | undefined) {
+function requestedNotice(requested: "cancel" | "redeploy" | "restart", basePath: string, deployment: Deployment | undefined) {
   if (requested === "cancel") return html`Cancel requested: the revision stops in a moment.`;
   const anchor = deployment ? `#deployment-${deployment.id}` : "";
-  return html`Redeploy requested: a new revision of this commit appears on <a href="${basePath}/${anchor}">the deployments page</a> in a moment.`;
+  const what = requested === "restart" ? "Restart requested: a new revision running this build with today's settings" : "Redeploy requested: a new revision of this commit";
+  return html`${what} appears on <a href="${basePath}/${anchor}">the deployments page</a> in a moment.`;
 }
 
 function formatBytes(bytes: number): string {
