@@ -1,4 +1,5 @@
 import type { ProbotOctokit } from "probot";
+import { isReservedVariable } from "../../protocol/reserved-variables.js";
 import { isPreviewEnvironment } from "../../store/model.js";
 
 /** The GitHub environment every pull request preview (`pr-<number>`) reads its variables from. */
@@ -79,14 +80,8 @@ export async function readEnvironmentVariables(octokit: ProbotOctokit, target: {
   return { variables, notes };
 }
 
-/**
- * The names Slipway gives every build and running revision. The listener keeps the same list
- * (`isReservedVariable`); the control plane does not import listener code, so it is repeated here.
- */
-function isSetBySlipway(name: string): boolean {
-  const upper = name.toUpperCase();
-  return upper === "DATABASE_URL" || upper === "PORT" || upper === "PATH" || upper === "HOME" || upper.startsWith("SLIPWAY_");
-}
+/** The names Slipway gives every build and running revision (GitHub upper-cases variable names). */
+const isSetBySlipway = (name: string) => isReservedVariable(name.toUpperCase());
 
 function statusOf(error: unknown): number | undefined {
   return (error as { status?: number }).status;

@@ -1,3 +1,4 @@
+import { isReservedVariable, RESERVED_VARIABLES } from "../../protocol/reserved-variables.js";
 import { isPreviewEnvironment, type StoredSecret } from "../../store/model.js";
 import type { StateStore } from "../../store/open-state-store.js";
 import type { SecretBox } from "../../store/secret-box.js";
@@ -9,8 +10,6 @@ export const MAX_SECRET_NAME_LENGTH = 100;
 /** Where the secrets of every `pr-<n>` preview of a repository are kept. */
 export const PREVIEW_SECRET_ENVIRONMENT = "preview";
 
-/** Variables Slipway sets itself, which a secret may not override (besides every `SLIPWAY_*`). */
-const RESERVED_NAMES: ReadonlySet<string> = new Set(["PATH", "HOME", "PORT", "DATABASE_URL"]);
 const NAME = /^[A-Z_][A-Z0-9_]*$/;
 /** As `environments.<name>` in `.github/slipway.yml` (repo-config.ts). */
 const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -64,8 +63,8 @@ export function validateSecretName(name: string): void {
     throw new InvalidSecretError(`${JSON.stringify(shown)} is not a valid secret name: use upper-case letters, digits and _, not starting with a digit (such as API_KEY).`);
   }
   if (name.startsWith("SLIPWAY_")) throw new InvalidSecretError(`${name} starts with SLIPWAY_, which is kept for Slipway's own variables: choose another name.`);
-  if (RESERVED_NAMES.has(name)) {
-    throw new InvalidSecretError(`${name} is set by Slipway itself and cannot be overridden (nor can ${[...RESERVED_NAMES].filter((n) => n !== name).join(", ")} or SLIPWAY_*).`);
+  if (isReservedVariable(name)) {
+    throw new InvalidSecretError(`${name} is set by Slipway itself and cannot be overridden (nor can ${RESERVED_VARIABLES.filter((n) => n !== name).join(", ")} or SLIPWAY_*).`);
   }
 }
 

@@ -1,5 +1,6 @@
 import os from "node:os";
 
+import { isReservedVariable } from "../../protocol/reserved-variables.js";
 import { RUN_MARKER_VARIABLE } from "./kill-process-tree.js";
 
 export interface BuildEnvironmentOptions {
@@ -20,10 +21,7 @@ export interface BuildEnvironmentOptions {
   settings?: { variables: Readonly<Record<string, string>>; secrets: Readonly<Record<string, string>> };
 }
 
-/** Names Slipway sets itself: nothing from a repository, GitHub or a secret replaces them. */
-export function isReservedVariable(name: string): boolean {
-  return name === "DATABASE_URL" || name === "PORT" || name === "PATH" || name === "HOME" || name.startsWith("SLIPWAY_");
-}
+
 
 const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
