@@ -59,6 +59,7 @@ async function main() {
       adminDatabaseUrl: database.adminUrl,
       dataDir: settings.dataDir,
       maxConcurrentBuilds: settings.maxConcurrentBuilds,
+      keepBuilds: settings.keepBuilds,
       routerPort: settings.routerPort,
       routerHost: settings.routerHost,
       routerDomain: settings.routerDomain,

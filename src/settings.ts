@@ -18,6 +18,8 @@ export interface Settings {
   listenerTokenGenerated: boolean;
   controlPlaneUrl?: string;
   maxConcurrentBuilds: number;
+  /** SLIPWAY_KEEP_BUILDS: builds kept per non-preview environment for rollbacks (listener), and offered for them (control plane). */
+  keepBuilds: number;
   /** How long a listener's lease lasts without a heartbeat. */
   leaseTtlSeconds: number;
   /** On SIGTERM, how long running builds may go on before they are stopped and handed back. */
@@ -34,6 +36,8 @@ export interface Settings {
   adminToken?: string;
   /** SLIPWAY_LISTENER_MOVE_AFTER_SECONDS: move deployments off a listener gone this long; unset: only an operator moves them. */
   listenerMoveAfterSeconds?: number;
+  /** SLIPWAY_METRICS_TOKEN: the bearer token `GET /metrics` requires; unset: /metrics is open. */
+  metricsToken?: string;
 }
 
 export class SettingsError extends Error {
@@ -66,6 +70,8 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
   }
   const adminToken = env.SLIPWAY_ADMIN_TOKEN?.trim() || undefined;
   if (adminToken !== undefined && adminToken.length < 16) throw new SettingsError("SLIPWAY_ADMIN_TOKEN must be at least 16 characters long");
+  const metricsToken = env.SLIPWAY_METRICS_TOKEN?.trim() || undefined;
+  if (metricsToken !== undefined && metricsToken.length < 16) throw new SettingsError("SLIPWAY_METRICS_TOKEN must be at least 16 characters long");
   const publicUrl = (env.SLIPWAY_PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, "");
   checkUrl("SLIPWAY_PUBLIC_URL", publicUrl);
   if (env.SLIPWAY_CONTROL_PLANE_URL) checkUrl("SLIPWAY_CONTROL_PLANE_URL", env.SLIPWAY_CONTROL_PLANE_URL);
@@ -83,6 +89,7 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     listenerTokenGenerated: configuredToken === undefined,
     controlPlaneUrl: env.SLIPWAY_CONTROL_PLANE_URL?.replace(/\/+$/, ""),
     maxConcurrentBuilds: integer(env, "SLIPWAY_MAX_CONCURRENT_BUILDS", 2, 1, 64),
+    keepBuilds: integer(env, "SLIPWAY_KEEP_BUILDS", 5, 1, 50),
     leaseTtlSeconds: integer(env, "SLIPWAY_LEASE_TTL_SECONDS", 30, 3, 3_600),
     shutdownGraceSeconds: integer(env, "SLIPWAY_SHUTDOWN_GRACE_SECONDS", 30, 0, 3_600),
     routerPort: integer(env, "SLIPWAY_ROUTER_PORT", 8080, 0, 65_535),
@@ -92,6 +99,7 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     listenerPool,
     adminToken,
     listenerMoveAfterSeconds: env.SLIPWAY_LISTENER_MOVE_AFTER_SECONDS ? integer(env, "SLIPWAY_LISTENER_MOVE_AFTER_SECONDS", 0, 1, 30 * 86_400) : undefined,
+    metricsToken,
   };
 }
 

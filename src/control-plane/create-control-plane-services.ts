@@ -20,7 +20,7 @@ import { createLifecycle, type Lifecycle } from "../revisions/lifecycle.js";
 
 export interface ControlPlaneOptions {
   settings: Pick<Settings, "dataDir" | "publicUrl" | "listenerToken" | "port" | "host"> &
-    Partial<Pick<Settings, "leaseTtlSeconds" | "adminToken" | "listenerMoveAfterSeconds">>;
+    Partial<Pick<Settings, "leaseTtlSeconds" | "adminToken" | "listenerMoveAfterSeconds" | "metricsToken" | "keepBuilds">>;
   probot: Probot;
   log: Logger;
   /** The GitHub App's id: check runs of other apps are not ours to act on. */
@@ -35,6 +35,8 @@ export interface ControlPlaneOptions {
   leaseCheckIntervalMs?: number;
   /** How often GitHub is asked for webhooks it failed to deliver (default 10 minutes). */
   redeliverIntervalMs?: number;
+  /** How often idle previews are looked for (previews.expire_after_days; default hourly, and once at start). */
+  previewExpiryIntervalMs?: number;
   /** First retry delay after a failed GitHub write or delivery. */
   retryBaseMs?: number;
 }
@@ -86,6 +88,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     progressIntervalMs: options.progressIntervalMs,
     queuedSettleMs: options.queuedSettleMs,
     retryBaseMs: options.retryBaseMs,
+    keepBuilds: settings.keepBuilds,
   });
   const sourceTokens = createSourceTokens({
     async mint(installationId, repositoryName) {
@@ -135,6 +138,7 @@ export async function createControlPlaneServices(options: ControlPlaneOptions): 
     presence,
     log: log.child({ component: "inbox" }),
     retryBaseMs: options.retryBaseMs,
+    keepBuilds: settings.keepBuilds,
   });
   // The entry point only routes; each handler decides and enqueues (persist, then acknowledge).
   const appFn: ApplicationFunction = (app) => {

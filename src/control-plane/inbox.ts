@@ -32,6 +32,8 @@ export interface InboxOptions {
   presence?: ListenerPresence;
   /** Repository configs kept between deliveries (default: a fresh cache). */
   configs?: RepoConfigCache;
+  /** `SLIPWAY_KEEP_BUILDS` (default 5): how far back a rollback may go. */
+  keepBuilds?: number;
   log: Logger;
   retryBaseMs?: number;
   maxFailures?: number;
@@ -48,7 +50,7 @@ export function createInbox(options: InboxOptions): Inbox {
   const configs = options.configs ?? createRepoConfigCache();
   const presence = options.presence ?? createListenerPresence();
   const replies = createReplyLimiter();
-  const intents = { store, getOctokit: options.getOctokit, lifecycle: options.lifecycle, presence, replies, configs };
+  const intents = { store, getOctokit: options.getOctokit, lifecycle: options.lifecycle, presence, replies, configs, keepBuilds: options.keepBuilds };
   const running = new Set<Promise<void>>();
   const failures = new Map<string, number>();
 

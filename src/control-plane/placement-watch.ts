@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Lifecycle } from "../revisions/lifecycle.js";
+import { heldNote, lockOf } from "../revisions/deploy-locks.js";
 import { poolOf } from "../revisions/selectors.js";
 import type { Deployment, Revision } from "../store/model.js";
 import type { StateStore } from "../store/open-state-store.js";
@@ -38,6 +39,9 @@ export function createPlacementWatch(options: PlacementWatchOptions) {
   const secondsText = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
   function why(revision: Revision, deployment: Deployment, now: number): string | undefined {
+    // A lock comes first: whichever listener is there, nothing starts until `/unlock`.
+    const lock = lockOf(store.state, deployment.id);
+    if (lock) return heldNote(lock);
     const bound = deployment.placement?.listenerId;
     if (bound && !presence.isPresent(bound, now)) {
       const seen = lastSeenOf(bound);
@@ -54,7 +58,8 @@ export function createPlacementWatch(options: PlacementWatchOptions) {
   /** Deployments whose bound listener has been gone longer than the timeout while work waits for them. */
   function overdue(now: number): Deployment[] {
     if (!options.moveAfterMs) return [];
-    const waiting = new Set(Object.values(store.state.revisions).filter((r) => r.state === "QUEUED" && !r.lease).map((r) => r.deploymentId));
+    // Work held by a lock does not wait for the listener: no reason to move (and leave a database behind).
+    const waiting = new Set(Object.values(store.state.revisions).filter((r) => r.state === "QUEUED" && !r.lease && !lockOf(store.state, r.deploymentId)).map((r) => r.deploymentId));
     return Object.values(store.state.deployments).filter((d) => {
       const bound = d.placement?.listenerId;
       if (!bound || !waiting.has(d.id) || presence.isPresent(bound, now)) return false;

@@ -42,6 +42,14 @@ const buildRoot = z
   .refine((root) => !root.split("/").includes(".."), "build.root must stay inside the repository (no '..')")
   .transform((root) => root.split("/").filter((segment) => segment !== "" && segment !== ".").join("/"));
 
+const EXPIRY_RULE = "a whole number of days from 1 to 365, or false to keep previews until their pull request closes";
+/** `previews.expire_after_days`: a preview with no new commit and no `/deploy` for this long is torn down; `false`: never. */
+const previewExpiry = z
+  .union([z.literal(false), z.number()], { error: EXPIRY_RULE })
+  .refine((days) => days === false || (Number.isInteger(days) && days >= 1 && days <= 365), EXPIRY_RULE)
+  .default(7)
+  .describe("days without a new commit or /deploy after which a preview is torn down; false: never");
+
 /** `.github/slipway.yml`, as docs/architecture.md describes it. */
 export const repoConfigSchema = z
   .object({
@@ -60,7 +68,7 @@ export const repoConfigSchema = z
       .describe("environment name → the branch it tracks; default: production tracks the default branch"),
     paths: pathFilter.describe("the path filter of environments without their own; default: every push deploys"),
     previews: z
-      .object({ enabled: z.boolean().default(true), auto_update: z.boolean().default(true), pool: poolName.optional() })
+      .object({ enabled: z.boolean().default(true), auto_update: z.boolean().default(true), pool: poolName.optional(), expire_after_days: previewExpiry })
       .strict()
       .prefault({})
       .describe("/deploy on pull requests → pr-<number>"),

@@ -11,8 +11,11 @@ import { reachableUrl } from "./http/reachable-url.js";
 import { readSignInSettings } from "./http/auth/sign-in-settings.js";
 import { createListenerApi } from "./http/listener-api.js";
 import { createAdminApi } from "./admin/admin-api.js";
+import { createRollbackApi } from "./admin/rollback-api.js";
 import { resolveAdminToken } from "./admin/admin-token.js";
 import { createPlacementWatch } from "./placement-watch.js";
+import { createPreviewExpiry } from "./preview-expiry.js";
+import { createRepoConfigCache } from "./repo-config.js";
 import { createSecretsApi } from "./secrets/secrets-api.js";
 import { createSecretsPages } from "./secrets/secrets-pages.js";
 import type { ListenerPresence } from "./listener-presence.js";
@@ -20,6 +23,8 @@ import { createStatusPages } from "./http/status-pages/create-status-pages.js";
 import type { Inbox } from "./inbox.js";
 import type { WorkQueue } from "./work-queue.js";
 import { createWebhookReceiver } from "./webhooks/receive-webhook.js";
+import { createMetrics } from "./metrics/create-metrics.js";
+import { createMetricsRoute } from "./metrics/metrics-route.js";
 
 export const WEBHOOK_PATH = "/api/github/webhooks";
 /** Ids of embedded listeners start with this: at start-up, their leases belonged to a process that is gone. */
@@ -57,7 +62,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       throw new Error("Slipway's app serves no HTTP routes of its own");
     },
   });
-  const receiveWebhook = createWebhookReceiver({ webhooks: probot.webhooks, log: log.child({ component: "webhooks" }) });
+  const metrics = createMetrics({ store, presence, registry });
+  const metricsRoute = createMetricsRoute({ metrics, token: settings.metricsToken });
+  const receiveWebhook = createWebhookReceiver({ webhooks: metrics.countWebhooks(probot.webhooks), log: log.child({ component: "webhooks" }) });
   const listenerApi = createListenerApi({ queue, presence, registry, joinToken: settings.listenerToken, log: log.child({ component: "listener-api" }) });
   const adminToken = await resolveAdminToken({ configured: settings.adminToken, dataDir: settings.dataDir, log });
   const adminApi = createAdminApi({
@@ -68,6 +75,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     presence,
     log: log.child({ component: "admin-api" }),
   });
+  const rollbackApi = createRollbackApi({ adminToken, store, lifecycle, keepBuilds: settings.keepBuilds, log: log.child({ component: "admin-api" }) });
   const placement = createPlacementWatch({
     store,
     lifecycle,
@@ -128,8 +136,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (pathname === "/healthz") {
       return sendJson(response, ready ? 200 : 503, { status: ready ? "ok" : "starting" });
     }
+    if (await metricsRoute(request, response, pathname)) return;
     if (await listenerApi(request, response, pathname)) return;
     if (await adminApi(request, response, pathname)) return;
+    if (await rollbackApi(request, response, pathname)) return;
     if (await secretsApi(request, response, pathname)) return;
     if (await secretsPages(request, response, pathname)) return;
     if (await statusPages(request, response, pathname)) return;
@@ -167,6 +177,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   void redeliver();
   const redeliverTimer = setInterval(redeliver, options.redeliverIntervalMs ?? 10 * 60_000);
   redeliverTimer.unref();
+  const previewExpiry = createPreviewExpiry({
+    store,
+    lifecycle,
+    configs: createRepoConfigCache(),
+    getOctokit: (installationId) => probot.auth(installationId) as Promise<ProbotOctokit>,
+    log: log.child({ component: "preview-expiry" }),
+  });
+  const expirePreviews = () => void previewExpiry.check().catch((error: unknown) => log.error({ err: error }, "preview expiry failed"));
+  expirePreviews();
+  const expiryTimer = setInterval(expirePreviews, options.previewExpiryIntervalMs ?? 60 * 60_000);
+  expiryTimer.unref();
   ready = true;
   log.info({ url, dataDir: settings.dataDir }, "control plane ready");
 
@@ -182,12 +203,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ready = false;
       clearInterval(leaseTimer);
       clearInterval(redeliverTimer);
+      clearInterval(expiryTimer);
       queue.wake();
       await Promise.race([
         Promise.all([inbox.idle(), reporter.idle()]),
         new Promise((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
       reporter.close();
+      metrics.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -139,7 +139,7 @@ export function createWorkQueue(options: WorkQueueOptions): WorkQueue {
       build: revision.build,
       run: revision.run,
       settings: settings && { variables: settings.variables, secrets: settings.secrets },
-      ...(revision.buildOf ? { reuseBuildOf: revision.buildOf } : {}),
+      ...(revision.buildOf ? { reuseBuildOf: revision.buildOf, reuseFor: revision.trigger.kind === "rollback" ? "rollback" : "restart" } : {}),
       source: {
         tarballUrl: `${options.apiBaseUrl}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/tarball/${revision.sha}`,
         token: source.token,

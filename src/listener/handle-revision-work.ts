@@ -12,6 +12,8 @@ import { startWorkProgress } from "./work-progress.js";
 import { deployRevision } from "./deploy-revision.js";
 import type { InstanceSupervisor } from "./instances/create-instance-supervisor.js";
 import { deploymentHomeDir, type SandboxConfig } from "./sandbox/sandbox.js";
+import { keepBuilds } from "./kept-builds.js";
+import { DEFAULT_KEEP_BUILDS, keptBuildCount } from "../revisions/selectors.js";
 
 /**
  * How long a database setup job has to answer a cancel (it cancels its statement and drops
@@ -37,6 +39,8 @@ export interface RevisionWorkContext {
   /** Where each build's run marker is recorded while it runs (see kill-orphaned-builds). */
   buildMarkersDir: string;
   heartbeatIntervalMs: number;
+  /** `SLIPWAY_KEEP_BUILDS`: deployed builds kept per non-preview environment, for rollbacks (default 5; previews keep 1). */
+  keepBuilds?: number;
   /** Aborted when the listener stops and its grace period is over: the work is handed back. */
   stopping?: AbortSignal;
   log: Logger;
@@ -46,8 +50,9 @@ export interface RevisionWorkContext {
  * One leased revision, phase by phase, on the listener's main thread: database setup on a
  * deployment's first revision (a job of its own), the build (a job of its own), then, with
  * a `run` section, the deploy (an instance, started by the instance supervisor; see
- * deployRevision). A restart with new settings (`reuseBuildOf`) builds nothing: the running
- * revision's kept build is deployed again. Progress and log go to the control plane as
+ * deployRevision). A restart with new settings or a rollback (`reuseBuildOf`) builds
+ * nothing: a kept build is deployed again (without `run`, it becomes the deployed one).
+ * Each deployed build joins the deployment's kept builds (see keepBuilds). Progress and log go to the control plane as
  * heartbeats; the outcome as the lease's completion.
  */
 export async function handleRevisionWork(work: RevisionWork, context: RevisionWorkContext): Promise<WorkOutcome | "lease-lost"> {
@@ -162,22 +167,26 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
   }
 
   const secrets = [work.source.token, ...secretsOf(databaseUrl), ...secretsOf(provisionedUrl), ...Object.values(work.settings?.secrets ?? {})];
-  // Without a `run` section there is nothing to restart: such a revision is built as usual.
-  const reuseBuildOf = work.run ? work.reuseBuildOf : undefined;
+  const reuseBuildOf = work.reuseBuildOf;
+  const rollback = work.reuseFor === "rollback";
+  /** This build joins the kept ones; older ones beyond the count are removed (the previous revision is stopped by now). */
+  const keep = (dir: string) =>
+    keepBuilds({ deploymentDir: path.dirname(dir), build: path.basename(dir), count: keptBuildCount(work.deployment.environment, context.keepBuilds ?? DEFAULT_KEEP_BUILDS) });
   let workDir: string;
   let logEnd = 0;
   if (reuseBuildOf) {
-    // A restart with new settings: the running revision's kept build starts again with
-    // today's variables and secrets; nothing is fetched or built.
+    // A restart with new settings (the running revision's build) or a rollback (an earlier
+    // kept build) starts again with today's variables and secrets; nothing is fetched or built.
     workDir = path.join(context.workRoot, work.deployment.id, reuseBuildOf);
-    const line = `[slipway] restart with new settings: reusing the build of revision ${reuseBuildOf}\n`;
+    const line = `[slipway] ${rollback ? "rollback" : "restart with new settings"}: reusing the build of revision ${reuseBuildOf}\n`;
     progress.log(line, 0);
     logEnd = Buffer.byteLength(line);
     if (!(await isFolder(path.join(workDir, "source")))) {
       progress.event({ type: "phase_started", phase: "deploy", at: now() });
       progress.event({ type: "phase_finished", phase: "deploy", at: now(), outcome: "failed" });
       // Slipway's kept state, not the user's code: deployment status `error`, not `failure`.
-      return finish("DEPLOY_FAILED", "the build of the running revision is no longer kept on this listener; use Redeploy to build it again", true);
+      const which = rollback ? `revision ${reuseBuildOf.slice(0, 8)}` : "the running revision";
+      return finish("DEPLOY_FAILED", `the build of ${which} is no longer kept on this listener; use Redeploy to build it again`, true);
     }
     progress.event({ type: "phase_started", phase: "build", at: now() });
     progress.event({ type: "phase_finished", phase: "build", at: now(), outcome: "succeeded", note: `reused the build of revision ${reuseBuildOf.slice(0, 8)}` });
@@ -238,7 +247,8 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
     }
   }
   if (!work.run) {
-    await keepOnlyBuild(workDir);
+    // Nothing runs: the build (or, for a rollback, the kept one) becomes the deployed one.
+    await keep(workDir);
     return finish("DEPLOYED");
   }
 
@@ -262,11 +272,11 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
   });
   current = undefined;
   if (!deployed.ok) {
-    // A reused build is the running revision's: it goes on serving from it.
+    // A reused build is kept: for a restart it is the running revision's, which goes on serving from it.
     if (!reuseBuildOf) await removeBuild(workDir);
     return finish(deployed.outcome, deployed.error);
   }
-  await keepOnlyBuild(workDir); // the previous revision is stopped by now
+  await keep(workDir);
   if (reuseBuildOf) await keepOnlyRunLog(workDir, runLog);
   await progress.complete({ outcome: "DEPLOYED", environmentUrl: deployed.url });
   deployed.stopShipping();
@@ -278,15 +288,6 @@ export async function handleRevisionWork(work: RevisionWork, context: RevisionWo
 /** Removes a build that will not run (failed, cancelled, or not healthy). */
 async function removeBuild(workDir: string) {
   await rm(workDir, { recursive: true, force: true });
-}
-
-/** Keeps only this build in its deployment's folder: the one that runs now, or the newest. */
-async function keepOnlyBuild(workDir: string) {
-  const deploymentDir = path.dirname(workDir);
-  const keep = path.basename(workDir);
-  for (const name of await readdir(deploymentDir).catch(() => [] as string[])) {
-    if (name !== keep) await rm(path.join(deploymentDir, name), { recursive: true, force: true });
-  }
 }
 
 /** Removes the output files of instances of this build that no longer run (a restart replaced them). */

@@ -29,6 +29,7 @@ try {
     adminDatabaseUrl: database.adminUrl,
     dataDir: settings.dataDir,
     maxConcurrentBuilds: settings.maxConcurrentBuilds,
+    keepBuilds: settings.keepBuilds,
     routerPort: settings.routerPort,
     routerHost: settings.routerHost,
     routerDomain: settings.routerDomain,

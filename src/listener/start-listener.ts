@@ -30,6 +30,8 @@ export interface ListenerOptions {
   /** Work folders and embedded databases live here. */
   dataDir: string;
   maxConcurrentBuilds: number;
+  /** `SLIPWAY_KEEP_BUILDS` (default 5): deployed builds kept per non-preview environment, for rollbacks. */
+  keepBuilds?: number;
   log: Logger;
   /** Default: an id kept in the data folder, so a restarted listener is recognised. */
   listenerId?: string;
@@ -139,6 +141,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
               buildMarkersDir,
               stopping: grace.signal,
               heartbeatIntervalMs,
+              keepBuilds: options.keepBuilds,
               log,
             });
       const handled = task

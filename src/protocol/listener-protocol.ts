@@ -72,11 +72,14 @@ export interface RevisionWork {
   run?: RunSettings;
   settings?: RevisionSettings;
   /**
-   * A restart with new settings: nothing is fetched or built; the kept build of this
-   * revision (the one running now, on this listener: placement sends it here) is started
-   * with today's variables and secrets, and traffic switches to it as for any deploy.
+   * A restart with new settings or a rollback: nothing is fetched or built; the kept build
+   * of this revision (on this listener: placement sends a running deployment's work here) is
+   * started with today's variables and secrets, and traffic switches to it as for any
+   * deploy. Without `run`, the kept build becomes the deployed one.
    */
   reuseBuildOf?: string;
+  /** Why a kept build is reused: a restart with new settings (default), or a rollback to an earlier build. */
+  reuseFor?: "restart" | "rollback";
   /** A short-lived token scoped to this one repository, read-only. */
   source: { tarballUrl: string; token: string; expiresAt: string };
 }

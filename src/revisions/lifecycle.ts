@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { isFinal, type Deployment, type Lease, type Revision, type StateDocument } from "../store/model.js";
+import { isFinal, type Deployment, type DeployLock, type Lease, type Revision, type StateDocument } from "../store/model.js";
 import type { StateStore } from "../store/open-state-store.js";
 import type { SecretBox } from "../store/secret-box.js";
 import type { ChangeRecorder } from "../store/store-changes.js";
 import type { CompleteRequest, CrashReport, HeartbeatResponse, WorkEvent } from "../protocol/listener-protocol.js";
+import { releaseLock, takeLock, type LockReleased } from "./deploy-locks.js";
 import { planNewRevision, type RevisionRequest } from "./new-revision.js";
 import { busyDeployments, nextRunnableRevision, nextTeardown, revisionByLease, revisionsOf, type Taker } from "./selectors.js";
 import { reviseDeployment, reviseRevision, type DeploymentEvent, type Effect, type RevisionEvent, type Transition } from "./transitions.js";
@@ -49,8 +50,8 @@ export interface Lifecycle {
   queue(request: RevisionRequest): Promise<RevisionDecision>;
   /** Cancels a revision that waits, or asks the listener holding it to stop. */
   cancel(revisionId: string, reason: string): Promise<void>;
-  /** A closed pull request: its preview is torn down; its unfinished revisions are cancelled. False when there was none live. */
-  closePreview(deploymentId: string, reason: string): Promise<boolean>;
+  /** A closed pull request (or, with `expired`, an idle preview): its preview is torn down; its unfinished revisions are cancelled. False when there was none live. */
+  closePreview(deploymentId: string, reason: string, expired?: { afterDays: number; ifUpdatedAt: string }): Promise<boolean>;
   /** Leases the next work this listener may take: a teardown first, else the oldest runnable revision (placement: selectors.ts). */
   leaseNext(taker: Taker, options: { ttlMs: number; sandbox?: "bubblewrap" | "none" }): Promise<LeasedWork | undefined>;
   /** A listener's heartbeat: its events applied, its lease renewed. */
@@ -71,6 +72,9 @@ export interface Lifecycle {
   releaseListener(listenerId: string, by: string): Promise<void>;
   /** Records on each revision waiting to be leased why it waits (`why` answers undefined: nothing in particular). */
   noteWaiting(why: (revision: Revision, deployment: Deployment) => string | undefined): Promise<void>;
+  /** `/lock` and `/unlock` (deploy-locks.ts): held revisions say why at once; an unlock lets the newest proceed (wake listeners). */
+  lock(deploymentId: string, lock: DeployLock): Promise<{ taken: boolean; lock: DeployLock }>;
+  unlock(deploymentId: string): Promise<LockReleased>;
 }
 
 /**
@@ -203,9 +207,9 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       await transact((state, changes, effects, at) => collect(effects, applyRevisionEvent(state, changes, revisionId, { type: "cancel", reason }, at)));
     },
 
-    async closePreview(deploymentId, reason) {
+    async closePreview(deploymentId, reason, expired) {
       return transact((state, changes, effects, at) => {
-        const closed = collect(effects, applyDeploymentEvent(state, changes, deploymentId, { type: "close" }, at));
+        const closed = collect(effects, applyDeploymentEvent(state, changes, deploymentId, { type: "close", expired }, at));
         if (!closed.ok) return false;
         for (const revision of revisionsOf(state, deploymentId)) {
           collect(effects, applyRevisionEvent(state, changes, revision.id, { type: "cancel", reason }, at));
@@ -292,6 +296,8 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
           // A running revision lives on the listener that started it; one that runs nothing binds nowhere.
           const placed: DeploymentEvent = revision.run ? { type: "bind", listenerId: revision.lease!.listenerId, holds: "instance" } : { type: "unbind-instance" };
           applyDeploymentEvent(state, changes, revision.deploymentId, placed, at);
+          // The earlier deployed ones gain (or, beyond the kept builds, lose) their "Roll back" button.
+          for (const older of revisionsOf(state, revision.deploymentId)) if (older.state === "DEPLOYED" && older.id !== revision.id) changes.revision(older);
         }
         return finished;
       });
@@ -347,6 +353,13 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       const bound = Object.values(store.state.deployments).filter((d) => d.placement?.listenerId === listenerId);
       for (const deployment of bound) await lifecycle.move(deployment.id, { by });
     },
+
+    lock: (deploymentId, lock) => transact((state, changes, effects, at) => takeLock(state, deploymentId, lock, (id, event) => applyRevisionEvent(state, changes, id, event, at))),
+    unlock: (deploymentId) =>
+      transact((state, changes, effects, at) => {
+        effects.push({ type: "wake-listeners" });
+        return releaseLock(state, deploymentId, (id, event) => applyRevisionEvent(state, changes, id, event, at));
+      }),
 
     async noteWaiting(why) {
       const notes = new Map<string, string | undefined>();

@@ -10,6 +10,7 @@ import {
   type StateDocument,
   type Trigger,
 } from "../store/model.js";
+import { heldNote, lockOf } from "./deploy-locks.js";
 import { reviseDeployment } from "./transitions.js";
 
 export interface RevisionRequest {
@@ -89,6 +90,7 @@ export function planNewRevision(state: Readonly<StateDocument>, request: Revisio
   if (existing && (again === "never" || (again === "if-finished" && !isFinal(existing)))) {
     return { deployment, revision: existing, created: false, supersedes: [] };
   }
+  const lock = lockOf(state, deploymentId);
   const revision: Revision = {
     id: ids.revisionId,
     number: (state.counters[deploymentId] ?? 0) + 1,
@@ -101,6 +103,8 @@ export function planNewRevision(state: Readonly<StateDocument>, request: Revisio
     run: request.run,
     ...(request.pool ? { pool: request.pool } : {}),
     ...(request.buildOf ? { buildOf: request.buildOf } : {}),
+    // Queued while its environment is locked: it says so from its first check run on.
+    ...(lock ? { waitingFor: heldNote(lock) } : {}),
     phases: [],
     attempts: 0,
     github: {},

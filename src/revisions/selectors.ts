@@ -1,4 +1,5 @@
-import { ACTIVE_STATES, DEFAULT_POOL, isFinal, type Deployment, type Revision, type StateDocument } from "../store/model.js";
+import { lockOf } from "./deploy-locks.js";
+import { ACTIVE_STATES, DEFAULT_POOL, isFinal, isPreviewEnvironment, isTornDown, type Deployment, type Revision, type StateDocument } from "../store/model.js";
 
 /** Revisions of one deployment in the live state (archived ones are final and not here). */
 export function revisionsOf(state: Readonly<StateDocument>, deploymentId: string): Revision[] {
@@ -27,6 +28,53 @@ export function activeRevisionOf(state: Readonly<StateDocument>, deploymentId: s
 export function mayRestart(state: Readonly<StateDocument>, revision: Revision): boolean {
   const deployment = state.deployments[revision.deploymentId];
   return Boolean(deployment && deployment.state === "READY" && revision.run && !revision.runtimeError && activeRevisionOf(state, deployment.id)?.id === revision.id);
+}
+
+/** `SLIPWAY_KEEP_BUILDS`' default: builds kept per non-preview environment, for rollbacks. */
+export const DEFAULT_KEEP_BUILDS = 5;
+
+/** The build a revision runs: its own, or for a restart or rollback the kept one it reuses. */
+export const buildIdOf = (revision: Pick<Revision, "id" | "buildOf">): string => revision.buildOf ?? revision.id;
+
+/** How many builds of an environment are kept: `keepBuilds`, except previews, which keep the one that runs. */
+export const keptBuildCount = (environment: string, keepBuilds: number): number => (isPreviewEnvironment(environment) ? 1 : keepBuilds);
+
+/**
+ * The builds a listener keeps for a deployment, newest first: the builds of its newest
+ * DEPLOYED revisions, counted by build (a restart's or rollback's build is the one it
+ * reuses), at most `keptBuildCount`. The listener keeps the same list in `kept.json` (see
+ * src/listener/kept-builds.ts), adding each build as it is deployed; they agree as long as
+ * the revisions are in the live state (the newest 20 finished per deployment) and the
+ * deployment stayed on one listener.
+ */
+export function keptBuildsOf(state: Readonly<StateDocument>, deploymentId: string, keepBuilds: number): string[] {
+  const deployment = state.deployments[deploymentId];
+  if (!deployment) return [];
+  const deployed = revisionsOf(state, deploymentId)
+    .filter((r) => r.state === "DEPLOYED")
+    .sort((a, b) => b.number - a.number);
+  const kept: string[] = [];
+  const count = keptBuildCount(deployment.environment, keepBuilds);
+  for (const r of deployed) {
+    const build = buildIdOf(r);
+    if (!kept.includes(build)) kept.push(build);
+    if (kept.length >= count) break;
+  }
+  return kept;
+}
+
+/**
+ * Why `target`'s build cannot be put back now, or undefined when it can: it must be a
+ * DEPLOYED revision of a live deployment whose build is still kept and is not the one live.
+ */
+export function rollbackRefusal(state: Readonly<StateDocument>, target: Revision, keepBuilds: number): string | undefined {
+  const deployment = state.deployments[target.deploymentId];
+  if (!deployment || isTornDown(deployment)) return "the deployment was torn down";
+  if (target.state !== "DEPLOYED") return `revision ${target.number} was never deployed`;
+  const live = activeRevisionOf(state, deployment.id);
+  if (live && buildIdOf(live) === buildIdOf(target)) return `revision ${target.number}'s build is the one live now`;
+  if (!keptBuildsOf(state, deployment.id, keepBuilds).includes(buildIdOf(target))) return `the build of revision ${target.number} is no longer kept`;
+  return undefined;
 }
 
 /** The revision a listener holds under this lease, if any. */
@@ -60,12 +108,13 @@ export const isPlacedOn = (deployment: Pick<Deployment, "placement">, listenerId
 
 /**
  * The oldest queued revision this listener may take: of its pool, not bound to another
- * listener, and a fork's only where builds are sandboxed.
+ * listener, not of a locked deployment (deploy-locks.ts), and a fork's only where builds are sandboxed.
  */
 export function nextRunnableRevision(state: Readonly<StateDocument>, busy: Set<string>, taker: Taker): Revision | undefined {
   let oldest: Revision | undefined;
   for (const r of Object.values(state.revisions)) {
     if (r.state !== "QUEUED" || r.lease || busy.has(r.deploymentId) || poolOf(r) !== taker.pool) continue;
+    if (lockOf(state, r.deploymentId)) continue; // held until /unlock
     const deployment = state.deployments[r.deploymentId];
     if (!deployment || deployment.state === "AWAITING_DELETE" || !isPlacedOn(deployment, taker.listenerId)) continue;
     if (!taker.mayBuildForks && deployment.pullRequest?.fork) continue;

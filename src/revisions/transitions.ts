@@ -26,7 +26,7 @@ import { isFinal, isTornDown } from "../store/model.js";
  * | leased, not final          | cancel         | same state, cancel requested (the listener stops at its next heartbeat) | |
  * | QUEUED, not leased         | supersede      | SUPERSEDED                                            |                  |
  * | DEPLOYED                   | crash-loop     | DEPLOYED with a runtime error (left stopped)          |                  |
- * | QUEUED, not leased         | wait           | QUEUED, with why it waits (a listener gone, a pool empty) or without |   |
+ * | QUEUED, not leased         | wait           | QUEUED, with why it waits (held by a deploy lock, a listener gone, a pool empty) or without | |
  *
  * Everything else is refused: a final revision never changes state again; an event naming a
  * lease the revision no longer has, or one past its expiry, is late (lease-lost aside: it is
@@ -47,7 +47,7 @@ import { isFinal, isTornDown } from "../store/model.js";
  * | DELETED                     | revision-queued    | AWAITING_DATABASE (a reopened preview starts afresh) |
  * | AWAITING_DATABASE           | database-created   | READY                                                |
  * | AWAITING_DELETE             | database-created   | AWAITING_DELETE, the database recorded to be dropped |
- * | AWAITING_DATABASE or READY  | close              | AWAITING_DELETE (wake listeners: a teardown may be leased) |
+ * | AWAITING_DATABASE or READY  | close              | AWAITING_DELETE (wake listeners: a teardown may be leased); an expiry also records `expired`, and is refused if the deployment changed since it was found idle |
  * | AWAITING_DELETE, not leased | teardown-lease     | AWAITING_DELETE, leased                              |
  * | AWAITING_DELETE, leased     | teardown-renew     | lease extended (not announced)                       |
  * | AWAITING_DELETE, leased     | teardown-failed    | AWAITING_DELETE, retried after a pause               |
@@ -84,7 +84,8 @@ export type RevisionEvent =
 export type DeploymentEvent =
   | { type: "revision-queued" }
   | { type: "database-created"; database: NonNullable<Deployment["database"]> }
-  | { type: "close" }
+  /** `expired`: an idle preview (previews.expire_after_days); `ifUpdatedAt` is the deployment's `updatedAt` when it was found idle. */
+  | { type: "close"; expired?: { afterDays: number; ifUpdatedAt: string } }
   | { type: "teardown-lease"; lease: Lease }
   | { type: "teardown-renew"; leaseId: string; expiresAt: string }
   | { type: "teardown-failed"; leaseId: string; error: string; retryAt: string }
@@ -232,14 +233,17 @@ export function reviseDeployment(deployment: Deployment, event: DeploymentEvent,
   switch (event.type) {
     case "revision-queued":
       if (state !== "DELETED") return refuse("not deleted");
-      return accept({ ...deployment, state: deployment.database ? "READY" : "AWAITING_DATABASE", updatedAt: at });
+      return accept({ ...deployment, state: deployment.database ? "READY" : "AWAITING_DATABASE", expired: undefined, updatedAt: at });
     case "database-created":
       if (state === "DELETED") return refuse("deleted");
       // A late report must not revive a deployment being torn down, but its database must be dropped.
       return accept({ ...deployment, database: event.database, state: state === "AWAITING_DATABASE" ? "READY" : state, updatedAt: at });
     case "close":
       if (isTornDown(deployment)) return refuse("already torn down");
-      return accept({ ...deployment, state: "AWAITING_DELETE", updatedAt: at }, WAKE);
+      // A revision queued (or anything else) since the idle check looked: not idle after all.
+      if (event.expired && deployment.updatedAt !== event.expired.ifUpdatedAt) return refuse("changed since it was found idle");
+      const expired = event.expired && { afterDays: event.expired.afterDays, at };
+      return accept({ ...deployment, state: "AWAITING_DELETE", expired, updatedAt: at }, WAKE);
     case "teardown-lease":
       if (state !== "AWAITING_DELETE" || deployment.teardownLease) return refuse("no teardown to lease");
       return accept({ ...deployment, teardownLease: event.lease }, [], false);
@@ -257,6 +261,7 @@ export function reviseDeployment(deployment: Deployment, event: DeploymentEvent,
           ...deployment,
           // A preview reopened and deployed again while it was torn down starts afresh.
           state: event.revisionsWaiting ? "AWAITING_DATABASE" : "DELETED",
+          expired: event.revisionsWaiting ? undefined : deployment.expired,
           database: undefined,
           placement: undefined,
           teardownLease: undefined,

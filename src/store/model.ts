@@ -79,6 +79,8 @@ export interface Deployment {
   placement?: Placement;
   /** The last time an operator (or the lost-listener timeout) moved the deployment off a listener. */
   moved?: { from: string; to?: string; by: string; at: string; databaseLeftBehind: boolean };
+  /** A preview torn down for want of activity (`previews.expire_after_days`), not because its pull request closed; cleared when it comes back. */
+  expired?: { afterDays: number; at: string };
   createdAt: string;
   updatedAt: string;
 }
@@ -137,13 +139,18 @@ export interface Phase {
 }
 
 export interface Trigger {
-  /** `restart`: the running build started again with today's variables and secrets, not rebuilt. */
-  kind: "push" | "deploy_command" | "rerun" | "redeploy" | "pr_update" | "restart";
+  /**
+   * `restart`: the running build started again with today's variables and secrets, not rebuilt.
+   * `rollback`: an earlier kept build put back, not rebuilt (`rollbackTo` names it).
+   */
+  kind: "push" | "deploy_command" | "rerun" | "redeploy" | "pr_update" | "restart" | "rollback";
   /** GitHub login of who caused it. */
   actor: string;
   deliveryId?: string;
   /** The `/deploy` comment, which gets `rocket` or `confused` when the revision ends. */
   commentId?: number;
+  /** A rollback: the revision whose build it puts back, as people know it. */
+  rollbackTo?: { revisionId: string; number: number; sha: string };
 }
 
 export interface Lease {
@@ -256,11 +263,20 @@ export interface PushIntent {
   skipMarker?: string;
 }
 
-/** A `/deploy` comment on a pull request. */
+/** A `/deploy` comment on a pull request, or a `/rollback`, `/lock` or `/unlock` on any issue or pull request. */
 export interface CommandIntent {
   kind: "command";
-  command: "deploy" | "cancel" | "help" | "unknown";
+  /** `invalid`: an operator command without what it needs (`usage` says what). */
+  command: "deploy" | "cancel" | "help" | "unknown" | "rollback" | "lock" | "unlock" | "invalid";
   argument?: string;
+  /** Operator commands: the environment they are about. */
+  environment?: string;
+  /** `/rollback <environment> <target>`: a commit (7 to 40 hex characters) or a revision id. */
+  target?: string;
+  /** `/lock <environment> <reason>`. */
+  reason?: string;
+  /** `invalid`: how the command is written, for the reply. */
+  usage?: string;
   /** `/deploy <sha>`: the commit (7 to 40 lowercase hex characters) the commenter asks for. */
   sha?: string;
   /** When the comment was written (GitHub's `created_at`), and when Slipway received it. */
@@ -270,6 +286,7 @@ export interface CommandIntent {
   bodySha256?: string;
   installationId: number;
   repository: RepositoryRef;
+  /** The pull request's number (operator commands: the issue's or pull request's). */
   pullRequest: number;
   commentId: number;
   actor: string;
@@ -294,7 +311,8 @@ export interface PullRequestIntent {
 export interface CheckRunIntent {
   kind: "check_run";
   /** `restart`: the status page's "Restart with new settings" (the running build, today's variables and secrets). */
-  action: "rerequested" | "redeploy" | "cancel" | "restart";
+  /** `rollback`: the "Roll back" button of an older kept revision. */
+  action: "rerequested" | "redeploy" | "cancel" | "restart" | "rollback";
   installationId: number;
   repository: RepositoryRef;
   revisionId: string;
@@ -318,7 +336,12 @@ export interface StateDocument {
   changeSequence?: number;
   /** Slipway's own secrets, by `<owner/repo lower-cased>/<environment>/<NAME>` (see secret-store.ts); values sealed, never in clear. */
   secrets?: Record<string, StoredSecret>;
+  /** `/lock`s by deployment id (deploymentIdOf: a preview not yet deployed has one too): its new revisions wait (see src/revisions/deploy-locks.ts). */
+  locks?: Record<string, DeployLock>;
 }
+
+/** Who locked an environment (`by`, a GitHub login), when and why; `repository` is "owner/name". Shown on held revisions' check runs and the status page. */
+export type DeployLock = { environment: string; repository: string; by: string; at: string; reason?: string };
 
 /** One of Slipway's own secrets for one environment of one repository (`preview` for all previews). */
 export interface StoredSecret {

@@ -169,10 +169,17 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
 
   // Recorded deliveries are durable in the journal; the deliveries file takes them a little later.
   let lazyWrite: NodeJS.Timeout | undefined;
+  /** The lazy write under way, if any: flush waits for it too. */
+  let lazyWriting: Promise<void> | undefined;
   function writeDeliveriesSoon() {
     lazyWrite ??= setTimeout(() => {
       lazyWrite = undefined;
-      persistDeliveries().catch((error: unknown) => options.log.error({ err: error }, "writing the deliveries file failed"));
+      const writing = persistDeliveries()
+        .catch((error: unknown) => options.log.error({ err: error }, "writing the deliveries file failed"))
+        .finally(() => {
+          if (lazyWriting === writing) lazyWriting = undefined;
+        });
+      lazyWriting = writing;
     }, 100);
   }
 
@@ -232,12 +239,13 @@ export async function openStateStore(options: { dataDir: string; log: Logger }):
       return () => listeners.delete(listener);
     },
     async flush() {
-      while (lazyWrite || archiving) {
+      while (lazyWrite || lazyWriting || archiving) {
         if (lazyWrite) {
           clearTimeout(lazyWrite);
           lazyWrite = undefined;
           await persistDeliveries();
         }
+        await lazyWriting;
         await archiving;
       }
     },

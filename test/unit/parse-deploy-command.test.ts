@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { parseOperatorCommand } from "../../src/control-plane/commands/parse-operator-command.js";
 import { DEPLOY_COMMAND_HELP, parseDeployCommand } from "../../src/control-plane/commands/parse-deploy-command.js";
 
 const deploy = { kind: "deploy" };
@@ -142,13 +143,18 @@ describe("DEPLOY_COMMAND_HELP", () => {
     expect(DEPLOY_COMMAND_HELP).toContain("asks GitHub");
   });
 
-  it("describes commands that parseDeployCommand recognises", () => {
-    const listed = [...DEPLOY_COMMAND_HELP.matchAll(/^\| `([^`]+)` \|/gm)].map((match) => (match[1] ?? "").replace("<sha>", "3f2a9c1"));
-    expect(listed.map((line) => parseDeployCommand(line))).toEqual([
+  it("describes commands that parseDeployCommand and parseOperatorCommand recognise", () => {
+    const listed = [...DEPLOY_COMMAND_HELP.matchAll(/\| `([^`]+)`(?:, `([^`]+)`)? \|/gm)]
+      .flatMap((match) => [match[1], match[2]].filter((line): line is string => line !== undefined))
+      .map((line) => line.replace("<sha>", "3f2a9c1").replace("<environment>", "production").replace(" [<sha or revision id>]", " 3f2a9c1").replace(" [reason]", " release freeze"));
+    expect(listed.map((line) => parseDeployCommand(line) ?? parseOperatorCommand(line))).toEqual([
       { kind: "deploy" },
       { kind: "deploy", sha: "3f2a9c1" },
       { kind: "cancel" },
       { kind: "help" },
+      { kind: "rollback", environment: "production", target: "3f2a9c1" },
+      { kind: "lock", environment: "production", reason: "release freeze" },
+      { kind: "unlock", environment: "production" },
     ]);
   });
 
@@ -162,4 +168,28 @@ describe("DEPLOY_COMMAND_HELP", () => {
   ])("reads %j as a commit only with 7 to 40 hex characters", (body, expected) => {
     expect(parseDeployCommand(body)).toEqual(expected);
   });
+});
+
+describe("parseOperatorCommand", () => {
+  it.each([
+    ["/lock production", { kind: "lock", environment: "production" }],
+    ["/lock production release freeze until Monday", { kind: "lock", environment: "production", reason: "release freeze until Monday" }],
+    ["/unlock pr-42", { kind: "unlock", environment: "pr-42" }],
+    ["/rollback production", { kind: "rollback", environment: "production" }],
+    ["/rollback production 3F2A9C1", { kind: "rollback", environment: "production", target: "3f2a9c1" }],
+    ["/rollback staging 0b9f3c2e-8a1d-4c7e-9f00-1234567890ab", { kind: "rollback", environment: "staging", target: "0b9f3c2e-8a1d-4c7e-9f00-1234567890ab" }],
+    ["/lock", { kind: "invalid", command: "lock", usage: "`/lock <environment> [reason]`" }],
+    ["/unlock production now", { kind: "invalid", command: "unlock", usage: "`/unlock <environment>`" }],
+    ["/rollback production main", { kind: "invalid", command: "rollback", usage: "`/rollback <environment> [<sha or revision id>]`" }],
+    ["/lock $(touch x)", { kind: "invalid", command: "lock", usage: "`/lock <environment> [reason]`" }],
+  ])("%j", (body, expected) => {
+    expect(parseOperatorCommand(body)).toEqual(expected);
+  });
+
+  it.each(["> /lock production", "`/lock production`", "    /lock production", "/locked production", "/Lock production", "/lock\u200bproduction", "please /lock production"])(
+    "is not a command: %j",
+    (body) => {
+      expect(parseOperatorCommand(body)).toBeUndefined();
+    },
+  );
 });

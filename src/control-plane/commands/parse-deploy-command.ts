@@ -15,7 +15,7 @@ const UNKNOWN_ARGUMENT_MAX_LENGTH = 50;
 /** An abbreviated or full commit id, as GitHub shows them. */
 const COMMIT_SHA = /^[0-9a-f]{7,40}$/;
 /** CommonMark: four columns of indentation before the first line's text make it an indented code block. */
-const CODE_INDENT_COLUMNS = 4;
+export const CODE_INDENT_COLUMNS = 4;
 
 /**
  * Characters that must never appear on a command line: control characters other than tab,
@@ -24,7 +24,7 @@ const CODE_INDENT_COLUMNS = 4;
  * and the remaining default-ignorable code points (Hangul fillers, variation selectors, tags).
  * One character class behind a one-character lookahead: the scan is linear.
  */
-const INVISIBLE_OR_LOOKALIKE_SPACE = /(?![ \t])[\p{Cc}\p{Cf}\p{Z}\p{Default_Ignorable_Code_Point}]/u;
+export const INVISIBLE_OR_LOOKALIKE_SPACE = /(?![ \t])[\p{Cc}\p{Cf}\p{Z}\p{Default_Ignorable_Code_Point}]/u;
 
 /**
  * Finds a `/deploy` command in a pull request comment. Only the first non-blank line is
@@ -81,13 +81,15 @@ export const DEPLOY_COMMAND_HELP = [
   "| `/deploy <sha>` | the same, only if `<sha>` (7 to 40 characters) is the head commit |",
   "| `/deploy cancel` | stops the pull request's queued or running revision |",
   "| `/deploy help` | shows this list |",
+  "| `/rollback <environment> [<sha or revision id>]` | puts a kept earlier build of the environment back, without building (any issue or pull request) |",
+  "| `/lock <environment> [reason]`, `/unlock <environment>` | holds new revisions of the environment until unlocked (any issue or pull request) |",
   "",
   "Only people with **write**, **maintain** or **admin** permission on this repository may run them; " +
     "Slipway asks GitHub for the commenter's permission each time. " +
     "A command that is quoted, inside code, edited into an existing comment, or typed with look-alike characters is ignored.",
 ].join("\n");
 
-interface CommandLine {
+export interface CommandLine {
   /** The line without its indentation, trailing spaces and tabs, and CR of a CRLF. */
   text: string;
   /** Columns of leading indentation, tabs expanded to the next multiple of four. */
@@ -99,7 +101,7 @@ const LF = 0x0a;
 const CR = 0x0d;
 const SPACE = 0x20;
 
-function isSpaceOrTab(code: number): boolean {
+export function isSpaceOrTab(code: number): boolean {
   return code === SPACE || code === TAB;
 }
 
@@ -108,7 +110,7 @@ function isSpaceOrTab(code: number): boolean {
  * `indexOf` to the end of its line. A lone CR is not a line break: it stays on the line,
  * where the invisible-character check turns it away.
  */
-function firstNonBlankLine(body: string): CommandLine | undefined {
+export function firstNonBlankLine(body: string): CommandLine | undefined {
   let lineStart = 0;
   let i = 0;
   for (; i < body.length; i += 1) {
@@ -138,7 +140,7 @@ function isAscii(text: string): boolean {
 }
 
 /** Clips by code points, so a surrogate pair is never cut in half. */
-function clipCodePoints(text: string, max: number): string {
+export function clipCodePoints(text: string, max: number): string {
   let end = 0;
   for (let count = 0; count < max && end < text.length; count += 1) {
     end += (text.codePointAt(end) ?? 0) > 0xffff ? 2 : 1;

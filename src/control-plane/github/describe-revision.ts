@@ -25,8 +25,14 @@ export interface DeploymentStatusView {
   environmentUrl?: string;
 }
 
+/** Buttons that depend on the rest of the deployment, decided by the caller (see rollbackRefusal). */
+export interface CheckRunOffers {
+  /** An older kept build, while a newer revision is live: "Roll back". */
+  rollback?: boolean;
+}
+
 /** The check run a revision should show now (docs/architecture.md, "Revision states"). */
-export function describeCheckRun(revision: Revision, deployment: Deployment): CheckRunView {
+export function describeCheckRun(revision: Revision, deployment: Deployment, offers: CheckRunOffers = {}): CheckRunView {
   const { status, conclusion } = REVISION_STATE_LABELS[revision.state].checkRun;
   return {
     name: `slipway/${deployment.environment}`,
@@ -35,7 +41,7 @@ export function describeCheckRun(revision: Revision, deployment: Deployment): Ch
     title: `${titleOf(revision)} · ${deployment.environment} · revision ${revision.number}`,
     summary: summarize(revision, deployment),
     wantsLogTail: conclusion === "failure",
-    actions: checkRunActions(revision),
+    actions: checkRunActions(revision, offers),
   };
 }
 
@@ -95,6 +101,10 @@ function summarize(revision: Revision, deployment: Deployment): string {
     `**${deployment.environment}** · revision ${revision.number} · commit \`${revision.sha.slice(0, 7)}\` · ${triggerText(revision)}`,
     "",
   ];
+  const rollbackTo = revision.trigger.kind === "rollback" ? revision.trigger.rollbackTo : undefined;
+  if (rollbackTo) {
+    lines.push(`↩️ Rolled back by @${revision.trigger.actor} to revision ${rollbackTo.number} (\`${rollbackTo.sha.slice(0, 7)}\`): its kept build, nothing was built.`, "");
+  }
   const phases = revision.phases;
   if (!phases.some((p) => p.name === "database") && revision.state !== "QUEUED" && deployment.database) {
     lines.push("Database: reused (set up by an earlier revision).", "");
@@ -142,15 +152,19 @@ export function triggerText(revision: Revision): string {
     redeploy: "redeploy",
     pr_update: "new commits",
     restart: "restart with new settings",
+    rollback: "rollback",
   };
   return `${words[kind]} by @${actor}`;
 }
 
-/** The check run's buttons: Cancel while it is queued or runs, Redeploy once it ended. */
-export function checkRunActions(revision: Revision) {
-  return isFinal(revision)
-    ? [{ label: "Redeploy", description: "Build and deploy this commit again", identifier: "redeploy" }]
-    : [{ label: "Cancel", description: "Stop this revision", identifier: "cancel" }];
+/** The "Roll back" button (GitHub: label at most 20 characters, description at most 40). */
+export const ROLLBACK_ACTION = { label: "Roll back", description: "Put this build back, without building", identifier: "rollback" };
+
+/** The check run's buttons: Cancel while it is queued or runs, Redeploy once it ended, Roll back when offered. */
+export function checkRunActions(revision: Revision, offers: CheckRunOffers = {}) {
+  if (!isFinal(revision)) return [{ label: "Cancel", description: "Stop this revision", identifier: "cancel" }];
+  const redeploy = { label: "Redeploy", description: "Build and deploy this commit again", identifier: "redeploy" };
+  return offers.rollback && revision.state === "DEPLOYED" ? [redeploy, ROLLBACK_ACTION] : [redeploy];
 }
 
 function phaseResult(phase: Phase): string {

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import { backoffDelay } from "../../backoff.js";
-import { newestRevisionOf, revisionsOf } from "../../revisions/selectors.js";
+import { DEFAULT_KEEP_BUILDS, newestRevisionOf, revisionsOf, rollbackRefusal } from "../../revisions/selectors.js";
 import { isFinal, isPreviewEnvironment, type Deployment, type Revision } from "../../store/model.js";
 import type { StateStore } from "../../store/open-state-store.js";
 import type { StoreChange } from "../../store/store-changes.js";
@@ -50,6 +50,8 @@ export interface GitHubReporterOptions {
    * out in progress, one write fewer than queued-then-in-progress.
    */
   queuedSettleMs?: number;
+  /** `SLIPWAY_KEEP_BUILDS`: which older revisions offer "Roll back" (default 5). */
+  keepBuilds?: number;
 }
 
 /** Why a revision's next sync waits: a new revision's settle window, GitHub's pacing, a retry after a failure. */
@@ -75,6 +77,10 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
   const progressIntervalMs = options.progressIntervalMs ?? 3_000;
   const retryBaseMs = options.retryBaseMs ?? 1_000;
   const queuedSettleMs = options.queuedSettleMs ?? 500;
+  const keepBuilds = options.keepBuilds ?? DEFAULT_KEEP_BUILDS;
+  /** The check run as it should be now; "Roll back" depends on the deployment's other revisions. */
+  const checkRunOf = (revision: Revision, deployment: Deployment) =>
+    describeCheckRun(revision, deployment, { rollback: revision.state === "DEPLOYED" && !rollbackRefusal(store.state, revision, keepBuilds) });
   const pending = new Map<string, Pending>();
   const commentChains = new Map<string, Promise<void>>();
   const idleWaiters: Array<() => void> = [];
@@ -131,7 +137,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     const deployment = store.state.deployments[revision.deploymentId];
     if (!deployment) return undefined;
 
-    const check = describeCheckRun(revision, deployment);
+    const check = checkRunOf(revision, deployment);
     const status = describeDeploymentStatus(revision, deployment);
     const checkSignature = signatureOf(check);
     const statusSignature = signatureOf(status);
@@ -159,7 +165,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
     const current = store.state.revisions[revisionId] ?? revision;
     // Decided before any write: `current` is the live record, and the writes below change it.
     const firstPass = !current.github.checkRunId;
-    const view = describeCheckRun(current, deployment);
+    const view = checkRunOf(current, deployment);
     const output = {
       title: view.title,
       summary: view.summary,
@@ -300,7 +306,7 @@ export function createGitHubReporter(options: GitHubReporterOptions): GitHubRepo
 
   function isBehind(revision: Revision, deployment: Deployment): boolean {
     return (
-      revision.github.checkRunSent !== signatureOf(describeCheckRun(revision, deployment)) ||
+      revision.github.checkRunSent !== signatureOf(checkRunOf(revision, deployment)) ||
       (revision.github.deploymentId !== undefined &&
         revision.github.deploymentStatusSent !== signatureOf(describeDeploymentStatus(revision, deployment)))
     );

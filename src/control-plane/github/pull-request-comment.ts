@@ -17,10 +17,16 @@ export function describePullRequestComment(options: {
   const { deployment, revision, publicUrl } = options;
   const lines = [COMMENT_MARKER, `### Slipway preview \`${deployment.environment}\``, ""];
   if (isTornDown(deployment)) {
+    const removed = deployment.state === "DELETED" ? "the preview and its database were removed" : "the preview is being removed";
+    if (!deployment.expired) {
+      lines.push(`The pull request was closed: ${removed}.`);
+      return lines.join("\n");
+    }
+    const days = deployment.expired.afterDays;
     lines.push(
-      deployment.state === "DELETED"
-        ? "The pull request was closed: the preview and its database were removed."
-        : "The pull request was closed: the preview is being removed.",
+      `This preview expired after ${days} ${days === 1 ? "day" : "days"} without a new commit or \`/deploy\`: ${removed}.`,
+      "",
+      "Comment `/deploy` to deploy it again (it starts with a new, empty database).",
     );
     return lines.join("\n");
   }

@@ -1,5 +1,6 @@
 import Bottleneck from "bottleneck";
 import { ProbotOctokit } from "probot";
+import { observedFetch } from "../metrics/observe-github-requests.js";
 
 /** How many times one request is retried on a primary or secondary rate limit before it fails. */
 const RATE_LIMIT_RETRIES = 4;
@@ -30,13 +31,15 @@ const WRITE_PACING = new Bottleneck.Group({
  * Probot's Octokit with throttling that retries rate limits (Probot's default only logs
  * secondary ones, then the request fails) and paces writes per installation rather than
  * for the whole process. The function form of `defaults` runs after Probot's own
- * defaults, so these options win.
+ * defaults, so these options win. Each request is told to the metrics (`slipway_github_*`).
  */
 export const SlipwayOctokit = ProbotOctokit.defaults((options: Record<string, unknown>) => {
   const auth = options.auth as { installationId?: number } | undefined;
   const throttle = (options.throttle ?? {}) as Record<string, unknown>;
+  const request = (options.request ?? {}) as { fetch?: typeof fetch };
   return {
     ...options,
+    request: { ...request, fetch: observedFetch(String(auth?.installationId ?? "app"), request.fetch) },
     throttle: {
       ...throttle,
       id: `slipway-${auth?.installationId ?? "app"}`,

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { lockOf } from "../../revisions/deploy-locks.js";
 import type { Revision } from "../../store/model.js";
 import type { StateStore } from "../../store/open-state-store.js";
 import { GitHubUnavailableError } from "./auth/github-user-api.js";
@@ -72,7 +73,7 @@ export function createApiV1Router(options: ApiV1Options): ApiV1Router {
           .map((deployment) => {
             const revision = latest.get(deployment.id);
             return {
-              ...deploymentView(deployment, publicUrl),
+              ...deploymentView(deployment, publicUrl, lockOf(state, deployment.id)),
               latestRevision: revision ? revisionView(revision, deployment, publicUrl) : null,
             };
           });
@@ -101,7 +102,7 @@ export function createApiV1Router(options: ApiV1Options): ApiV1Router {
           if (revision.deploymentId === deployment.id) revisions.set(revision.id, revision);
         }
         sendJson(response, 200, {
-          deployment: deploymentView(deployment, publicUrl),
+          deployment: deploymentView(deployment, publicUrl, lockOf(state, deployment.id)),
           revisions: [...revisions.values()]
             .sort((a, b) => b.number - a.number)
             .map((revision) => revisionView(revision, deployment, publicUrl)),

@@ -17,6 +17,8 @@ export interface IntentContext {
   /** Replies to refused commands: one per pull request and kind a minute. */
   replies: ReplyLimiter;
   configs: RepoConfigCache;
+  /** `SLIPWAY_KEEP_BUILDS`: how many builds of an environment a rollback may go back to (default 5). */
+  keepBuilds?: number;
   log: Logger;
 }
 

@@ -1,15 +1,16 @@
-import { mayRestart } from "../../revisions/selectors.js";
+import { DEFAULT_KEEP_BUILDS, mayRestart, rollbackRefusal } from "../../revisions/selectors.js";
 import { isTornDown, type CheckRunIntent } from "../../store/model.js";
 import { revisionSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
+import { rollBack } from "./roll-back.js";
 
 /**
  * GitHub's "Re-run" and the check run's `Redeploy` make a new revision of the same commit;
  * `Cancel` stops it; the status page's "Restart with new settings" makes one that starts the
- * running build again with today's variables and secrets. The sender needs write
- * permission, as for `/deploy`.
+ * running build again with today's variables and secrets; `Roll back` puts an older kept
+ * build back, without building. The sender needs write permission, as for `/deploy`.
  */
 export async function processCheckRun(context: IntentContext, intent: CheckRunIntent, deliveryId: string): Promise<IntentOutcome> {
   const revision = await context.store.findRevision(intent.revisionId);
@@ -31,6 +32,14 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
   if (deployment.pullRequest?.fork && context.presence.unprotected().length > 0) {
     context.log.warn({ actor: intent.actor, environment: deployment.environment }, "fork rebuild refused: builds are not sandboxed");
     return { status: "ignored", note: "fork refused: builds are not sandboxed" };
+  }
+  if (intent.action === "rollback") {
+    // The button's revision: its kept build goes back, if it is still kept and not the live one.
+    const refusal = rollbackRefusal(context.store.state, revision, context.keepBuilds ?? DEFAULT_KEEP_BUILDS);
+    if (refusal) return { status: "ignored", note: `rollback: ${refusal}` };
+    const decision = await rollBack(context.lifecycle, { deployment, target: revision, actor: intent.actor, deliveryId });
+    context.log.info({ environment: deployment.environment, revision: decision.revision.id, to: revision.id }, "rollback queued");
+    return { status: "processed", note: "rollback" };
   }
   if (intent.action === "restart") {
     if (!mayRestart(context.store.state, revision)) return { status: "ignored", note: "restart: not the running revision any more" };

@@ -2,6 +2,7 @@ import { isFinal, type CommandIntent } from "../../store/model.js";
 import { commentDigest } from "../commands/comment-digest.js";
 import { DEPLOY_COMMAND_HELP } from "../commands/parse-deploy-command.js";
 import { claimComment, judgeDeployCommand, pullRequestKey, recordHead, type DeployJudgement } from "../commands/pull-request-heads.js";
+import { describeLock, lockOf } from "../../revisions/deploy-locks.js";
 import { deploymentIdOf } from "../../revisions/new-revision.js";
 import { revisionsOf } from "../../revisions/selectors.js";
 import { asInlineCode, reactToComment, replyOnPullRequest } from "../github/pull-request-replies.js";
@@ -10,6 +11,8 @@ import { revisionSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
+import { processLockCommand } from "./process-lock-command.js";
+import { processRollbackCommand } from "./process-rollback-command.js";
 
 /**
  * A `/deploy` comment. It is honoured once (by comment id, whatever the delivery id), only
@@ -49,6 +52,11 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     );
   }
   await reactToComment({ octokit, repository, commentId: intent.commentId, content: "eyes" });
+  if (intent.command === "invalid") {
+    return refuse("invalid", `@${actor}, that command needs an environment: write it as ${intent.usage ?? "shown in `/deploy help`"}.`, "invalid command");
+  }
+  if (intent.command === "lock" || intent.command === "unlock") return processLockCommand(context, intent, { octokit, refuse, reply });
+  if (intent.command === "rollback") return processRollbackCommand(context, intent, deliveryId, { octokit, refuse, reply });
 
   const environment = `pr-${number}`;
   const deploymentId = deploymentIdOf(intent.installationId, repository.id, environment);
@@ -62,6 +70,8 @@ export async function processCommand(context: IntentContext, intent: CommandInte
     return { status: "processed", note: "cancel" };
   }
 
+  const lock = lockOf(context.store.state, deploymentId);
+  if (lock) return refuse("locked", `@${actor}, ${describeLock(lock)}, so nothing was started. Comment \`/unlock ${environment}\` to deploy again.`, "locked");
   const { data: pr } = await octokit.rest.pulls.get({ owner: repository.owner, repo: repository.name, pull_number: number });
   if (pr.state !== "open") return refuse("closed", `@${actor}, this pull request is closed, so it gets no preview.`, "pull request closed");
   const headRepository = pr.head.repo?.full_name ?? "(deleted fork)";

@@ -1,12 +1,14 @@
 import type { Context } from "probot";
 import { commentDigest } from "../commands/comment-digest.js";
 import { parseDeployCommand } from "../commands/parse-deploy-command.js";
+import { parseOperatorCommand } from "../commands/parse-operator-command.js";
 import type { Inbox } from "../inbox.js";
 import { repositoryRefOf } from "./repository-ref-of.js";
 
 /**
- * `issue_comment.created` on a pull request with a `/deploy` command. Bots (Slipway
- * included), plain issues and comments without a command are not recorded at all.
+ * `issue_comment.created` with a command: `/deploy` on a pull request, or `/rollback`,
+ * `/lock`, `/unlock` on any issue or pull request. Bots (Slipway included) and comments
+ * without a command are not recorded at all.
  */
 export async function onIssueComment(context: Context<"issue_comment.created">, inbox: Inbox): Promise<void> {
   const { payload } = context;
@@ -15,11 +17,10 @@ export async function onIssueComment(context: Context<"issue_comment.created">, 
     context.log.debug("comment by a bot, ignoring");
     return;
   }
-  if (!payload.issue.pull_request) {
-    context.log.debug("comment on an issue, not a pull request, ignoring");
-    return;
-  }
-  const command = parseDeployCommand(payload.comment.body ?? "");
+  const body = payload.comment.body ?? "";
+  // `/deploy` only on pull requests; `/rollback`, `/lock` and `/unlock` on any issue or pull request.
+  const operator = parseOperatorCommand(body);
+  const command = operator ?? (payload.issue.pull_request ? parseDeployCommand(body) : undefined);
   if (!command) return;
   const outcome = await inbox.record({
     id: context.id,
@@ -29,6 +30,10 @@ export async function onIssueComment(context: Context<"issue_comment.created">, 
       command: command.kind,
       argument: command.kind === "unknown" ? command.argument : undefined,
       sha: command.kind === "deploy" ? command.sha : undefined,
+      ...(command.kind === "invalid" ? { usage: command.usage } : {}),
+      ...("environment" in command ? { environment: command.environment } : {}),
+      ...(command.kind === "rollback" && command.target ? { target: command.target } : {}),
+      ...(command.kind === "lock" && command.reason ? { reason: command.reason } : {}),
       createdAt: payload.comment.created_at,
       receivedAt: new Date().toISOString(),
       bodySha256: commentDigest(payload.comment.body ?? ""),

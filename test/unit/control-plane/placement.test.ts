@@ -1,38 +1,16 @@
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
+import { openInProcessQueue } from "../../support/in-process-queue.js";
 import { describeCheckRun } from "../../../src/control-plane/github/describe-revision.js";
 import { repoConfigSchema, revisionSettingsOf } from "../../../src/control-plane/repo-config.js";
 import { readSettings, SettingsError } from "../../../src/settings.js";
-import { createListenerPresence } from "../../../src/control-plane/listener-presence.js";
-import { createListenerRegistry } from "../../../src/control-plane/listener-registry.js";
 import { createPlacementWatch } from "../../../src/control-plane/placement-watch.js";
-import { createRevisionLogs } from "../../../src/control-plane/revision-logs.js";
-import { createWorkQueue } from "../../../src/control-plane/work-queue.js";
 import type { RevisionWork } from "../../../src/protocol/listener-protocol.js";
-import { createLifecycle } from "../../../src/revisions/lifecycle.js";
-import { openStateStore } from "../../../src/store/open-state-store.js";
-import { openSecretBox } from "../../../src/store/secret-box.js";
 import { revisionRequest, sha, silentLog } from "../../support/fixtures.js";
-import { tempDir } from "../../support/temp-dir.js";
 
 const DATABASE_URL = "postgresql://slipway_a:secret@127.0.0.1:5432/slipway_a";
 
 async function setup() {
-  const dataDir = await tempDir();
-  const store = await openStateStore({ dataDir, log: silentLog });
-  const secrets = await openSecretBox({ dataDir });
-  const presence = createListenerPresence({ presentMs: 10_000 });
-  const registry = createListenerRegistry({ store });
-  const lifecycle = createLifecycle({ store, secrets, log: silentLog, wakeListeners: () => queue.wake() });
-  const queue = createWorkQueue({
-    store,
-    lifecycle,
-    presence,
-    logs: createRevisionLogs({ dataDir }),
-    secrets,
-    mintSourceToken: vi.fn(async () => ({ token: "ghs_scoped", expiresAt: new Date(Date.now() + 3600_000).toISOString() })),
-    apiBaseUrl: "https://api.github.com",
-    log: silentLog,
-  });
+  const { store, presence, registry, lifecycle, queue } = await openInProcessQueue();
   /** A listener of `pool` asks for work (and so is present). */
   const lease = async (listenerId: string, pool = "default") => {
     presence.seen(listenerId, { kind: "bubblewrap", policy: "auto" }, pool);

@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ControlPlaneClient } from "../../../src/listener/control-plane-client.js";
 import type { DatabaseBackend } from "../../../src/listener/database/database-backend.js";
 import { handleRevisionWork } from "../../../src/listener/handle-revision-work.js";
+import { KEPT_BUILDS_FILE, readKeptBuilds } from "../../../src/listener/kept-builds.js";
 import { createInstanceSupervisor, type InstanceSupervisor } from "../../../src/listener/instances/create-instance-supervisor.js";
 import { createRouter, type Router } from "../../../src/listener/instances/create-router.js";
 import { pickFreePort } from "../../../src/listener/instances/pick-free-port.js";
@@ -222,7 +223,8 @@ describe("a restart with new settings (reuseBuildOf)", () => {
     expect(setup.instances.status()).toMatchObject([{ deploymentId: DEPLOYMENT.id, active: { revisionId: "rev-2", state: "serving" } }]);
     // The first revision's build is the one folder kept, with the new instance's output beside it.
     const deploymentDir = path.join(setup.dataDir, "work", DEPLOYMENT.id);
-    expect(await readdir(deploymentDir)).toEqual(["rev-1"]);
+    expect(await readdir(deploymentDir)).toEqual([KEPT_BUILDS_FILE, "rev-1"]);
+    expect(await readKeptBuilds(deploymentDir)).toEqual(["rev-1"]);
     expect((await readdir(path.join(deploymentDir, "rev-1"))).sort()).toEqual(["build.log", "run-rev-2.log", "source"]);
     expect(await readFile(path.join(deploymentDir, "rev-1", "run-rev-2.log"), "utf8")).toContain("listening with bonjour");
 
@@ -266,7 +268,7 @@ describe("a restart with new settings (reuseBuildOf)", () => {
     expect(second.log).toContain("[slipway] restart with new settings: reusing the build of revision rev-gone");
     expect(await setup.builds()).toBe(1); // nothing was built instead
     expect(await answer(setup, url)).toBe("greeting hello");
-    expect(await readdir(path.join(setup.dataDir, "work", DEPLOYMENT.id))).toEqual(["rev-1"]);
+    expect(await readdir(path.join(setup.dataDir, "work", DEPLOYMENT.id))).toEqual([KEPT_BUILDS_FILE, "rev-1"]);
   });
 });
 

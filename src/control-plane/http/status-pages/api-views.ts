@@ -1,4 +1,4 @@
-import type { Deployment, DeploymentState, PhaseName, Revision, RevisionState, Trigger } from "../../../store/model.js";
+import type { Deployment, DeployLock, DeploymentState, PhaseName, Revision, RevisionState, Trigger } from "../../../store/model.js";
 
 /**
  * What the read-only JSON API shows. Each view is built field by field, never by spreading
@@ -14,6 +14,8 @@ export interface DeploymentView {
   database: { name: string; createdAt: string } | null;
   /** The listener its later work goes to, and what of it lives there; null: any listener of the pool. */
   placement: { listener: string; holds: Array<"database" | "instance">; since: string } | null;
+  /** `/lock`: who locked it, when and why; its new revisions wait until `/unlock`. */
+  lock: { by: string; at: string; reason: string | null } | null;
   createdAt: string;
   updatedAt: string;
   /** The status page listing it. */
@@ -46,7 +48,7 @@ export interface RevisionView {
   logUrl: string;
 }
 
-export function deploymentView(deployment: Deployment, publicUrl: string): DeploymentView {
+export function deploymentView(deployment: Deployment, publicUrl: string, lock?: DeployLock): DeploymentView {
   const { repository, database } = deployment;
   return {
     id: deployment.id,
@@ -55,6 +57,7 @@ export function deploymentView(deployment: Deployment, publicUrl: string): Deplo
     state: deployment.state,
     database: database ? { name: database.name, createdAt: database.createdAt } : null,
     placement: deployment.placement ? { listener: deployment.placement.listenerId, holds: [...deployment.placement.holds], since: deployment.placement.since } : null,
+    lock: lock ? { by: lock.by, at: lock.at, reason: lock.reason ?? null } : null,
     createdAt: deployment.createdAt,
     updatedAt: deployment.updatedAt,
     url: `${publicUrl}/#deployment-${deployment.id}`,

@@ -74,6 +74,7 @@ export function createPageRoutes(options: PageRoutesOptions): PageRoutes {
         now: new Date(now()),
         notice: notices.length > 0 ? html`${notices}` : undefined,
         secretsLinks: offers.secrets === true && viewer.session !== undefined,
+        locks: store.state.locks,
       });
       sendPage(response, 200, { ...page, header: header(viewer) });
     },

@@ -1,5 +1,5 @@
 import { DEPLOYMENT_STATE_LABELS, REVISION_STATE_LABELS } from "../../../revisions/state-labels.js";
-import { isFinal, isPreviewEnvironment, type Deployment, type Revision } from "../../../store/model.js";
+import { isFinal, isPreviewEnvironment, type Deployment, type DeployLock, type Revision } from "../../../store/model.js";
 import { formatAge, formatTime, shortSha, triggerText } from "./describe-for-people.js";
 import { html, type SafeHtml } from "./html.js";
 import type { Page } from "./send-page.js";
@@ -19,13 +19,15 @@ export interface IndexInput {
   notice?: SafeHtml;
   /** Link each deployment to its environment's secrets (for signed-in people; the page asks GitHub whether they may). */
   secretsLinks?: boolean;
+  /** `/lock`s by deployment id (StateDocument.locks). */
+  locks?: Readonly<Record<string, DeployLock>>;
 }
 
 /**
  * `GET /`: deployments grouped by repository, each with its latest revision and the most
  * recent ones. Reads only the live document: it always holds a deployment's newest revisions.
  */
-export function renderIndex({ deployments, revisions, basePath, now, notice, secretsLinks }: IndexInput): Page {
+export function renderIndex({ deployments, revisions, basePath, now, notice, secretsLinks, locks }: IndexInput): Page {
   const revisionsByDeployment = new Map<string, Revision[]>();
   for (const revision of revisions) {
     const list = revisionsByDeployment.get(revision.deploymentId) ?? [];
@@ -64,6 +66,7 @@ export function renderIndex({ deployments, revisions, basePath, now, notice, sec
 <span class="badge ${words.tone}" data-deployment-state="${deployment.state}">${words.label}</span>
 ${secretsLinks ? html`<a href="${secretsPagePath(basePath, deployment.repository.fullName, secretEnvironmentOf(deployment.environment))}" data-secrets-link>Secrets</a>` : ""}</div>
 ${deployment.placement ? html`<p class="muted" data-listener="${deployment.placement.listenerId}">On listener <code>${deployment.placement.listenerId}</code> (${placementWords(deployment.placement.holds)})</p>` : ""}
+${lockLine(locks?.[deployment.id])}
 ${latest?.waitingFor ? html`<p class="muted" data-waiting>⏳ ${latest.waitingFor}</p>` : ""}
 ${latest ? html`<div class="row"><span class="muted">Latest</span> ${revisionFacts(latest)}</div>` : html`<p class="muted">No revisions yet.</p>`}
 ${
@@ -92,6 +95,12 @@ ${sortEnvironments(deployments).map(deploymentCard)}`,
 )}`;
 
   return { title: "Deployments", body, refreshSeconds: inFlight ? 10 : undefined };
+}
+
+/** A locked deployment: who locked it, since when, why. */
+function lockLine(lock: DeployLock | undefined): SafeHtml | "" {
+  if (!lock) return "";
+  return html`<p data-lock="${lock.by}">🔒 locked by @${lock.by} since <time datetime="${lock.at}">${formatTime(lock.at)}</time>${lock.reason ? html` — ${lock.reason}` : ""}</p>`;
 }
 
 /** What binds a deployment to its listener, in words. */
