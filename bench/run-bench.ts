@@ -13,12 +13,14 @@
  *
  * Options: --quick (smaller), --only=ack,deploy,store,throughput,sandbox,databases,commands,leases (a subset),
  * --profile (Slipway servers write CPU profiles to bench/results/profiles/, summarised at the end),
+ * --compare <file> (each figure beside the same figure of an earlier results file, with the ratio),
  * --embedded-databases (the throughput run without PostgreSQL: each listener keeps its own databases).
  */
 import { cpus, loadavg } from "node:os";
 import path from "node:path";
 import { createBenchEnvironment, BENCH_DIR } from "./lib/bench-environment.js";
 import { startLoadGenerator } from "./lib/load-generator.js";
+import { compareReports, formatComparison, readReport } from "./lib/compare-reports.js";
 import { formatResultsTable, writeReport, type BenchReport, type ResultRow } from "./lib/results-table.js";
 import { summarizeCpuProfiles, type CpuProfileSummary } from "./lib/summarize-cpu-profiles.js";
 import { benchCommands } from "./sections/commands.js";
@@ -43,6 +45,13 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const selected = (name: SectionName) => !only || only.includes(name);
+const compareIndex = args.findIndex((a) => a === "--compare" || a.startsWith("--compare="));
+const compareFile = compareIndex < 0 ? undefined : args[compareIndex]!.startsWith("--compare=") ? args[compareIndex]!.slice("--compare=".length) : args[compareIndex + 1];
+// Read before the run, so a wrong path is said at once rather than after five minutes.
+const earlier = compareFile ? await readReport(compareFile).catch((error: unknown) => {
+  process.stderr.write(`--compare: ${(error as Error).message}\n`);
+  process.exit(2);
+}) : undefined;
 
 const resultsDir = path.join(BENCH_DIR, "results");
 const profileDir = profile ? path.join(resultsDir, "profiles", new Date().toISOString().replace(/[:.]/g, "-")) : undefined;
@@ -143,6 +152,10 @@ if (profileDir && Array.isArray(details.profiles)) {
     for (const f of profile.topSelf.slice(0, 5)) process.stdout.write(`    self ${String(f.percentOfBusy).padStart(5)}%  ${f.where}\n`);
     for (const f of profile.topSlipwayInclusive.slice(0, 5)) process.stdout.write(`    incl ${String(f.percentOfBusy).padStart(5)}%  ${f.where}\n`);
   }
+}
+if (earlier && compareFile) {
+  process.stdout.write(`\nAgainst ${compareFile} (${earlier.mode}, ${earlier.startedAt}):\n\n`);
+  process.stdout.write(`${formatComparison(compareReports(earlier, report), { earlier: "earlier", now: "now" })}\n`);
 }
 process.stdout.write(`\nWritten to ${path.relative(process.cwd(), file)}\n`);
 // Exit now rather than wait for whatever a broken section left running.
