@@ -1,4 +1,5 @@
 import { existsSync, rmSync } from "node:fs";
+import { isProcessAlive } from "../is-process-alive.js";
 import { mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -46,17 +47,8 @@ const TEMP_PREFIX = "slipway-jobs-";
 async function removeLeftovers(): Promise<void> {
   for (const entry of await readdir(os.tmpdir()).catch(() => [])) {
     const pid = Number(new RegExp(`^${TEMP_PREFIX}(\\d+)-`).exec(entry)?.[1]);
-    if (!pid || isAlive(pid)) continue;
+    if (!pid || isProcessAlive(pid)) continue;
     await rm(path.join(os.tmpdir(), entry), { recursive: true, force: true }).catch(() => undefined);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

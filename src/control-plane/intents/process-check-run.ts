@@ -4,7 +4,7 @@ import { revisionSettingsOf } from "../repo-config.js";
 import { hasWritePermission } from "./has-write-permission.js";
 import type { IntentContext, IntentOutcome } from "./intent-context.js";
 import { queueRevision } from "./queue-revision.js";
-import { rollBack } from "./roll-back.js";
+import { requestReusingBuild, rollBack } from "./roll-back.js";
 
 /**
  * GitHub's "Re-run" and the check run's `Redeploy` make a new revision of the same commit;
@@ -43,20 +43,8 @@ export async function processCheckRun(context: IntentContext, intent: CheckRunIn
   }
   if (intent.action === "restart") {
     if (!mayRestart(context.store.state, revision)) return { status: "ignored", note: "restart: not the running revision any more" };
-    // Its own build, settings read again at lease: the same commit, build and run; no config read, no build.
-    await queueRevision(context, {
-      installationId: deployment.installationId,
-      repository,
-      environment: deployment.environment,
-      sha: revision.sha,
-      ref: revision.ref,
-      trigger: { kind: "restart", actor: intent.actor, deliveryId },
-      build: revision.build,
-      run: revision.run,
-      pool: revision.pool,
-      buildOf: revision.buildOf ?? revision.id,
-      again: "always",
-    });
+    // Its own build, settings read again at lease: no config read, no build.
+    await queueRevision(context, requestReusingBuild(deployment, revision, { kind: "restart", actor: intent.actor, deliveryId }));
     return { status: "processed", note: "restart with new settings" };
   }
   const config = await context.configs.get({ octokit, installationId: intent.installationId, owner: repository.owner, repo: repository.name });

@@ -1,4 +1,5 @@
 import type { Lifecycle, RevisionDecision } from "../../revisions/lifecycle.js";
+import type { RevisionRequest } from "../../revisions/new-revision.js";
 import { activeRevisionOf, buildIdOf, revisionsOf, rollbackRefusal } from "../../revisions/selectors.js";
 import type { Deployment, Revision, StateDocument, Trigger } from "../../store/model.js";
 
@@ -66,7 +67,16 @@ export async function rollBack(
     ...(request.commentId ? { commentId: request.commentId } : {}),
     rollbackTo: { revisionId: target.id, number: target.number, sha: target.sha },
   };
-  return lifecycle.queue({
+  return lifecycle.queue(requestReusingBuild(deployment, target, trigger));
+}
+
+/**
+ * A new revision of `target`'s commit that starts `target`'s kept build instead of building
+ * (a rollback, or a restart with new settings): its build, run and pool settings; the
+ * settings of the moment are read when it is leased.
+ */
+export function requestReusingBuild(deployment: Deployment, target: Revision, trigger: Trigger): RevisionRequest {
+  return {
     installationId: deployment.installationId,
     repository: deployment.repository,
     environment: deployment.environment,
@@ -78,5 +88,5 @@ export async function rollBack(
     pool: target.pool,
     buildOf: buildIdOf(target),
     again: "always",
-  });
+  };
 }

@@ -15,6 +15,7 @@
  * may be anywhere, below `/root` or a 0700 `mktemp -d` folder included, and nothing is
  * copied or chowned. It holds no capability outside that namespace.
  */
+import { isProcessAlive } from "../../is-process-alive.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -344,12 +345,3 @@ async function writeJson(file: string, value: unknown): Promise<void> {
   await rename(`${file}.tmp`, file);
 }
 
-/** Whether a process with this id exists (signal 0 probes without signalling). */
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
